@@ -1,0 +1,316 @@
+"""Symbolic dimensions: exact integer polynomials over free symbols (B, T, ...).
+
+Shape inference must prove two dims equal or say it could not, so a dim is kept in a canonical
+form: a sum of integer-coefficient monomials. Operations that a polynomial cannot express exactly
+(floor division that does not divide, min, max) become opaque atoms, themselves canonical, so that
+`(H - 1)//2 + 1` computed twice compares equal. Symbols stand for positive integers.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Union
+
+# A monomial is a sorted tuple of (atom, power); an atom is a symbol name or an opaque _Atom.
+Monomial = tuple
+DimLike = Union["Dim", int]
+
+
+class _Atom:
+    """An opaque operation on dims: floordiv(p, d), min(a, b), max(a, b)."""
+
+    __slots__ = ("kind", "args", "_key")
+
+    def __init__(self, kind: str, args: tuple):
+        self.kind = kind
+        self.args = args
+        self._key = (kind, tuple(a.key() if isinstance(a, Dim) else a for a in args))
+
+    def __eq__(self, other):
+        return isinstance(other, _Atom) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def sort_key(self) -> str:
+        return "~" + str(self)  # opaque atoms sort after plain symbols
+
+    def subs(self, binding: dict) -> "Dim":
+        args = [a.subs(binding) if isinstance(a, Dim) else a for a in self.args]
+        if self.kind == "floordiv":
+            return args[0] // args[1]
+        if self.kind == "min":
+            return dim_min(args[0], args[1])
+        return dim_max(args[0], args[1])
+
+    def __str__(self):
+        if self.kind == "floordiv":
+            num = self.args[0]
+            inner = str(num) if num.is_symbol() else f"({num})"
+            return f"{inner}//{self.args[1]}"
+        return f"{self.kind}({self.args[0]}, {self.args[1]})"
+
+
+def _atom_key(atom) -> str:
+    return atom if isinstance(atom, str) else atom.sort_key()
+
+
+def _mono_mul(a: Monomial, b: Monomial) -> Monomial:
+    powers: dict = {}
+    for atom, p in a + b:
+        powers[atom] = powers.get(atom, 0) + p
+    return tuple(sorted(powers.items(), key=lambda ap: _atom_key(ap[0])))
+
+
+class Dim:
+    """An exact integer expression over positive symbols, in canonical polynomial form."""
+
+    __slots__ = ("terms", "_hash")
+
+    def __init__(self, value: DimLike | str | dict = 0):
+        if isinstance(value, Dim):
+            terms = value.terms
+        elif isinstance(value, bool):
+            raise TypeError("a dim cannot be a bool")
+        elif isinstance(value, int):
+            terms = {(): value} if value else {}
+        elif isinstance(value, str):
+            terms = {((value, 1),): 1}
+        elif isinstance(value, dict):
+            terms = {m: c for m, c in value.items() if c}
+        else:
+            raise TypeError(f"cannot make a dim from {type(value).__name__}")
+        self.terms: dict = terms
+        self._hash = None
+
+    # -- inspection -------------------------------------------------------------------------
+    def key(self) -> tuple:
+        return tuple(sorted(((tuple((_atom_key(a), p) for a, p in m), c) for m, c in self.terms.items())))
+
+    def is_const(self) -> bool:
+        return all(m == () for m in self.terms)
+
+    def is_symbol(self) -> bool:
+        if len(self.terms) != 1:
+            return False
+        (m, c), = self.terms.items()
+        return c == 1 and len(m) == 1 and m[0][1] == 1 and isinstance(m[0][0], str)
+
+    @property
+    def value(self) -> int:
+        if not self.is_const():
+            raise ValueError(f"dim {self} is not a constant")
+        return self.terms.get((), 0)
+
+    def symbols(self) -> set[str]:
+        out: set[str] = set()
+        for m in self.terms:
+            for atom, _ in m:
+                if isinstance(atom, str):
+                    out.add(atom)
+                else:
+                    for a in atom.args:
+                        if isinstance(a, Dim):
+                            out |= a.symbols()
+        return out
+
+    def subs(self, binding: dict) -> "Dim":
+        """Replace symbols by dims or ints; opaque atoms re-evaluate and may become exact."""
+        total = Dim(0)
+        for m, c in self.terms.items():
+            term = Dim(c)
+            for atom, p in m:
+                if isinstance(atom, str):
+                    base = Dim(binding[atom]) if atom in binding else Dim(atom)
+                else:
+                    base = atom.subs(binding)
+                for _ in range(p):
+                    term = term * base
+            total = total + term
+        return total
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def __add__(self, other: DimLike) -> "Dim":
+        other = as_dim(other)
+        terms = dict(self.terms)
+        for m, c in other.terms.items():
+            terms[m] = terms.get(m, 0) + c
+        return Dim(terms)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "Dim":
+        return Dim({m: -c for m, c in self.terms.items()})
+
+    def __sub__(self, other: DimLike) -> "Dim":
+        return self + (-as_dim(other))
+
+    def __rsub__(self, other: DimLike) -> "Dim":
+        return as_dim(other) - self
+
+    def __mul__(self, other: DimLike) -> "Dim":
+        other = as_dim(other)
+        terms: dict = {}
+        for m1, c1 in self.terms.items():
+            for m2, c2 in other.terms.items():
+                m = _mono_mul(m1, m2)
+                terms[m] = terms.get(m, 0) + c1 * c2
+        return Dim(terms)
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other: DimLike) -> "Dim":
+        other = as_dim(other)
+        if other.is_const():
+            d = other.value
+            if d == 0:
+                raise ZeroDivisionError("division by zero in a dim expression")
+            if self.is_const():
+                return Dim(self.value // d)
+            if d > 0 and all(c % d == 0 for c in self.terms.values()):
+                return Dim({m: c // d for m, c in self.terms.items()})
+            if d == 1:
+                return self
+            # Pull out the part that divides exactly so (2*H + 1)//2 becomes H + 1//2 -> H.
+            whole = {m: (c // d) * d for m, c in self.terms.items()}
+            rest = self - Dim(whole)
+            if rest.is_const() and d > 0:
+                return Dim({m: c // d for m, c in whole.items()}) + rest.value // d
+            return Dim({((_Atom("floordiv", (self, d)), 1),): 1})
+        quotient = self._exact_quotient(other)
+        if quotient is not None:
+            return quotient
+        raise ValueError(f"cannot divide {self} by the symbolic dim {other} exactly")
+
+    def _exact_quotient(self, other: "Dim") -> "Dim | None":
+        # Division by a single monomial, e.g. (B*T*d)//T; enough for reshape bookkeeping.
+        if len(other.terms) != 1:
+            return None
+        (om, oc), = other.terms.items()
+        out: dict = {}
+        for m, c in self.terms.items():
+            powers = dict(m)
+            for atom, p in om:
+                if powers.get(atom, 0) < p:
+                    return None
+                powers[atom] -= p
+            if c % oc:
+                return None
+            nm = tuple(sorted(((a, p) for a, p in powers.items() if p), key=lambda ap: _atom_key(ap[0])))
+            out[nm] = out.get(nm, 0) + c // oc
+        return Dim(out)
+
+    def __rfloordiv__(self, other: DimLike) -> "Dim":
+        return as_dim(other) // self
+
+    def __mod__(self, other: DimLike) -> "Dim":
+        return self - (self // other) * as_dim(other)
+
+    def __rmod__(self, other: DimLike) -> "Dim":
+        return as_dim(other) % self
+
+    def ceil_div(self, other: DimLike) -> "Dim":
+        return (self + as_dim(other) - 1) // other
+
+    # -- comparison -------------------------------------------------------------------------
+    def __eq__(self, other) -> bool:
+        if isinstance(other, bool):
+            return False
+        if isinstance(other, int):
+            other = Dim(other)
+        if not isinstance(other, Dim):
+            return NotImplemented
+        return self.key() == other.key()
+
+    def __hash__(self):
+        if self._hash is None:
+            self._hash = hash(self.key())
+        return self._hash
+
+    def known_sign(self) -> int | None:
+        """0 if zero, +1 if provably >= 0, -1 if provably <= 0, None if it depends on the symbols.
+
+        Every atom stands for a dim, so every monomial is non-negative.
+        """
+        if not self.terms:
+            return 0
+        coeffs = self.terms.values()
+        if all(c > 0 for c in coeffs):
+            return 1
+        if all(c < 0 for c in coeffs):
+            return -1
+        return None
+
+    def __int__(self):
+        return self.value
+
+    def __index__(self):
+        return self.value
+
+    def __repr__(self):
+        return f"Dim({self})"
+
+    def __str__(self):
+        if not self.terms:
+            return "0"
+        parts = []
+        for m, c in sorted(self.terms.items(), key=lambda mc: (-len(mc[0]), [(_atom_key(a), p) for a, p in mc[0]])):
+            factors = []
+            for atom, p in m:
+                text = str(atom)
+                factors.append(text if p == 1 else f"{text}^{p}")
+            body = "*".join(factors)
+            if not body:
+                body_c = str(abs(c))
+            elif abs(c) == 1:
+                body_c = body
+            else:
+                body_c = f"{abs(c)}*{body}"
+            parts.append(("-" if c < 0 else "+", body_c))
+        text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
+        for sign, body in parts[1:]:
+            text += f" {sign} {body}"
+        return text
+
+
+def as_dim(value: DimLike) -> Dim:
+    return value if isinstance(value, Dim) else Dim(value)
+
+
+def dim_min(a: DimLike, b: DimLike) -> Dim:
+    a, b = as_dim(a), as_dim(b)
+    sign = (a - b).known_sign()
+    if sign is not None:
+        return a if sign <= 0 else b
+    lo, hi = sorted((a, b), key=lambda d: d.key())
+    return Dim({((_Atom("min", (lo, hi)), 1),): 1})
+
+
+def dim_max(a: DimLike, b: DimLike) -> Dim:
+    a, b = as_dim(a), as_dim(b)
+    sign = (a - b).known_sign()
+    if sign is not None:
+        return a if sign >= 0 else b
+    lo, hi = sorted((a, b), key=lambda d: d.key())
+    return Dim({((_Atom("max", (lo, hi)), 1),): 1})
+
+
+def dim_prod(dims: Iterable[DimLike]) -> Dim:
+    out = Dim(1)
+    for d in dims:
+        out = out * d
+    return out
+
+
+def format_shape(shape: Iterable[DimLike]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def shape_ints(shape: Iterable[DimLike]) -> tuple[int, ...] | None:
+    """The shape as ints when every dim is constant, else None."""
+    out = []
+    for d in shape:
+        d = as_dim(d)
+        if not d.is_const():
+            return None
+        out.append(d.value)
+    return tuple(out)

@@ -1,0 +1,787 @@
+"""Expansion: a loaded spec becomes the flat, typed Graph IR.
+
+Blocks are instantiated, repeats unrolled, expressions evaluated, and each primitive node's shape
+rule applied as the node is made. Typing happens here, not in a later pass, because a block's input
+pattern binds symbols (a conv learns C_in from its input) that its param shapes need.
+
+Mistakes are collected, not raised one at a time: a node that fails poisons its outputs, nodes fed
+by poisoned tensors are skipped silently, and every independent error is reported in one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from . import expr
+from .dims import Dim, as_dim, format_shape
+from .errors import Diagnostics, Location, Note, SpecError, did_you_mean
+from .graph import Frame, Graph, Node, Param
+from .init import SCHEMES, make_init
+from .load import Library, Program, is_std_location
+from .ops import OPS, Op, ShapeError, TensorType
+from .spec import ArgSpec, BlockSpec, NodeSpec, ParamSpec
+
+MAX_BLOCK_DEPTH = 32
+MAX_COPIES = 10_000
+MAX_NODES = 200_000
+
+
+class _Poisoned(Exception):
+    """Raised to skip a node whose input already failed; never reported."""
+
+
+class _Failed(Exception):
+    """A node failed and the error was already recorded."""
+
+
+@dataclass
+class Absent:
+    """An optional input that was not given, or a param whose `if` is false."""
+
+
+@dataclass
+class Tensor:
+    name: str
+    type: TensorType | None     # None: poisoned
+
+
+@dataclass
+class Result:
+    """What a node in a block body produced: its outputs by name, in order."""
+
+    outputs: dict[str, Tensor | Absent]
+    kind: str                   # 'op', 'block', 'skipped'
+
+
+@dataclass
+class Body:
+    """The state of one block body being expanded: its scope, names, and what was used."""
+
+    library: Library
+    block: BlockSpec
+    block_name: str
+    prefix: str
+    scope: dict[str, Any]
+    trace: tuple[Frame, ...]
+    locals: dict[str, Tensor | Absent | Result] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    declared: dict[str, Location] = field(default_factory=dict)   # inputs and params, for unused checks
+
+
+def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
+    return _Expander(program, dims or {}).run()
+
+
+class _Expander:
+    def __init__(self, program: Program, overrides: dict[str, int]):
+        self.program = program
+        self.spec = program.spec
+        self.overrides = dict(overrides)
+        self.diags = Diagnostics()
+        self.nodes: list[Node] = []
+        self.types: dict[str, TensorType] = {}
+        self.params: dict[str, Param] = {}
+        self.block_stack: list[str] = []
+
+    # -- entry -----------------------------------------------------------------------------
+    def run(self) -> Graph:
+        spec = self.spec
+        scope = self.top_dims()
+        self.diags.raise_if_any()
+        self.check_requirements(spec, scope, Location(str(self.program.path)))
+        body = Body(self.program.library, spec, "", "", scope, ())
+        inputs: dict[str, TensorType] = {}
+        input_locs: dict[str, Location] = {}
+        for name, decl in spec.inputs.items():
+            try:
+                shape = self.eval_shape(decl.shape, scope, decl, "shape")
+            except _Failed:
+                continue
+            t = TensorType(decl.dtype, shape)
+            inputs[name] = t
+            input_locs[name] = decl.loc
+            self.types[name] = t
+            body.locals[name] = Tensor(name, t)
+            body.declared[name] = decl.loc
+        self.declare_params(body)
+        self.expand_nodes(body)
+        outputs = self.resolve_outputs(body)
+        self.check_unused(body, "the spec")
+        self.diags.raise_if_any()
+        return Graph(spec.name, inputs, outputs, self.params, self.nodes, self.types, input_locs,
+                     str(self.program.path))
+
+    def top_dims(self) -> dict[str, Any]:
+        spec = self.spec
+        scope: dict[str, Any] = {}
+        unknown = set(self.overrides) - set(spec.dims)
+        for name in sorted(unknown):
+            self.diags.add(spec.key_loc("dims") if "dims" in (spec._raw or {}) else spec.loc,
+                           f"--dim {name}: the spec has no dim '{name}'{did_you_mean(name, spec.dims)}")
+        for name, value in spec.dims.items():
+            loc = spec.loc_of("dims", name)
+            if name in self.overrides:
+                v = self.overrides[name]
+                if not isinstance(v, int) or v < 1:
+                    self.diags.add(loc, f"--dim {name}={v}: a dim must be a positive whole number")
+                    v = 1
+                scope[name] = v
+            elif value is None:
+                scope[name] = Dim(name)
+            else:
+                try:
+                    scope[name] = self.eval_dim(value, scope, loc, f"dim '{name}'")
+                except _Failed:
+                    scope[name] = Dim(name)
+        return scope
+
+    # -- evaluation ------------------------------------------------------------------------
+    def eval_value(self, raw: Any, scope: dict, loc: Location, keep_strings: bool = True):
+        """Evaluate expressions inside a YAML value. A string that is not a valid expression over
+        known names stays a string (a literal such as 'same'); its problem is returned for later."""
+        if isinstance(raw, str):
+            try:
+                return expr.evaluate_text(raw, scope)
+            except expr.UnknownName as e:
+                if keep_strings:
+                    return _Literal(raw, e, loc)
+                self.fail(loc.shifted(e.column), f"{e.message}{did_you_mean(e.name, e.known)}")
+            except expr.ExprError as e:
+                if keep_strings and not _looks_like_expression(raw):
+                    return _Literal(raw, e, loc)
+                self.fail(loc.shifted(e.column), f"in expression '{raw}': {e.message}")
+            except (ZeroDivisionError, OverflowError, ValueError) as e:
+                self.fail(loc, f"in expression '{raw}': {e}")
+        if isinstance(raw, list):
+            return [self.eval_value(v, scope, loc, keep_strings) for v in raw]
+        if isinstance(raw, dict):
+            return {k: self.eval_value(v, scope, loc, keep_strings) for k, v in raw.items()}
+        return raw
+
+    def eval_expr(self, raw: Any, scope: dict, loc: Location, what: str):
+        return self.eval_value(raw, scope, loc, keep_strings=False)
+
+    def eval_dim(self, raw: Any, scope: dict, loc: Location, what: str) -> int | Dim:
+        value = self.eval_expr(raw, scope, loc, what)
+        if isinstance(value, bool) or not isinstance(value, (int, Dim)):
+            self.fail(loc, f"{what} must be a whole number, got {_show(value)}")
+        if as_dim(value).known_sign() != 1:
+            self.fail(loc, f"{what} must be positive, got {value}")
+        return value
+
+    def eval_shape(self, raw_shape: list, scope: dict, owner, key: str) -> tuple[Dim, ...]:
+        dims = []
+        for i, raw in enumerate(raw_shape):
+            dims.append(as_dim(self.eval_dim(raw, scope, owner.loc_of(key, i), f"shape entry {i}")))
+        return tuple(dims)
+
+    def eval_truth(self, raw, scope: dict, loc: Location) -> bool:
+        if raw is None:
+            return True
+        value = self.eval_expr(raw, scope, loc, "if")
+        if not isinstance(value, bool):
+            self.fail(loc, f"'if' must be true or false, got {_show(value)}")
+        return value
+
+    def fail(self, loc: Location, message: str, notes=()):
+        self.diags.add(loc, message, tuple(notes))
+        raise _Failed()
+
+    # -- diagnostics -----------------------------------------------------------------------
+    def report_node(self, body: Body, node_loc: Location, path: str, what: str, message: str):
+        """Record an error at the innermost user-written location, with the call stack as notes."""
+        frames = [Frame(node_loc, path, body.block_name)] + list(body.trace)
+        primary = next((f for f in frames if not is_std_location(f.loc)), frames[0])
+        notes = [Note(f.loc, f"in block '{f.block}' at node '{f.path}'" if f is frames[0] and f.block
+                      else (f"from '{f.path}'" if f.path else "here"))
+                 for f in frames if f is not primary]
+        self.diags.add(primary.loc, f"node '{path}' ({what}): {message}", tuple(notes))
+        raise _Failed()
+
+    # -- params ----------------------------------------------------------------------------
+    def declare_params(self, body: Body) -> None:
+        for name, decl in body.block.params.items():
+            try:
+                self.declare_param(body, name, decl)
+            except _Failed:
+                body.locals[name] = Tensor(body.prefix + name, None)
+
+    def declare_param(self, body: Body, name: str, decl: ParamSpec) -> None:
+        if not self.eval_truth(decl.if_, body.scope, decl.loc_of("if")):
+            body.locals[name] = Absent()
+            return
+        qualified = body.prefix + name
+        shape = self.eval_shape(decl.shape, body.scope, decl, "shape")
+        for i, d in enumerate(shape):
+            if not d.is_const():
+                self.fail(decl.loc_of("shape", i), f"param '{qualified}' has shape {format_shape(shape)}, "
+                          f"which depends on the free dim(s) {', '.join(sorted(d.symbols()))}; "
+                          "params need known shapes (bind free dims with --dim)")
+        init = self.make_param_init(decl, body.scope, qualified)
+        t = TensorType(decl.dtype, shape)
+        self.params[qualified] = Param(qualified, t, init, decl.trainable, decl.loc)
+        self.types[qualified] = t
+        body.locals[name] = Tensor(qualified, t)
+        body.declared[name] = decl.loc
+
+    def make_param_init(self, decl: ParamSpec, scope: dict, qualified: str):
+        raw = decl.init
+        loc = decl.loc_of("init")
+        if isinstance(raw, str):
+            kind, options = raw, {}
+        elif len(raw) == 1:
+            kind, options = next(iter(raw.items()))
+            if kind == "constant" and not isinstance(options, dict):
+                options = {"value": options}
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                self.fail(loc, f"init '{kind}' takes a mapping of options, got {_show(options)}")
+        else:
+            self.fail(loc, "init must be a scheme name or a mapping with one scheme, e.g. {normal: {std: 0.02}}")
+        if kind not in SCHEMES:
+            self.fail(loc, f"unknown init scheme '{kind}'{did_you_mean(kind, SCHEMES)} "
+                           f"(known: {', '.join(sorted(SCHEMES))})")
+        values = {k: self.eval_expr(v, scope, loc, f"init option '{k}'") for k, v in options.items()}
+        values = {k: (v.value if isinstance(v, Dim) and v.is_const() else v) for k, v in values.items()}
+        try:
+            init = make_init(kind, values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = err["loc"][0] if err["loc"] else ""
+            if err["type"] == "extra_forbidden":
+                fields = [f for f in SCHEMES[kind].model_fields if f != "kind"]
+                self.fail(loc, f"init '{kind}' has no option '{key}'{did_you_mean(str(key), fields)}"
+                               f" (options: {', '.join(fields) or 'none'})")
+            self.fail(loc, f"init '{kind}' option '{key}': {err['msg']}")
+        # A fan-based init on a rank-1 param is a spec error now, not a crash when weights are made.
+        try:
+            if hasattr(init, "fans"):
+                init.fans(tuple(1 for _ in decl.shape))
+        except ValueError as e:
+            self.fail(loc, f"param '{qualified}': {e}")
+        return init
+
+    # -- nodes -----------------------------------------------------------------------------
+    def node_names(self, body: Body) -> list[str]:
+        names = []
+        seen: dict[str, NodeSpec] = {}
+        for i, node in enumerate(body.block.nodes):
+            name = node.name if node.name is not None else str(i)
+            clash = seen.get(name)
+            if clash is not None:
+                self.diags.add(node.loc_of("name"), f"duplicate node name '{name}' (first at line {clash.loc.line})")
+            elif name in body.locals:
+                self.diags.add(node.loc_of("name"), f"node name '{name}' is already the name of an input or param")
+            seen[name] = node
+            names.append(name)
+        return names
+
+    def expand_nodes(self, body: Body) -> None:
+        specs = body.block.nodes
+        names = self.node_names(body)
+        index = {n: i for i, n in enumerate(names)}
+        deps = nx.DiGraph()
+        deps.add_nodes_from(range(len(specs)))
+        for i, node in enumerate(specs):
+            for ref in _refs(node):
+                head = ref.split(".")[0]
+                if head in index and head not in body.locals:
+                    deps.add_edge(index[head], i)
+            if node.inputs is None and i > 0:
+                deps.add_edge(i - 1, i)
+        try:
+            cycle = nx.find_cycle(deps)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            members = [names[a] for a, _ in cycle]
+            first = specs[cycle[0][0]]
+            self.diags.add(first.loc, "nodes form a cycle: " + " -> ".join(members + [members[0]]))
+            return
+        order = list(nx.lexicographical_topological_sort(deps))
+        for i in order:
+            node, name = specs[i], names[i]
+            previous = names[i - 1] if i > 0 else None
+            try:
+                body.locals[name] = self.expand_node(body, node, name, previous)
+            except _Failed:
+                body.locals[name] = _poisoned_result(node)
+            except _Poisoned:
+                body.locals[name] = _poisoned_result(node)
+            if len(self.nodes) > MAX_NODES:
+                self.diags.add(node.loc, f"the expanded graph has more than {MAX_NODES} nodes")
+                self.diags.raise_if_any()
+
+    def expand_node(self, body: Body, node: NodeSpec, name: str, previous: str | None) -> Result:
+        copies = self.copies(body, node)
+        result = None
+        for k, extra in enumerate(copies):
+            scope = dict(body.scope, **extra)
+            if not self.eval_truth(node.if_, scope, node.loc_of("if")):
+                for ref in _refs(node):
+                    body.used.add(ref.split(".")[0])
+                inputs = self.node_inputs(body, node, previous, result, first_only=True)
+                result = Result({"y": inputs[0] if inputs else Absent()}, "skipped")
+                continue
+            path = body.prefix + name + (f".{k}" if len(copies) > 1 or node.repeat is not None
+                                          or node.for_each is not None else "")
+            inputs = self.node_inputs(body, node, previous, result)
+            if node.op is not None:
+                result = self.expand_op(body, node, path, scope, inputs)
+            else:
+                result = self.expand_block(body, node, path, scope, inputs)
+        return result
+
+    def copies(self, body: Body, node: NodeSpec) -> list[dict]:
+        if node.repeat is not None:
+            count = self.eval_expr(node.repeat, body.scope, node.loc_of("repeat"), "repeat")
+            if isinstance(count, bool) or not isinstance(count, int):
+                self.fail(node.loc_of("repeat"), f"repeat must be a whole number, got {_show(count)}")
+            if not 1 <= count <= MAX_COPIES:
+                self.fail(node.loc_of("repeat"), f"repeat must be between 1 and {MAX_COPIES}, got {count}")
+            return [{"index": i} for i in range(count)]
+        if node.for_each is not None:
+            items = node.for_each
+            if isinstance(items, str):
+                items = self.eval_expr(items, body.scope, node.loc_of("for_each"), "for_each")
+                if not isinstance(items, list):
+                    self.fail(node.loc_of("for_each"), f"for_each must give a list, got {_show(items)}")
+            if not 1 <= len(items) <= MAX_COPIES:
+                self.fail(node.loc_of("for_each"), f"for_each needs between 1 and {MAX_COPIES} items")
+            out = []
+            for i, item in enumerate(items):
+                extra = {"index": i, "item": item}
+                if isinstance(item, dict):
+                    extra["item"] = None
+                    extra["__args__"] = item
+                out.append(extra)
+            return out
+        return [{}]
+
+    def node_inputs(self, body: Body, node: NodeSpec, previous: str | None, chained: Result | None,
+                    first_only: bool = False) -> list[Tensor | Absent]:
+        """Resolve a node's inputs. Copies after the first take the previous copy's output first."""
+        if chained is not None:
+            rest = self.node_inputs(body, node, previous, None)[1:] if not first_only else []
+            return [self.single_output(chained, node, "the previous copy")] + rest
+        if node.inputs is None:
+            if node.op is not None and node.op in OPS and not OPS[node.op].inputs:
+                return []   # constant, range: nothing to chain from
+            if previous is None:
+                first = next(iter(body.block.inputs), None)
+                if first is None:
+                    return []
+                body.used.add(first)
+                return [body.locals[first]]
+            prev = body.locals[previous]
+            return [self.single_output(prev, node, f"the previous node '{previous}'")]
+        refs = [node.inputs] if isinstance(node.inputs, str) else node.inputs
+        if isinstance(refs, dict):
+            return {k: self.resolve(body, v, node.loc_of("inputs", k)) for k, v in refs.items()}  # type: ignore[return-value]
+        out = []
+        for i, ref in enumerate(refs):
+            if first_only and i > 0:
+                break
+            loc = node.loc_of("inputs", i) if not isinstance(node.inputs, str) else node.loc_of("inputs")
+            out.append(Absent() if ref is None else self.resolve(body, ref, loc))
+        return out
+
+    def single_output(self, result, node: NodeSpec, what: str) -> Tensor | Absent:
+        if isinstance(result, Result) and result.kind == "poisoned":
+            raise _Poisoned()
+        if isinstance(result, Result):
+            if len(result.outputs) != 1:
+                self.fail(node.loc, f"{what} has several outputs ({', '.join(result.outputs)}); "
+                                    "name the one to use in 'inputs'")
+            return next(iter(result.outputs.values()))
+        return result
+
+    def resolve(self, body: Body, ref: str, loc: Location) -> Tensor | Absent:
+        head, _, out = ref.partition(".")
+        if head not in body.locals:
+            known = list(body.locals) + [n.name or str(i) for i, n in enumerate(body.block.nodes)]
+            if any((n.name or str(i)) == head for i, n in enumerate(body.block.nodes)):
+                raise _Poisoned()   # a node that failed before it produced anything
+            self.fail(loc, f"unknown name '{head}' in inputs{did_you_mean(head, known)}")
+        body.used.add(head)
+        value = body.locals[head]
+        if isinstance(value, Result) and value.kind == "poisoned":
+            raise _Poisoned()
+        if isinstance(value, Result):
+            if out:
+                if out not in value.outputs:
+                    self.fail(loc, f"node '{head}' has no output '{out}' (outputs: {', '.join(value.outputs)})")
+                value = value.outputs[out]
+            elif len(value.outputs) != 1:
+                self.fail(loc, f"node '{head}' has several outputs ({', '.join(value.outputs)}); "
+                               f"say which, e.g. '{head}.{next(iter(value.outputs))}'")
+            else:
+                value = next(iter(value.outputs.values()))
+        elif out:
+            self.fail(loc, f"'{head}' is a single tensor; it has no output '{out}'")
+        if isinstance(value, Tensor) and value.type is None:
+            raise _Poisoned()
+        return value
+
+    # -- op nodes --------------------------------------------------------------------------
+    def expand_op(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs) -> Result:
+        op_name = node.op
+        cls = OPS.get(op_name)
+        if cls is None:
+            self.fail(node.loc_of("op"), f"unknown op '{op_name}'{did_you_mean(op_name, OPS)}")
+        op = self.make_op(body, node, cls, scope, path)
+        args = self.bind_op_inputs(body, node, cls, op, path, inputs)
+        types = [a.type if a is not None else None for a in args]
+        try:
+            out_types = op.infer(*_trim_none(types))
+        except ShapeError as e:
+            shown = ", ".join(f"{n}: {t.type}" for n, t in zip(_input_names(cls, len(args)), args) if t is not None)
+            self.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
+        if isinstance(out_types, TensorType):
+            out_types = (out_types,)
+        names = op.output_names()
+        tensor_names = [path] if len(names) == 1 else [f"{path}:{n}" for n in names]
+        for t, ty in zip(tensor_names, out_types):
+            self.types[t] = ty
+        trace = (Frame(node.loc, path, body.block_name),) + body.trace
+        self.nodes.append(Node(path, op, tuple(a.name if a is not None else None for a in args),
+                               tuple(tensor_names), trace))
+        return Result({n: Tensor(t, ty) for n, t, ty in zip(names, tensor_names, out_types)}, "op")
+
+    def make_op(self, body: Body, node: NodeSpec, cls: type[Op], scope: dict, path: str) -> Op:
+        attrs = {}
+        literals = {}
+        for key, raw in node.attrs.items():
+            value = self.eval_value(raw, scope, node.loc_of("attrs", key))
+            value, lits = _strip_literals(value)
+            attrs[key] = value
+            if lits:
+                literals[key] = lits[0]
+        try:
+            return cls.model_validate(attrs)
+        except ValidationError as e:
+            fields = list(cls.model_fields)
+            for err in e.errors():
+                key = str(err["loc"][0]) if err["loc"] else ""
+                if err["type"] == "extra_forbidden":
+                    self.diags.add(node._raw["attrs"].key_locs.get(key, node.loc) if node._raw and "attrs" in node._raw else node.loc,
+                                   f"node '{path}' ({cls.name}): unknown attribute '{key}'{did_you_mean(key, fields)}"
+                                   f" (attributes: {', '.join(fields) or 'none'})")
+                elif err["type"] == "missing":
+                    self.diags.add(node.loc, f"node '{path}' ({cls.name}): missing attribute '{key}'")
+                elif key in literals:
+                    lit = literals[key]
+                    name_hint = (did_you_mean(lit.error.name, lit.error.known)
+                                 if isinstance(lit.error, expr.UnknownName) else "")
+                    self.diags.add(lit.loc, f"node '{path}' ({cls.name}): attribute '{key}': "
+                                   f"{lit.error.message} in '{lit.text}'{name_hint}")
+                else:
+                    self.diags.add(node.loc_of("attrs", key), f"node '{path}' ({cls.name}): attribute "
+                                   f"'{key}': {err['msg']} (got {_show(attrs.get(key))})")
+            raise _Failed()
+
+    def bind_op_inputs(self, body, node, cls, op, path, inputs) -> list:
+        """Match given inputs to the op's declared inputs; None marks an omitted optional one."""
+        declared = cls.inputs
+        if isinstance(inputs, dict):
+            names = [d.lstrip("*").rstrip("?") for d in declared]
+            unknown = [k for k in inputs if k not in names]
+            if unknown:
+                self.fail(node.loc_of("inputs", unknown[0]),
+                          f"op '{cls.name}' has no input '{unknown[0]}'{did_you_mean(unknown[0], names)} "
+                          f"(inputs: {', '.join(names)})")
+            inputs = [inputs.get(n, Absent()) for n in names]
+            while inputs and isinstance(inputs[-1], Absent):
+                inputs.pop()
+        variadic = any(d.startswith("*") for d in declared)
+        required = [d for d in declared if not d.endswith("?") and not d.startswith("*")]
+        if not variadic and len(inputs) > len(declared):
+            self.fail(node.loc_of("inputs"), f"op '{cls.name}' takes {len(declared)} input"
+                      f"{'s' if len(declared) != 1 else ''} ({', '.join(declared)}), got {len(inputs)}")
+        out = []
+        for i, value in enumerate(inputs):
+            label = declared[min(i, len(declared) - 1)] if declared else "?"
+            if isinstance(value, Absent):
+                if not label.endswith("?"):
+                    self.fail(node.loc_of("inputs"), f"op '{cls.name}' input '{label}' is required but was not given")
+                out.append(None)
+            else:
+                out.append(value)
+        if len(out) < len(required) or (variadic and not out):
+            missing = required[len(out):] or [declared[0].lstrip("*")]
+            self.fail(node.loc if node.inputs is None else node.loc_of("inputs"),
+                      f"node '{path}' ({cls.name}): missing input '{missing[0]}' "
+                      f"(the op takes {', '.join(declared)}; got {len(out)})")
+        return out
+
+    # -- block nodes -----------------------------------------------------------------------
+    def find_block(self, body: Body, node: NodeSpec) -> tuple[Library, BlockSpec, str]:
+        ref = node.block
+        lib = body.library
+        ns, _, name = ref.rpartition(".")
+        if ns:
+            target = lib.uses.get(ns)
+            if target is None:
+                self.fail(node.loc_of("block"), f"unknown library '{ns}' in block '{ref}'"
+                          f"{did_you_mean(ns, lib.uses)}" + ("" if lib.uses else "; add it to 'use:'"))
+            lib = target
+        if name not in lib.blocks:
+            known = [f"{ns}.{b}" if ns else b for b in lib.blocks]
+            self.fail(node.loc_of("block"), f"unknown block '{ref}'{did_you_mean(ref, known)}")
+        return lib, lib.blocks[name], f"{lib.name}.{name}" if lib.is_std or ns else name
+
+    def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs) -> Result:
+        lib, block, label = self.find_block(body, node)
+        if label in self.block_stack:
+            self.fail(node.loc_of("block"), f"block '{label}' uses itself (through "
+                      f"{' -> '.join(self.block_stack + [label])})")
+        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
+            self.fail(node.loc_of("block"), f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
+        inner_scope = dict(lib.dims)
+        inner_scope.update(self.bind_args(node, block, label, scope))
+        frame = Frame(node.loc, path, body.block_name)
+        inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace)
+        self.bind_block_inputs(body, inner, node, block, label, path, inputs)
+        for name, value in block.dims.items():
+            loc = block.loc_of("dims", name)
+            if value is None:
+                self.fail(loc, f"block dim '{name}' needs a value (free dims belong to the spec)")
+            try:
+                inner.scope[name] = self.eval_dim(value, inner.scope, loc, f"dim '{name}'")
+            except _Failed:
+                raise
+        self.check_requirements(block, inner.scope, node.loc, label, path)
+        self.block_stack.append(label)
+        try:
+            self.declare_params(inner)
+            self.expand_nodes(inner)
+            outputs = self.resolve_outputs(inner)
+            self.check_unused(inner, f"block '{label}'")
+        finally:
+            self.block_stack.pop()
+        return Result(outputs, "block")
+
+    def bind_args(self, node: NodeSpec, block: BlockSpec, label: str, scope: dict) -> dict:
+        given = dict(node.args)
+        extra_args = scope.pop("__args__", None)
+        if extra_args:
+            given.update(extra_args)
+        values = {}
+        for key in given:
+            if key not in block.args:
+                loc = node._raw["args"].key_locs.get(key, node.loc) if node._raw and "args" in node._raw else node.loc_of("for_each")
+                self.fail(loc, f"block '{label}' has no argument '{key}'{did_you_mean(key, block.args)}"
+                               f" (arguments: {', '.join(block.args) or 'none'})")
+        for key, decl in block.args.items():
+            if key in given:
+                loc = node.loc_of("args", key) if key in node.args else node.loc_of("for_each")
+                value = self.eval_value(given[key], scope, loc)
+                value = self.check_arg_type(value, decl, key, label, loc)
+            elif decl.required:
+                self.fail(node.loc, f"block '{label}' needs argument '{key}' ({decl.type})")
+            else:
+                value = decl.default
+            values[key] = value
+        return values
+
+    def check_arg_type(self, value, decl: ArgSpec, key: str, label: str, loc: Location):
+        value, lits = _strip_literals(value)
+        want = decl.type
+        if lits and want in ("int", "float", "bool"):
+            lit = lits[0]
+            hint = did_you_mean(lit.error.name, lit.error.known) if isinstance(lit.error, expr.UnknownName) else ""
+            self.fail(lit.loc, f"argument '{key}' of block '{label}': {lit.error.message} in '{lit.text}'{hint}")
+        ok = {
+            "int": lambda v: isinstance(v, (int, Dim)) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            "bool": lambda v: isinstance(v, bool),
+            "str": lambda v: isinstance(v, str),
+            "list": lambda v: isinstance(v, list),
+            "any": lambda v: True,
+        }[want]
+        if not ok(value):
+            self.fail(loc, f"argument '{key}' of block '{label}' must be {want}, got {_show(value)}")
+        return float(value) if want == "float" else value
+
+    def bind_block_inputs(self, body: Body, inner: Body, node: NodeSpec, block: BlockSpec, label: str,
+                          path: str, inputs) -> None:
+        names = list(block.inputs)
+        if isinstance(inputs, dict):
+            for k in inputs:
+                if k not in block.inputs:
+                    self.fail(node.loc_of("inputs", k), f"block '{label}' has no input '{k}'"
+                              f"{did_you_mean(k, names)} (inputs: {', '.join(names)})")
+            given = {k: inputs.get(k, Absent()) for k in names}
+        else:
+            if len(inputs) > len(names):
+                self.fail(node.loc_of("inputs"), f"block '{label}' takes {len(names)} input"
+                          f"{'s' if len(names) != 1 else ''} ({', '.join(names)}), got {len(inputs)}")
+            given = {k: (inputs[i] if i < len(inputs) else Absent()) for i, k in enumerate(names)}
+        for name, decl in block.inputs.items():
+            value = given[name]
+            if isinstance(value, Absent):
+                if not decl.optional:
+                    self.fail(node.loc_of("inputs") if node.inputs is not None else node.loc,
+                              f"block '{label}' needs input '{name}'")
+                inner.locals[name] = Absent()
+                continue
+            self.match_pattern(inner, node, decl, name, label, path, value)
+            inner.locals[name] = value
+            inner.declared[name] = decl.loc
+
+    def match_pattern(self, inner: Body, node: NodeSpec, decl, name: str, label: str, path: str,
+                      value: Tensor) -> None:
+        """Bind the symbols of an input's shape pattern to the actual dims, or check them."""
+        actual = value.type
+        pattern = list(decl.shape)
+        where = f"input '{name}' of block '{label}'"
+
+        def mismatch(detail: str):
+            self.report_node(_at_call(inner), node.loc, path, f"block {label}",
+                             f"{where} must be {_pattern_text(pattern)}, got {actual}: {detail}")
+
+        if actual.dtype != decl.dtype:
+            mismatch(f"dtype is {actual.dtype}, not {decl.dtype}")
+        if "..." in pattern:
+            star = pattern.index("...")
+            if pattern.count("...") > 1:
+                self.fail(decl.loc_of("shape", star), "a shape pattern can hold '...' only once")
+            fixed = len(pattern) - 1
+            if actual.rank < fixed:
+                mismatch(f"needs at least {fixed} dims")
+            head = list(actual.shape[:star])
+            tail = list(actual.shape[actual.rank - (len(pattern) - star - 1):]) if star < len(pattern) - 1 else []
+            pairs = list(zip(pattern[:star], head)) + list(zip(pattern[star + 1:], tail))
+            offsets = list(range(star)) + list(range(star + 1, len(pattern)))
+        else:
+            if actual.rank != len(pattern):
+                mismatch(f"rank is {actual.rank}, not {len(pattern)}")
+            pairs = list(zip(pattern, actual.shape))
+            offsets = list(range(len(pattern)))
+        for i, (raw, dim) in zip(offsets, pairs):
+            loc = decl.loc_of("shape", i)
+            if isinstance(raw, str) and raw.isidentifier() and raw not in inner.scope:
+                inner.scope[raw] = dim.value if dim.is_const() else dim
+                continue
+            expected = self.eval_dim(raw, inner.scope, loc, f"pattern entry {i}")
+            if as_dim(expected) != dim:
+                mismatch(f"dim {i} is {dim}, expected {raw}" + (f" = {expected}" if str(expected) != str(raw) else ""))
+
+    def check_requirements(self, block, scope: dict, call_loc: Location, label: str = "", path: str = "") -> None:
+        for i, text in enumerate(block.require):
+            loc = block.loc_of("require", i)
+            ok = self.eval_expr(text, scope, loc, "require")
+            if not isinstance(ok, bool):
+                self.fail(loc, f"requirement '{text}' must be true or false, got {_show(ok)}")
+            if not ok:
+                names = sorted(n for n in expr.names_in(expr.parse(text)) if n in scope)
+                shown = ", ".join(f"{n} = {_show(scope[n])}" for n in names)
+                where = f"block '{label}' called at '{path}'" if label else "the spec"
+                if label:
+                    self.fail(call_loc, f"{where}: requirement '{text}' does not hold ({shown})",
+                              (Note(loc, "required here"),))
+                self.fail(loc, f"requirement '{text}' does not hold ({shown})")
+
+    # -- outputs and unused names -----------------------------------------------------------
+    def resolve_outputs(self, body: Body) -> dict[str, Any]:
+        out = {}
+        for name, ref in body.block.outputs.items():
+            loc = body.block.loc_of("outputs", name)
+            try:
+                value = self.resolve(body, ref, loc)
+            except (_Failed, _Poisoned):
+                out[name] = Tensor(body.prefix + name, None)
+                continue
+            out[name] = value.name if body.prefix == "" and isinstance(value, Tensor) else value
+        return out
+
+    def check_unused(self, body: Body, where: str) -> None:
+        for name, loc in body.declared.items():
+            if name not in body.used:
+                kind = "input" if name in body.block.inputs else "param"
+                self.diags.add(loc, f"{kind} '{name}' of {where} is never used")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+@dataclass
+class _Literal:
+    """A string kept as a literal because it is not an expression over known names."""
+
+    text: str
+    error: expr.ExprError
+    loc: Location
+
+
+def _strip_literals(value):
+    lits: list[_Literal] = []
+
+    def walk(v):
+        if isinstance(v, _Literal):
+            lits.append(v)
+            return v.text
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return v
+
+    return walk(value), lits
+
+
+def _looks_like_expression(text: str) -> bool:
+    return any(c in text for c in "+*/%()[]<>=") or text.strip().startswith("-")
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if value is None:
+        return "nothing"
+    return str(value)
+
+
+def _refs(node: NodeSpec) -> list[str]:
+    if node.inputs is None:
+        return []
+    if isinstance(node.inputs, str):
+        return [node.inputs]
+    if isinstance(node.inputs, dict):
+        return list(node.inputs.values())
+    return [r for r in node.inputs if r is not None]
+
+
+def _poisoned_result(node: NodeSpec) -> Result:
+    return Result({"y": Tensor("", None)}, "poisoned")
+
+
+def _trim_none(types: list):
+    while types and types[-1] is None:
+        types = types[:-1]
+    return types
+
+
+def _input_names(cls: type[Op], n: int) -> list[str]:
+    declared = [d.lstrip("*").rstrip("?") for d in cls.inputs]
+    if any(d.startswith("*") for d in cls.inputs):
+        return [f"{declared[0]}[{i}]" for i in range(n)]
+    return declared[:n]
+
+
+def _pattern_text(pattern: list) -> str:
+    return "[" + ", ".join(str(p) for p in pattern) + "]"
+
+
+def _at_call(inner: Body) -> Body:
+    """The body a block call was written in, for reporting pattern mismatches at the call site."""
+    return Body(inner.library, inner.block, inner.trace[0].block if inner.trace else "", "", {},
+                inner.trace[1:])

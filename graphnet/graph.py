@@ -1,0 +1,101 @@
+"""The Graph IR: a flat DAG of primitive ops, every front end's output and every back end's input.
+
+Tensors are named: graph inputs by their input name, params by their qualified name
+(`layer1.0.conv1.weight`), node outputs by the node's path (`layer1.0.conv1.conv`, or
+`path:out` for a node with several outputs). Nodes are stored in a topological order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+
+from .dims import Dim, dim_prod
+from .errors import Location
+from .ops import Op, TensorType
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One level of the instantiation stack: where a node or block call was written."""
+
+    loc: Location
+    path: str          # the path of the node or block call at this level
+    block: str         # the block this level is inside ('' at the top level)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str                          # path, e.g. layer1.0.conv1.conv
+    op: Op
+    inputs: tuple[str | None, ...]     # tensor names; None for an omitted optional input
+    outputs: tuple[str, ...]
+    trace: tuple[Frame, ...]           # innermost first: the op line, then each enclosing call
+
+    @property
+    def block_path(self) -> tuple[str, ...]:
+        """The blocks this node sits in, outermost first, e.g. ('basic_block', 'std.conv2d')."""
+        return tuple(f.block for f in reversed(self.trace) if f.block)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: TensorType
+    init: Any                           # an init scheme from graphnet.init
+    trainable: bool
+    loc: Location
+
+    @property
+    def size(self) -> int:
+        return dim_prod(self.type.shape).value
+
+
+@dataclass
+class Graph:
+    name: str
+    inputs: dict[str, TensorType]
+    outputs: dict[str, str]             # output name -> tensor name
+    params: dict[str, Param]
+    nodes: list[Node]
+    types: dict[str, TensorType]        # every tensor's type
+    input_locs: dict[str, Location] = field(default_factory=dict)
+    source: str = ""
+
+    @cached_property
+    def dag(self) -> nx.DiGraph:
+        """Nodes and tensors as a bipartite networkx DiGraph (tensor -> node -> tensor)."""
+        g = nx.DiGraph()
+        for node in self.nodes:
+            g.add_node(node.name, kind="op", op=node.op.name)
+            for t in node.inputs:
+                if t is not None:
+                    g.add_edge(t, node.name)
+            for t in node.outputs:
+                g.add_edge(node.name, t)
+        return g
+
+    @cached_property
+    def producers(self) -> dict[str, Node]:
+        return {t: node for node in self.nodes for t in node.outputs}
+
+    def free_dims(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for t in self.inputs.values():
+            for d in t.shape:
+                for s in sorted(d.symbols()):
+                    seen[s] = None
+        return list(seen)
+
+    def param_count(self, trainable: bool | None = None) -> int:
+        return sum(p.size for p in self.params.values() if trainable is None or p.trainable == trainable)
+
+    def node_macs(self, node: Node) -> Dim:
+        ins = [self.types[t] for t in node.inputs if t is not None]
+        return node.op.macs(ins, [self.types[t] for t in node.outputs])
+
+    def total_macs(self) -> Dim:
+        return sum((self.node_macs(n) for n in self.nodes), Dim(0))

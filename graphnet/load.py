@@ -1,0 +1,107 @@
+"""Load a spec file and the block libraries it uses (`use: [std, blocks/mine.yaml]`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Location, SpecError
+from .source import load_yaml
+from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
+
+STD_DIR = Path(__file__).parent / "std"
+
+
+@dataclass
+class Library:
+    """A namespace of blocks: the spec's own, the std library, or a used YAML file."""
+
+    name: str
+    blocks: dict[str, BlockSpec]
+    dims: dict[str, int | str]
+    uses: dict[str, "Library"] = field(default_factory=dict)
+    is_std: bool = False
+
+
+@dataclass
+class Program:
+    spec: SpecFile
+    library: Library       # the spec's own blocks, with everything it uses
+    path: Path
+
+
+def load_program(path: str | Path) -> Program:
+    path = Path(path)
+    display = str(path)
+    spec = validate_model(SpecFile, load_yaml(path, display), display)
+    cache: dict[Path, Library] = {}
+    library = Library(spec.name, dict(spec.blocks), {}, {})
+    library.uses = _load_uses(spec.use, spec, path.parent, cache)
+    return Program(spec, library, path)
+
+
+def load_std() -> Library:
+    """The std library: every YAML file in graphnet/std, merged into one namespace."""
+    return _std({})
+
+
+def _std(cache: dict) -> Library:
+    key = STD_DIR.resolve()
+    if key in cache:
+        return cache[key]
+    lib = Library("std", {}, {}, is_std=True)
+    cache[key] = lib
+    lib.uses = {"std": lib}
+    for file in sorted(STD_DIR.glob("*.yaml")):
+        model = validate_model(LibraryFile, load_yaml(file, _std_display(file)), _std_display(file))
+        for name, block in model.blocks.items():
+            if name in lib.blocks:
+                raise SpecError.at(block.loc, f"block 'std.{name}' is defined twice")
+            lib.blocks[name] = block
+    return lib
+
+
+def _std_display(file: Path) -> str:
+    return f"<std>/{file.name}"
+
+
+def is_std_location(loc: Location) -> bool:
+    return loc.file.startswith("<std>/")
+
+
+def _load_uses(uses: list[str], owner, folder: Path, cache: dict) -> dict[str, Library]:
+    out: dict[str, Library] = {}
+    for i, entry in enumerate(uses):
+        loc = owner.loc_of("use", i)
+        if entry == "std":
+            lib = _std(cache)
+        else:
+            lib = _load_file_library(entry, loc, folder, cache)
+        if lib.name in out:
+            raise SpecError.at(loc, f"two libraries are both named '{lib.name}'")
+        out[lib.name] = lib
+    return out
+
+
+def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict) -> Library:
+    rel = Path(entry)
+    if rel.is_absolute():
+        raise SpecError.at(loc, f"library path '{entry}' must be relative to the spec's folder")
+    target = (folder / rel).resolve()
+    root = folder.resolve()
+    if root not in target.parents:
+        raise SpecError.at(loc, f"library path '{entry}' leaves the spec's folder")
+    if target.suffix not in (".yaml", ".yml"):
+        raise SpecError.at(loc, f"library path '{entry}' is not a .yaml file")
+    if not target.is_file():
+        raise SpecError.at(loc, f"library file '{entry}' does not exist")
+    if target in cache:
+        return cache[target]
+    display = str(folder / rel)
+    model = validate_model(LibraryFile, load_yaml(target, display), display)
+    name = model.name or target.stem
+    lib = Library(name, dict(model.blocks), dict(model.dims))
+    cache[target] = lib
+    lib.uses = _load_uses(model.use, model, target.parent, cache)
+    lib.uses.setdefault(name, lib)
+    return lib

@@ -1,0 +1,172 @@
+"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel and
+an ONNX lowering, side by side. Helpers here are the shape algebra the rules share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..dims import Dim, as_dim, format_shape
+
+FLOAT_DTYPES = ("float32", "float64", "float16")
+INT_DTYPES = ("int64", "int32", "int8", "uint8")
+
+
+class ShapeError(Exception):
+    """An op's inputs or attributes do not fit; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: str
+    shape: tuple[Dim, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}{format_shape(self.shape)}"
+
+
+@dataclass(frozen=True)
+class In:
+    """An example input: shape of ints, dtype, and the value range to draw from."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    low: float = -2.0
+    high: float = 2.0
+    values: Any = None          # an explicit array instead of random data
+
+    def make(self, rng: np.random.Generator) -> np.ndarray:
+        if self.values is not None:
+            return np.asarray(self.values, dtype=self.dtype)
+        if self.dtype == "bool":
+            return rng.random(self.shape) < 0.5
+        if self.dtype in INT_DTYPES:
+            return rng.integers(int(self.low), int(self.high), self.shape).astype(self.dtype)
+        return rng.uniform(self.low, self.high, self.shape).astype(self.dtype)
+
+
+@dataclass(frozen=True)
+class Example:
+    inputs: tuple[In | None, ...]
+    attrs: dict = field(default_factory=dict)
+
+
+class Op(BaseModel):
+    """Base of every primitive op. Subclasses declare fields (attributes) and the four verbs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: ClassVar[str]
+    onnx: ClassVar[str] = ""                      # the ONNX op it lowers to, for the docs
+    inputs: ClassVar[tuple[str, ...]] = ("x",)    # 'name?' optional, '*name' variadic
+    outputs: ClassVar[tuple[str, ...]] = ("y",)
+    examples: ClassVar[tuple[Example, ...]] = ()
+
+    def output_names(self) -> tuple[str, ...]:
+        return self.outputs
+
+    def infer(self, *xs: TensorType) -> TensorType | tuple[TensorType, ...]:
+        raise NotImplementedError
+
+    def compute(self, *xs: np.ndarray):
+        raise NotImplementedError
+
+    def to_onnx(self, b, *xs: str | None):
+        raise NotImplementedError
+
+    def macs(self, ins: list[TensorType], outs: list[TensorType]) -> Dim:
+        """Multiply-accumulates: counted for matmul and convolution only (see docs/spec.md)."""
+        return Dim(0)
+
+    def bind(self, binding: dict[str, int]) -> "Op":
+        """This op with every symbolic dim in its attributes replaced by its bound value."""
+        updates = {}
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            bound = _bind_value(value, binding)
+            if bound is not value:
+                updates[key] = bound
+        return self.model_copy(update=updates) if updates else self
+
+
+def _bind_value(value, binding):
+    if isinstance(value, Dim):
+        out = value.subs(binding)
+        return out.value if out.is_const() else out
+    if isinstance(value, (list, tuple)):
+        items = [_bind_value(v, binding) for v in value]
+        if any(a is not b for a, b in zip(items, value)):
+            return type(value)(items)
+    return value
+
+
+# -- shared shape algebra ----------------------------------------------------------------------
+
+def broadcast(*shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = [s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0]
+        result = Dim(1)
+        for d in dims:
+            if d == 1:
+                continue
+            if result == 1:
+                result = d
+            elif result != d:
+                axis = i - rank
+                raise ShapeError(
+                    f"cannot broadcast {' with '.join(format_shape(s) for s in shapes)}: "
+                    f"dim {axis} is {result} in one and {d} in another"
+                    + ("" if result.is_const() and d.is_const() else " (not provably equal)"))
+        out.append(result)
+    return tuple(out)
+
+
+def axis_index(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def require_float(x: TensorType, what: str = "input") -> None:
+    if x.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"{what} must be a float tensor, got {x}")
+
+
+def same_dtype(*xs: TensorType) -> str:
+    dtypes = {x.dtype for x in xs}
+    if len(dtypes) > 1:
+        raise ShapeError("inputs must have one dtype, got " + ", ".join(str(x) for x in xs))
+    return xs[0].dtype
+
+
+def as_list(value, n: int, what: str) -> list:
+    """An int or a list of n ints (per spatial axis) as a list of n."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ShapeError(f"{what} has {len(value)} values but the input has {n} spatial axes")
+        return list(value)
+    return [value] * n
+
+
+def const_int(d: Dim, what: str) -> int:
+    d = as_dim(d)
+    if not d.is_const():
+        raise ShapeError(f"{what} must be a known number, got the free dim {d}")
+    return d.value
+
+
+ONNX_DTYPES = {
+    "float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11,
+}

@@ -1,0 +1,157 @@
+"""N-d convolution (ONNX Conv): strides, explicit or "same"/"valid" padding, dilation, groups."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..dims import Dim, dim_prod
+from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
+
+Pads = int | list[int] | Literal["same", "valid"]
+
+
+def resolve_pads(pads: Pads, n: int, what: str = "pads") -> list[int] | str:
+    """Explicit pads as [begin_1..begin_n, end_1..end_n]; 'same'/'valid' pass through."""
+    if isinstance(pads, str):
+        return pads
+    if isinstance(pads, int):
+        return [pads] * (2 * n)
+    if len(pads) == n:
+        return list(pads) * 2
+    if len(pads) == 2 * n:
+        return list(pads)
+    raise ShapeError(f"{what} needs 1, {n} or {2 * n} values for {n} spatial axes, got {len(pads)}")
+
+
+def window_output(size: Dim, kernel: int, stride: int, dilation: int, pads, axis: int, n: int,
+                  ceil_mode: bool = False) -> tuple[Dim, tuple]:
+    """Output length of a sliding window along one axis, and the (begin, end) pads when known."""
+    span = dilation * (kernel - 1) + 1
+    if pads == "same":
+        return size.ceil_div(stride), ("same",)
+    begin, end = (0, 0) if pads == "valid" else (pads[axis], pads[axis + n])
+    padded = size + begin + end
+    if padded.is_const() and padded.value < span:
+        raise ShapeError(f"window of {span} does not fit spatial dim {size} (padded to {padded})")
+    if ceil_mode:
+        out = (padded - span).ceil_div(stride) + 1
+        # the last window must start inside the input or the begin padding (ONNX/PyTorch rule)
+        if out.is_const() and size.is_const() and (out.value - 1) * stride >= size.value + begin:
+            out = out - 1
+    else:
+        out = (padded - span) // stride + 1
+    if out.is_const() and out.value < 1:
+        raise ShapeError(f"output length {out} along spatial axis {axis} is not positive")
+    return out, (begin, end)
+
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """SAME_UPPER: output ceil(size/stride), the odd pad cell at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def windows(x: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int],
+            out: list[int]) -> np.ndarray:
+    """A read-only view [N, C, *out, *kernel] of every window of an already padded x."""
+    n = len(kernel)
+    spatial = x.strides[2:]
+    shape = x.shape[:2] + tuple(out) + tuple(kernel)
+    strides = x.strides[:2] + tuple(spatial[i] * strides[i] for i in range(n)) + \
+        tuple(spatial[i] * dilations[i] for i in range(n))
+    return as_strided(x, shape, strides, writeable=False)
+
+
+def pad_amounts(shape: tuple, kernel, strides, dilations, pads, out) -> list[tuple[int, int]]:
+    n = len(kernel)
+    result = []
+    for i in range(n):
+        size = shape[2 + i]
+        if pads == "same":
+            result.append(same_pads(size, kernel[i], strides[i], dilations[i]))
+            continue
+        begin, end = (0, 0) if pads == "valid" else (pads[i], pads[i + n])
+        # ceil_mode may need cells past the end padding; they never win a max nor count in a mean
+        need = (out[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - (size + begin)
+        result.append((begin, max(end, need)))
+    return result
+
+
+class Conv(Op):
+    name = "conv"
+    onnx = "Conv"
+    inputs = ("x", "w", "b?")
+    strides: int | list[int] = 1
+    pads: Pads = 0
+    dilations: int | list[int] = 1
+    groups: int = 1
+    examples = (
+        Example((In((2, 3, 9, 8)), In((4, 3, 3, 3)), In((4,))), {"strides": 2, "pads": 1}),
+        Example((In((1, 4, 7, 7)), In((6, 2, 3, 3)), None), {"groups": 2, "dilations": 2, "pads": [1, 2, 0, 1]}),
+        Example((In((2, 4, 10)), In((4, 1, 3)), In((4,))), {"groups": 4, "pads": "same", "strides": 3}),
+        Example((In((1, 2, 6, 5)), In((3, 2, 2, 3)), None), {"pads": "same"}),
+    )
+
+    def geometry(self, x: TensorType, w: TensorType):
+        n = x.rank - 2
+        if n < 1 or w.rank != x.rank:
+            raise ShapeError(f"conv needs x [N, C, *spatial] and w [M, C/groups, *kernel] of one rank, got x {x} and w {w}")
+        kernel = [const_int(d, "kernel size") for d in w.shape[2:]]
+        return (n, kernel, as_list(self.strides, n, "strides"), as_list(self.dilations, n, "dilations"),
+                resolve_pads(self.pads, n))
+
+    def infer(self, x: TensorType, w: TensorType, b: TensorType | None = None) -> TensorType:
+        dtype = same_dtype(x, w)
+        require_float(x)
+        n, kernel, strides, dilations, pads = self.geometry(x, w)
+        if self.groups < 1:
+            raise ShapeError(f"groups must be positive, got {self.groups}")
+        channels, out_channels = x.shape[1], w.shape[0]
+        if channels != w.shape[1] * self.groups:
+            raise ShapeError(f"input has {channels} channels but w {w} expects {w.shape[1]} per group "
+                             f"x {self.groups} group{'s' if self.groups > 1 else ''} = {w.shape[1] * self.groups}")
+        if out_channels.is_const() and out_channels.value % self.groups:
+            raise ShapeError(f"{out_channels} output channels do not divide into {self.groups} groups")
+        if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
+            raise ShapeError(f"bias must be [{out_channels}], got {b}")
+        spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n)[0]
+                   for i in range(n)]
+        return TensorType(dtype, (x.shape[0], out_channels, *spatial))
+
+    def compute(self, x, w, b=None):
+        n = x.ndim - 2
+        kernel = list(w.shape[2:])
+        strides, dilations = as_list(self.strides, n, "strides"), as_list(self.dilations, n, "dilations")
+        pads = resolve_pads(self.pads, n)
+        out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
+               for i in range(n)]
+        padded = np.pad(x, [(0, 0), (0, 0)] + pad_amounts(x.shape, kernel, strides, dilations, pads, out))
+        cols = windows(padded, kernel, strides, dilations, out)          # [N, C, *out, *k]
+        g = self.groups
+        batch, channels = x.shape[:2]
+        cols = cols.reshape((batch, g, channels // g) + cols.shape[2:])  # copies once, im2col
+        wg = w.reshape((g, w.shape[0] // g) + w.shape[1:])
+        letters = "hijkl"[:n]
+        taps = "pqrst"[:n]
+        y = np.einsum(f"ngc{letters}{taps},gmc{taps}->ngm{letters}", cols, wg, optimize=True)
+        y = y.reshape((batch, w.shape[0]) + tuple(out))
+        if b is not None:
+            y = y + b.reshape((1, -1) + (1,) * n)
+        return y.astype(x.dtype, copy=False)
+
+    def to_onnx(self, b, x, w, bias=None):
+        n, kernel, strides, dilations, pads = self.geometry(b.type_of(x), b.type_of(w))
+        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel)
+        if pads == "same":
+            attrs["auto_pad"] = "SAME_UPPER"
+        elif pads != "valid":
+            attrs["pads"] = pads
+        return b.node("Conv", [x, w] + ([bias] if bias else []), **attrs)
+
+    def macs(self, ins, outs) -> Dim:
+        w = ins[1]
+        return dim_prod(outs[0].shape) * dim_prod(w.shape[1:])

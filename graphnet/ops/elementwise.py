@@ -1,0 +1,227 @@
+"""Elementwise ops: the trivial ones as a table, each still one class with all four verbs."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Literal
+
+import numpy as np
+
+from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+
+
+def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool = True) -> type[Op]:
+    class Binary(Op):
+        name = op_name
+        onnx = onnx_type
+        inputs = ("a", "b")
+        examples = (
+            Example((In((2, 3, 4)), In((3, 1)))),
+            Example((In((5,)), In((4, 1, 5)))),
+        )
+
+        def infer(self, a: TensorType, b: TensorType) -> TensorType:
+            dtype = same_dtype(a, b)
+            if numeric_only and dtype == "bool":
+                raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
+            return TensorType(dtype, broadcast(a.shape, b.shape))
+
+        def compute(self, a, b):
+            return kernel(a, b)
+
+        def to_onnx(self, b, x, y):
+            return b.node(onnx_type, [x, y])
+
+    Binary.__name__ = Binary.__qualname__ = op_name.title().replace("_", "")
+    return Binary
+
+
+def _true_divide(a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        return np.trunc(a / b).astype(a.dtype)   # ONNX Div truncates integers
+    return a / b
+
+
+Add = _binary("add", "Add", np.add)
+Sub = _binary("sub", "Sub", np.subtract)
+Mul = _binary("mul", "Mul", np.multiply)
+Div = _binary("div", "Div", _true_divide)
+
+
+class Pow(Op):
+    name = "pow"
+    onnx = "Pow"
+    inputs = ("a", "b")
+    examples = (Example((In((2, 3), low=0.1, high=3.0), In((3,), low=-2.0, high=2.0))),)
+
+    def infer(self, a: TensorType, b: TensorType) -> TensorType:
+        require_float(a, "base")
+        return TensorType(a.dtype, broadcast(a.shape, b.shape))
+
+    def compute(self, a, b):
+        return np.power(a, b.astype(a.dtype))
+
+    def to_onnx(self, b, x, y):
+        return b.node("Pow", [x, y])
+
+
+def _unary(op_name: str, onnx_type: str, kernel: Callable, low: float = -3.0, high: float = 3.0,
+           floats_only: bool = True) -> type[Op]:
+    class Unary(Op):
+        name = op_name
+        onnx = onnx_type
+        examples = (Example((In((2, 3, 5), low=low, high=high),)),)
+
+        def infer(self, x: TensorType) -> TensorType:
+            if floats_only:
+                require_float(x)
+            return x
+
+        def compute(self, x):
+            return kernel(x)
+
+        def to_onnx(self, b, x):
+            return b.node(onnx_type, [x])
+
+    Unary.__name__ = Unary.__qualname__ = op_name.title().replace("_", "")
+    return Unary
+
+
+def _sigmoid(x):
+    # exp(-|x|) never overflows; the two branches are the same function.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+Neg = _unary("neg", "Neg", np.negative, floats_only=False)
+Exp = _unary("exp", "Exp", np.exp)
+Log = _unary("log", "Log", np.log, low=0.05, high=5.0)
+Sqrt = _unary("sqrt", "Sqrt", np.sqrt, low=0.0, high=5.0)
+Tanh = _unary("tanh", "Tanh", np.tanh)
+Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid)
+Relu = _unary("relu", "Relu", lambda x: np.maximum(x, 0).astype(x.dtype))
+
+
+class Clip(Op):
+    """Clamp to [min, max]; relu6 is clip with min 0, max 6."""
+
+    name = "clip"
+    onnx = "Clip"
+    min: float | None = None
+    max: float | None = None
+    examples = (Example((In((3, 4), low=-8, high=8),), {"min": 0.0, "max": 6.0}),
+                Example((In((5,)),), {"min": -0.5}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ShapeError(f"min {self.min} is greater than max {self.max}")
+        return x
+
+    def compute(self, x):
+        return np.clip(x, self.min, self.max).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        lo = b.scalar(self.min, b.dtype_of(x)) if self.min is not None else ""
+        hi = b.scalar(self.max, b.dtype_of(x)) if self.max is not None else ""
+        return b.node("Clip", [x, lo, hi])
+
+
+class LeakyRelu(Op):
+    name = "leaky_relu"
+    onnx = "LeakyRelu"
+    alpha: float = 0.01
+    examples = (Example((In((4, 5)),), {"alpha": 0.2}),)
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        return x
+
+    def compute(self, x):
+        return np.where(x >= 0, x, x * x.dtype.type(self.alpha))
+
+    def to_onnx(self, b, x):
+        return b.node("LeakyRelu", [x], alpha=float(self.alpha))
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function, computed in float64 from the Chebyshev fit of erfc in Numerical Recipes
+    (fractional error below 1.2e-7 everywhere, finer than float32 needs); NumPy has no erf."""
+    x64 = x.astype(np.float64)
+    z = np.abs(x64)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(poly)
+    return np.where(x64 >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
+
+
+class Gelu(Op):
+    name = "gelu"
+    onnx = "Gelu (opset 20) or Erf/Tanh arithmetic"
+    approximate: Literal["none", "tanh"] = "none"
+    examples = (Example((In((3, 7), low=-4, high=4),)),
+                Example((In((3, 7), low=-4, high=4),), {"approximate": "tanh"}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        return x
+
+    def compute(self, x):
+        if self.approximate == "tanh":
+            c = np.sqrt(2 / np.pi).astype(x.dtype)
+            return (0.5 * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x ** 3)))).astype(x.dtype)
+        return (0.5 * x * (1 + erf(x / x.dtype.type(math.sqrt(2))))).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        if b.opset >= 20:
+            return b.node("Gelu", [x], approximate=self.approximate)
+        dtype = b.dtype_of(x)
+        half = b.scalar(0.5, dtype)
+        one = b.scalar(1.0, dtype)
+        if self.approximate == "tanh":
+            cube = b.node("Mul", [b.node("Mul", [x, x]), x])
+            inner = b.node("Add", [x, b.node("Mul", [cube, b.scalar(0.044715, dtype)])])
+            core = b.node("Tanh", [b.node("Mul", [inner, b.scalar(math.sqrt(2 / math.pi), dtype)])])
+        else:
+            core = b.node("Erf", [b.node("Div", [x, b.scalar(math.sqrt(2), dtype)])])
+        return b.node("Mul", [b.node("Mul", [x, half]), b.node("Add", [core, one])])
+
+
+class Dropout(Op):
+    """Inference semantics: the identity. The ratio is kept for training back ends."""
+
+    name = "dropout"
+    onnx = "Identity"
+    ratio: float = 0.5
+    examples = (Example((In((2, 6)),), {"ratio": 0.1}),)
+
+    def infer(self, x: TensorType) -> TensorType:
+        if not 0.0 <= self.ratio < 1.0:
+            raise ShapeError(f"ratio must be in [0, 1), got {self.ratio}")
+        return x
+
+    def compute(self, x):
+        return x
+
+    def to_onnx(self, b, x):
+        return b.node("Identity", [x])
+
+
+class Where(Op):
+    name = "where"
+    onnx = "Where"
+    inputs = ("cond", "a", "b")
+    examples = (Example((In((3, 1), "bool"), In((3, 4)), In((4,)))),)
+
+    def infer(self, cond: TensorType, a: TensorType, b: TensorType) -> TensorType:
+        if cond.dtype != "bool":
+            raise ShapeError(f"cond must be a bool tensor, got {cond}")
+        return TensorType(same_dtype(a, b), broadcast(cond.shape, a.shape, b.shape))
+
+    def compute(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    def to_onnx(self, b, c, x, y):
+        return b.node("Where", [c, x, y])

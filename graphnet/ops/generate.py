@@ -1,0 +1,128 @@
+"""Ops that make tensors from attributes: constant, range, and trilu masks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ..dims import Dim, as_dim, format_shape
+from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType
+
+DimValue = int | Dim
+Number = int | float | bool
+
+
+def _nested_shape(value) -> tuple[int, ...]:
+    if isinstance(value, list):
+        if not value:
+            return (0,)
+        inner = {_nested_shape(v) for v in value}
+        if len(inner) != 1:
+            raise ShapeError("a constant's nested lists must be rectangular")
+        return (len(value),) + inner.pop()
+    return ()
+
+
+class Constant(Op):
+    """A literal tensor (`value`, nested lists) or a scalar `value` filled into `shape`."""
+
+    name = "constant"
+    onnx = "Constant / ConstantOfShape"
+    inputs = ()
+    value: Number | list
+    shape: list[DimValue] | None = None
+    dtype: Literal["float32", "float64", "float16", "int64", "int32", "bool"] = "float32"
+    examples = (Example((), {"value": [[1.0, 2.0], [3.0, 4.0]]}),
+                Example((), {"value": 0.5, "shape": [2, 3]}),
+                Example((), {"value": 7, "dtype": "int64"}))
+
+    def infer(self) -> TensorType:
+        if self.shape is not None:
+            if isinstance(self.value, list):
+                raise ShapeError("give either a nested-list value or a scalar value with a shape")
+            for d in self.shape:
+                if as_dim(d).known_sign() != 1:
+                    raise ShapeError(f"shape {format_shape(self.shape)} has a dim that is not positive")
+            return TensorType(self.dtype, tuple(self.shape))
+        return TensorType(self.dtype, _nested_shape(self.value))
+
+    def compute(self):
+        if self.shape is not None:
+            return np.full([int(d) for d in self.shape], self.value, dtype=self.dtype)
+        return np.asarray(self.value, dtype=self.dtype)
+
+    def to_onnx(self, b):
+        if self.shape is not None and not all(as_dim(d).is_const() for d in self.shape):
+            fill = np.asarray([self.value], dtype=self.dtype)
+            return b.node("ConstantOfShape", [b.dims_tensor(self.shape)], value=b.tensor_proto(fill))
+        return b.const(self.compute())
+
+
+class Range(Op):
+    """start, start + delta, ... up to (not including) limit; ints may be free dims (positions 0..T)."""
+
+    name = "range"
+    onnx = "Range"
+    inputs = ()
+    start: DimValue | float = 0
+    limit: DimValue | float
+    delta: DimValue | float = 1
+    dtype: Literal["int64", "int32", "float32", "float64"] = "int64"
+    examples = (Example((), {"limit": 5}), Example((), {"start": 1.5, "limit": 4.0, "delta": 0.5, "dtype": "float32"}),
+                Example((), {"start": 10, "limit": 2, "delta": -3}))
+
+    def infer(self) -> TensorType:
+        if self.dtype in FLOAT_DTYPES:
+            if any(isinstance(v, Dim) and not v.is_const() for v in (self.start, self.limit, self.delta)):
+                raise ShapeError("a float range needs known start, limit and delta")
+            return TensorType(self.dtype, (Dim(len(np.arange(float(self.start), float(self.limit), float(self.delta)))),))
+        for v in (self.start, self.limit, self.delta):
+            if isinstance(v, float):
+                raise ShapeError(f"an {self.dtype} range needs whole-number start, limit and delta")
+        delta = as_dim(self.delta)
+        if not delta.is_const() or delta.value == 0:
+            raise ShapeError("delta must be a known non-zero number")
+        span = as_dim(self.limit) - as_dim(self.start)
+        d = delta.value
+        if span.is_const():
+            return TensorType(self.dtype, (Dim(max(0, -(-span.value // d))),))
+        if d < 0 or span.known_sign() != 1:
+            raise ShapeError(f"cannot show that the range from {self.start} to {self.limit} is not empty")
+        return TensorType(self.dtype, (span.ceil_div(d),))
+
+    def compute(self):
+        return np.arange(_num(self.start), _num(self.limit), _num(self.delta), dtype=self.dtype)
+
+    def to_onnx(self, b):
+        if all(not isinstance(v, Dim) or v.is_const() for v in (self.start, self.limit, self.delta)):
+            return b.const(self.compute())
+        parts = [b.scalar_dim(as_dim(v)) for v in (self.start, self.limit, self.delta)]
+        out = b.node("Range", parts)
+        return b.node("Cast", [out], to=b.onnx_dtype(self.dtype)) if self.dtype != "int64" else out
+
+
+def _num(v):
+    return int(v) if isinstance(v, Dim) else v
+
+
+class Trilu(Op):
+    """Keep the upper (or lower) triangle of the last two axes, from diagonal k; zero the rest."""
+
+    name = "trilu"
+    onnx = "Trilu"
+    upper: bool = True
+    k: int = 0
+    examples = (Example((In((4, 5)),)), Example((In((2, 4, 4)),), {"upper": False, "k": -1}),
+                Example((In((3, 3), "int64", 0, 9),), {"k": 1}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        if x.rank < 2:
+            raise ShapeError(f"trilu needs rank >= 2, got {x}")
+        return x
+
+    def compute(self, x):
+        return np.triu(x, self.k) if self.upper else np.tril(x, self.k)
+
+    def to_onnx(self, b, x):
+        return b.node("Trilu", [x, b.ints([self.k], scalar=True)], upper=int(self.upper))

@@ -1,0 +1,49 @@
+"""Matrix multiplication with NumPy's batch broadcasting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dims import Dim, dim_prod
+from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+
+
+class Matmul(Op):
+    name = "matmul"
+    onnx = "MatMul"
+    inputs = ("a", "b")
+    examples = (
+        Example((In((4, 3)), In((3, 5)))),
+        Example((In((2, 1, 4, 3)), In((5, 3, 6)))),
+        Example((In((3,)), In((2, 3, 4)))),
+        Example((In((2, 4, 3)), In((3,)))),
+    )
+
+    def infer(self, a: TensorType, b: TensorType) -> TensorType:
+        dtype = same_dtype(a, b)
+        require_float(a)
+        if a.rank == 0 or b.rank == 0:
+            raise ShapeError(f"matmul needs tensors of rank >= 1, got {a} and {b}")
+        k_a = a.shape[-1]
+        k_b = b.shape[-2] if b.rank >= 2 else b.shape[0]
+        if k_a != k_b:
+            raise ShapeError(
+                f"inner dims differ: a{_fmt(a)} has {k_a} columns but b{_fmt(b)} has {k_b} rows")
+        batch = broadcast(a.shape[:-2], b.shape[:-2]) if a.rank >= 2 and b.rank >= 2 else \
+            (a.shape[:-2] if b.rank == 1 else b.shape[:-2])
+        rows = (a.shape[-2],) if a.rank >= 2 else ()
+        cols = (b.shape[-1],) if b.rank >= 2 else ()
+        return TensorType(dtype, batch + rows + cols)
+
+    def compute(self, a, b):
+        return np.matmul(a, b)
+
+    def to_onnx(self, b, x, y):
+        return b.node("MatMul", [x, y])
+
+    def macs(self, ins, outs) -> Dim:
+        return dim_prod(outs[0].shape) * ins[0].shape[-1]
+
+
+def _fmt(t: TensorType) -> str:
+    return "[" + ", ".join(str(d) for d in t.shape) + "]"

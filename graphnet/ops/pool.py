@@ -1,0 +1,130 @@
+"""Pooling: max_pool, avg_pool (ONNX semantics; strides default to the kernel, as in PyTorch)
+and global_avg_pool."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dims import Dim
+from .base import Example, In, Op, ShapeError, TensorType, as_list, require_float
+from .conv import Pads, pad_amounts, resolve_pads, window_output, windows
+
+
+class _Pool(Op):
+    kernel: int | list[int]
+    strides: int | list[int] | None = None
+    pads: Pads = 0
+    dilations: int | list[int] = 1
+    ceil_mode: bool = False
+
+    def geometry(self, rank: int):
+        n = rank - 2
+        if n < 1:
+            raise ShapeError(f"pooling needs [N, C, *spatial], got rank {rank}")
+        kernel = as_list(self.kernel, n, "kernel")
+        strides = as_list(self.strides if self.strides is not None else kernel, n, "strides")
+        return n, kernel, strides, as_list(self.dilations, n, "dilations"), resolve_pads(self.pads, n)
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        n, kernel, strides, dilations, pads = self.geometry(x.rank)
+        if pads == "same" and self.ceil_mode:
+            raise ShapeError("ceil_mode has no effect with pads 'same'; drop one of them")
+        if not isinstance(pads, str):
+            for i in range(n):
+                if max(pads[i], pads[i + n]) >= kernel[i]:
+                    raise ShapeError(f"padding {max(pads[i], pads[i + n])} must be smaller than the kernel {kernel[i]}")
+        spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n, self.ceil_mode)[0]
+                   for i in range(n)]
+        return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(spatial))
+
+    def _windows(self, x: np.ndarray, fill: float):
+        """Windows over x padded with `fill`, plus the concrete geometry used."""
+        n, kernel, strides, dilations, pads = self.geometry(x.ndim)
+        out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n,
+                                 self.ceil_mode)[0]) for i in range(n)]
+        amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
+        padded = np.pad(x, [(0, 0), (0, 0)] + amounts, constant_values=fill)
+        return windows(padded, kernel, strides, dilations, out), (n, kernel, strides, dilations, pads, out, amounts)
+
+    def _onnx_attrs(self, rank: int) -> dict:
+        n, kernel, strides, dilations, pads = self.geometry(rank)
+        attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode))
+        if any(d != 1 for d in dilations):
+            attrs["dilations"] = dilations
+        if pads == "same":
+            attrs["auto_pad"] = "SAME_UPPER"
+        elif pads != "valid":
+            attrs["pads"] = pads
+        return attrs
+
+
+class MaxPool(_Pool):
+    name = "max_pool"
+    onnx = "MaxPool"
+    examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
+                Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
+                Example((In((1, 2, 8, 8)),), {"kernel": 3, "strides": 2, "ceil_mode": True}),
+                Example((In((1, 2, 11)),), {"kernel": 3, "strides": 2, "dilations": 2}))
+
+    def compute(self, x):
+        cols, geometry = self._windows(x, -np.inf)
+        return cols.max(axis=tuple(range(-geometry[0], 0)))
+
+    def to_onnx(self, b, x):
+        return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
+
+
+class AvgPool(_Pool):
+    """Mean over each window; padded cells are left out of the count unless count_include_pad."""
+
+    name = "avg_pool"
+    onnx = "AveragePool"
+    count_include_pad: bool = False
+    examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
+                Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
+                Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1, "count_include_pad": True}),
+                Example((In((1, 2, 8, 8)),), {"kernel": 3, "strides": 2, "ceil_mode": True}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        if self.dilations not in (1, [1] * max(x.rank - 2, 0)):
+            raise ShapeError("avg_pool does not support dilations")
+        return super().infer(x)
+
+    def compute(self, x):
+        cols, (n, kernel, strides, dilations, pads, out, amounts) = self._windows(x, 0.0)
+        axes = tuple(range(-n, 0))
+        # Which padded cells count: the input, plus the declared padding if count_include_pad;
+        # never the cells past it that ceil_mode adds.
+        counted = np.zeros((1, 1) + tuple(s + a + e for s, (a, e) in zip(x.shape[2:], amounts)), x.dtype)
+        region = [slice(None), slice(None)]
+        for i, (begin, end) in enumerate(amounts):
+            size = x.shape[2 + i]
+            declared_end = end if pads == "same" else (0 if pads == "valid" else pads[i + n])
+            region.append(slice(0, begin + size + declared_end) if self.count_include_pad
+                          else slice(begin, begin + size))
+        counted[tuple(region)] = 1
+        counts = windows(counted, kernel, strides, dilations, out).sum(axis=axes)
+        return (cols.sum(axis=axes) / counts).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        attrs = self._onnx_attrs(b.type_of(x).rank)
+        return b.node("AveragePool", [x], count_include_pad=int(self.count_include_pad), **attrs)
+
+
+class GlobalAvgPool(Op):
+    name = "global_avg_pool"
+    onnx = "GlobalAveragePool"
+    examples = (Example((In((2, 3, 5, 4)),)), Example((In((2, 3, 7)),)))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        if x.rank < 3:
+            raise ShapeError(f"global_avg_pool needs [N, C, *spatial], got {x}")
+        return TensorType(x.dtype, tuple(x.shape[:2]) + (Dim(1),) * (x.rank - 2))
+
+    def compute(self, x):
+        return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+    def to_onnx(self, b, x):
+        return b.node("GlobalAveragePool", [x])

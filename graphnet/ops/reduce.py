@@ -1,0 +1,50 @@
+"""Reductions over listed axes (all axes when none are listed), ONNX keepdims semantics."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..dims import Dim
+from .base import Example, In, Op, ShapeError, TensorType, axis_index
+
+
+def _reduction(op_name: str, onnx_type: str, kernel: Callable) -> type[Op]:
+    class Reduce(Op):
+        name = op_name
+        onnx = onnx_type
+        axes: list[int] | None = None
+        keepdims: bool = True
+        examples = (Example((In((2, 3, 4)),), {"axes": [1]}),
+                    Example((In((2, 3, 4)),), {"axes": [0, -1], "keepdims": False}),
+                    Example((In((3, 5)),)))
+
+        def normalized(self, rank: int) -> tuple[int, ...]:
+            if self.axes is None:
+                return tuple(range(rank))
+            axes = tuple(sorted(axis_index(a, rank) for a in self.axes))
+            if len(set(axes)) != len(axes):
+                raise ShapeError(f"axes {self.axes} repeat an axis")
+            return axes
+
+        def infer(self, x: TensorType) -> TensorType:
+            if x.dtype == "bool":
+                raise ShapeError(f"{op_name} needs numbers, got {x}")
+            axes = self.normalized(x.rank)
+            shape = [Dim(1) if i in axes else d for i, d in enumerate(x.shape) if self.keepdims or i not in axes]
+            return TensorType(x.dtype, tuple(shape))
+
+        def compute(self, x):
+            return kernel(x, axis=self.normalized(x.ndim), keepdims=self.keepdims).astype(x.dtype)
+
+        def to_onnx(self, b, x):
+            return b.reduce(onnx_type, x, list(self.normalized(b.type_of(x).rank)), self.keepdims)
+
+    Reduce.__name__ = Reduce.__qualname__ = op_name.title().replace("_", "")
+    return Reduce
+
+
+ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean)
+ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum)
+ReduceMax = _reduction("reduce_max", "ReduceMax", np.max)

@@ -1,0 +1,45 @@
+"""softmax and log_softmax along one axis (ONNX opset >= 13 semantics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Example, In, Op, TensorType, axis_index, require_float
+
+
+class Softmax(Op):
+    name = "softmax"
+    onnx = "Softmax"
+    axis: int = -1
+    examples = (Example((In((2, 3, 5), low=-10, high=10),)), Example((In((4, 6)),), {"axis": 0}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        axis_index(self.axis, x.rank)
+        return x
+
+    def compute(self, x):
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        return e / e.sum(axis=self.axis, keepdims=True)
+
+    def to_onnx(self, b, x):
+        return b.node("Softmax", [x], axis=self.axis)
+
+
+class LogSoftmax(Op):
+    name = "log_softmax"
+    onnx = "LogSoftmax"
+    axis: int = -1
+    examples = (Example((In((2, 3, 5), low=-10, high=10),)), Example((In((4, 6)),), {"axis": 0}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        axis_index(self.axis, x.rank)
+        return x
+
+    def compute(self, x):
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+
+    def to_onnx(self, b, x):
+        return b.node("LogSoftmax", [x], axis=self.axis)

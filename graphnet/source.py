@@ -1,0 +1,160 @@
+"""YAML text to plain Python values that remember where each came from.
+
+PyYAML's composer gives nodes with marks; we build dicts and lists from them ourselves so that only
+plain data ever comes out (no tags are constructed), duplicate keys and aliases are refused, and
+every mapping key, value and list item keeps its file:line:col for error messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Location, SpecError
+
+MAX_FILE_BYTES = 1 << 20
+MAX_NESTING = 64
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+class LocDict(dict):
+    """A mapping from YAML with the location of itself, each key and each value."""
+
+    loc: Location
+    key_locs: dict
+    value_locs: dict
+
+
+class LocList(list):
+    loc: Location
+    item_locs: list
+
+
+def _loc(file: str, mark) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Composer(yaml.SafeLoader):
+    """Refuses aliases (alias bombs, shared mutable nodes) and unbounded nesting while composing."""
+
+    def __init__(self, stream, file: str):
+        super().__init__(stream)
+        self.file = file
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise SpecError.at(_loc(self.file, event.start_mark),
+                               "YAML aliases (*name) are not supported in specs; write the value out")
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            event = self.peek_event()
+            raise SpecError.at(_loc(self.file, event.start_mark),
+                               f"YAML nested more than {MAX_NESTING} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def read_text(path: Path, display: str) -> str:
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SpecError.at(Location(display), "not a file")
+        if size > MAX_FILE_BYTES:
+            raise SpecError.at(Location(display), f"file is {size} bytes; specs are limited to {MAX_FILE_BYTES}")
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpecError.at(Location(display), f"cannot read file: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError.at(Location(display, line, col), "file is not valid UTF-8") from None
+
+
+def parse_yaml(text: str, display: str) -> Any:
+    """Parse YAML text into LocDict/LocList/scalars; all YAML mistakes become located errors."""
+    loader = _Composer(text, display)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = _loc(display, mark) if mark else Location(display)
+        raise SpecError.at(loc, f"invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise SpecError.at(Location(display), f"invalid YAML: {e}") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise SpecError.at(Location(display), "the file is empty")
+    return _convert(node, display, loader)
+
+
+def _convert(node, file: str, loader) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out = LocDict()
+        out.loc, out.key_locs, out.value_locs = _loc(file, node.start_mark), {}, {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise SpecError.at(_loc(file, key_node.start_mark), "mapping keys must be plain names")
+            key = key_node.value
+            if key in out:
+                first = out.key_locs[key]
+                raise SpecError.at(_loc(file, key_node.start_mark),
+                                   f"duplicate key '{key}' (first given at line {first.line})")
+            out[key] = _convert(value_node, file, loader)
+            out.key_locs[key] = _loc(file, key_node.start_mark)
+            out.value_locs[key] = _loc(file, value_node.start_mark)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        out = LocList(_convert(item, file, loader) for item in node.value)
+        out.loc = _loc(file, node.start_mark)
+        out.item_locs = [_loc(file, item.start_mark) for item in node.value]
+        return out
+    if node.tag not in _SCALAR_TAGS:
+        raise SpecError.at(_loc(file, node.start_mark),
+                           f"YAML tag '{node.tag}' is not allowed in specs (only plain values)")
+    return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
+
+
+def load_yaml(path: Path, display: str | None = None) -> Any:
+    display = display or str(path)
+    return parse_yaml(read_text(path, display), display)
+
+
+def location_of(raw: Any, path: tuple, fallback: Location) -> Location:
+    """The location of the value reached by following `path` (keys and indices) from `raw`."""
+    loc = getattr(raw, "loc", fallback)
+    current = raw
+    for step in path:
+        if isinstance(current, LocDict) and step in current:
+            loc = current.value_locs[step]
+            current = current[step]
+        elif isinstance(current, LocDict) and isinstance(step, str) and step not in current:
+            # an unknown or missing key: point at the mapping that should (not) hold it
+            return getattr(current, "loc", loc)
+        elif isinstance(current, LocList) and isinstance(step, int) and 0 <= step < len(current):
+            loc = current.item_locs[step]
+            current = current[step]
+        else:
+            break
+    return loc
+
+
+def key_location(raw: Any, key: str) -> Location | None:
+    if isinstance(raw, LocDict) and key in raw.key_locs:
+        return raw.key_locs[key]
+    return None

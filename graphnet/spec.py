@@ -1,0 +1,245 @@
+"""The spec file format as pydantic models. Unknown keys are errors; every model keeps its YAML.
+
+These models hold what the user wrote, unevaluated: expressions stay strings until expansion,
+where they meet the scope (dims, args, bound symbols) they are evaluated in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, field_validator, model_validator
+
+from .errors import Diagnostic, Location, SpecError, did_you_mean
+from .source import LocDict, key_location, location_of
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DTYPES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
+Dtype = Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+ArgType = Literal["int", "float", "bool", "str", "list", "any"]
+DimExpr = int | str
+
+
+class Located(BaseModel):
+    """Base of every spec model: unknown keys are errors, and the raw YAML mapping is kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    _raw: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_raw(cls, data, handler):
+        model = handler(data)
+        if isinstance(data, LocDict):
+            model._raw = data
+        return model
+
+    @property
+    def loc(self) -> Location:
+        return getattr(self._raw, "loc", None) or Location("<unknown>")
+
+    def loc_of(self, *path) -> Location:
+        """Where the value at `path` (keys/indices below this model) was written."""
+        return location_of(self._raw, path, self.loc)
+
+    def key_loc(self, key: str) -> Location:
+        return key_location(self._raw, key) or self.loc
+
+
+class InputSpec(Located):
+    shape: list[DimExpr]
+    dtype: Dtype = "float32"
+    optional: bool = False
+    doc: str | None = None
+
+
+class ArgSpec(Located):
+    type: ArgType = "any"
+    default: JsonValue = None
+    doc: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return "default" not in self.model_fields_set
+
+
+class ParamSpec(Located):
+    shape: list[DimExpr]
+    init: str | dict[str, JsonValue]
+    dtype: Dtype = "float32"
+    trainable: bool = True
+    if_: bool | str | None = Field(default=None, alias="if")
+    doc: str | None = None
+
+
+class NodeSpec(Located):
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    op: str | None = None
+    block: str | None = None
+    inputs: str | list[str | None] | dict[str, str] | None = None
+    attrs: dict[str, JsonValue] = {}
+    args: dict[str, JsonValue] = {}
+    repeat: int | str | None = None
+    for_each: list[JsonValue] | str | None = None
+    if_: bool | str | None = Field(default=None, alias="if")
+    doc: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.op is None) == (self.block is None):
+            raise ValueError("a node needs exactly one of 'op' or 'block'")
+        if self.op is not None and self.args:
+            raise ValueError("'args' is for block nodes; an op node takes 'attrs'")
+        if self.block is not None and self.attrs:
+            raise ValueError("'attrs' is for op nodes; a block node takes 'args'")
+        if self.repeat is not None and self.for_each is not None:
+            raise ValueError("a node takes 'repeat' or 'for_each', not both")
+        return self
+
+
+def _shorthand(value, key: str):
+    # `x: [B, 784]` is short for `x: {shape: [B, 784]}`; `k: int` for `k: {type: int}`.
+    if isinstance(value, dict):
+        out = LocDict()
+        out.loc = getattr(value, "loc", None)
+        out.key_locs = getattr(value, "key_locs", {})
+        out.value_locs = getattr(value, "value_locs", {})
+        for k, v in value.items():
+            if isinstance(v, list):
+                v = _wrap(v, key, out.value_locs.get(k))
+            elif isinstance(v, str) and key == "type":
+                v = _wrap(v, key, out.value_locs.get(k))
+            out[k] = v
+        return out
+    return value
+
+
+def _wrap(value, key, loc):
+    wrapped = LocDict({key: value})
+    wrapped.loc = loc
+    wrapped.key_locs = {key: loc}
+    wrapped.value_locs = {key: loc}
+    return wrapped
+
+
+class BlockSpec(Located):
+    doc: str | None = None
+    args: dict[str, ArgSpec] = {}
+    dims: dict[str, DimExpr | None] = {}
+    require: list[str] = []
+    inputs: dict[str, InputSpec] = {}
+    params: dict[str, ParamSpec] = {}
+    nodes: list[NodeSpec]
+    outputs: dict[str, str]
+
+    _inputs_short = field_validator("inputs", mode="before")(lambda v: _shorthand(v, "shape"))
+    _args_short = field_validator("args", mode="before")(lambda v: _shorthand(v, "type"))
+
+    @field_validator("args", "dims", "inputs", "params", "outputs")
+    @classmethod
+    def _names(cls, value: dict):
+        import re
+
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"'{name}' is not a valid name (letters, digits and _, not starting with a digit)")
+        return value
+
+
+class SpecFile(BlockSpec):
+    graphnet: Literal[1]
+    name: str = Field(pattern=NAME_PATTERN)
+    use: list[str] = []
+    blocks: dict[str, BlockSpec] = {}
+
+
+class LibraryFile(Located):
+    graphnet: Literal[1]
+    name: str | None = None
+    doc: str | None = None
+    use: list[str] = []
+    dims: dict[str, DimExpr] = {}
+    blocks: dict[str, BlockSpec]
+
+
+def validate_model(model: type[Located], raw: Any, file: str) -> Located:
+    """Validate raw YAML data into `model`, turning pydantic errors into located diagnostics."""
+    if not isinstance(raw, dict):
+        loc = getattr(raw, "loc", Location(file))
+        raise SpecError.at(loc, "a spec file must be a YAML mapping at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError([_diagnostic(err, raw, file, model) for err in _best_errors(e.errors())]) from None
+
+
+def _best_errors(errors: list[dict]) -> list[dict]:
+    # A union reports one error per alternative at the same place; keep the first per place.
+    seen, out = set(), []
+    for err in errors:
+        key = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
+        if key not in seen:
+            seen.add(key)
+            out.append(err)
+    return out
+
+
+def _is_type_tag(step) -> bool:
+    return isinstance(step, str) and any(c in step for c in "[]") or step in (
+        "str", "int", "float", "bool", "list", "dict", "none", "function-after", "function-wrap",
+        "function-before", "function-plain", "list[union[int,str]]", "json-or-python[json=any,python=any]")
+
+
+def _diagnostic(err: dict, raw: Any, file: str, model: type[Located]) -> Diagnostic:
+    path = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
+    where = ".".join(str(p) for p in path) or "top level"
+    if err["type"] == "extra_forbidden":
+        parent = location_of(raw, path[:-1], Location(file))
+        container = raw
+        for step in path[:-1]:
+            try:
+                container = container[step]
+            except (KeyError, IndexError, TypeError):
+                break
+        key = str(path[-1])
+        loc = key_location(container, key) or parent
+        allowed = _allowed_keys(model, path[:-1])
+        hint = did_you_mean(key, allowed) if allowed else ""
+        listing = f" (allowed: {', '.join(sorted(allowed))})" if allowed and not hint else ""
+        return Diagnostic(loc, f"unknown key '{key}' in {_context(path[:-1])}{hint}{listing}")
+    loc = location_of(raw, path, Location(file))
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return Diagnostic(loc, f"missing key '{path[-1]}' in {_context(path[:-1])}")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "literal_error" and path and path[-1] == "graphnet":
+        msg = "unsupported format version; this graphnet reads 'graphnet: 1'"
+    return Diagnostic(loc, f"{where}: {msg}")
+
+
+def _context(path: tuple) -> str:
+    if not path:
+        return "the spec"
+    return "'" + ".".join(str(p) for p in path) + "'"
+
+
+_CONTAINERS = {
+    "blocks": BlockSpec, "nodes": NodeSpec, "params": ParamSpec, "inputs": InputSpec, "args": ArgSpec,
+}
+
+
+def _allowed_keys(model: type[Located], path: tuple) -> set[str]:
+    # Walk the model tree along the path to find which keys the offending mapping allows.
+    current: type[BaseModel] | None = model
+    i = 0
+    while i < len(path) and current is not None:
+        step = path[i]
+        if isinstance(step, str) and step in _CONTAINERS:
+            current = _CONTAINERS[step]
+            i += 2  # skip the key or index inside the container
+            continue
+        return set()
+    if current is None or i > len(path):
+        return set()
+    return {f.alias or name for name, f in current.model_fields.items()}
