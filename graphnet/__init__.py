@@ -1,0 +1,14 @@
+"""graphnet: neural networks as YAML dataflow graphs of primitive ops.
+
+    import graphnet as gn
+    net = gn.load("specs/resnet18.yaml")
+    print(net.summary())
+    y = net.run({"image": x}, weights=net.init_weights(seed=0))
+    net.export_onnx("resnet18.onnx")
+"""
+
+from .errors import SpecError
+from .network import Network, load
+
+__all__ = ["Network", "SpecError", "load"]
+__version__ = "0.1.0"

@@ -1,0 +1,198 @@
+"""Lowering the Graph IR to an ONNX ModelProto. Free dims become dim_param; params become
+initializers; each op lowers itself through the OnnxBuilder handed to its `to_onnx`."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..dims import Dim, _Atom, as_dim
+from ..graph import Graph
+from ..ops import TensorType
+from ..ops.base import ONNX_DTYPES
+
+MIN_OPSET, MAX_OPSET = 17, 21
+
+
+class OnnxBuilder:
+    """What an op's `to_onnx` may use: node creation, constants, shape tensors, tensor types."""
+
+    def __init__(self, opset: int, types: dict[str, TensorType], symbol_sources: dict[str, tuple[str, int]]):
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.types = dict(types)
+        self.symbol_sources = symbol_sources
+        self.hint = "node"
+        self._names: set[str] = set(types)
+        self._consts: dict[tuple, str] = {}
+        self._dims: dict[Dim, str] = {}
+
+    # -- naming and types ------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self._names:
+            name = f"{base}/{k}"
+            k += 1
+        self._names.add(name)
+        return name
+
+    def type_of(self, name: str) -> TensorType:
+        return self.types[name]
+
+    def dtype_of(self, name: str) -> str:
+        return self.types[name].dtype
+
+    @staticmethod
+    def onnx_dtype(dtype: str) -> int:
+        return ONNX_DTYPES[dtype]
+
+    # -- nodes -----------------------------------------------------------------------------
+    def node(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs):
+        outputs = [self.fresh(self.hint) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(f"{self.hint}#{op_type}"),
+                                           **attrs))
+        return outputs[0] if n_out == 1 else outputs
+
+    def reduce(self, op_type: str, x: str, axes: list[int], keepdims: bool) -> str:
+        # ReduceSum took axes as an input from opset 13, the others from opset 18.
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.node(op_type, [x, self.ints(axes)], keepdims=int(keepdims))
+        return self.node(op_type, [x], axes=axes, keepdims=int(keepdims))
+
+    # -- constants -------------------------------------------------------------------------
+    @staticmethod
+    def tensor_proto(array: np.ndarray, name: str = "") -> onnx.TensorProto:
+        return numpy_helper.from_array(np.ascontiguousarray(array), name)
+
+    def const(self, array: np.ndarray) -> str:
+        array = np.asarray(array)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._consts:
+            name = self.fresh(f"{self.hint}/const")
+            self.initializers[name] = self.tensor_proto(array, name)
+            self.types[name] = TensorType(_dtype_name(array.dtype), array.shape)
+            self._consts[key] = name
+        return self._consts[key]
+
+    def scalar(self, value: float, dtype: str) -> str:
+        return self.const(np.asarray(value, dtype=dtype))
+
+    def ints(self, values, scalar: bool = False) -> str:
+        return self.const(np.asarray(values[0] if scalar else list(values), dtype=np.int64))
+
+    # -- symbolic dims ---------------------------------------------------------------------
+    def dims_tensor(self, dims) -> str:
+        """A 1-D int64 tensor of dims: a constant when all are known, else computed from input shapes."""
+        dims = [as_dim(d) for d in dims]
+        if all(d.is_const() for d in dims):
+            return self.ints([d.value for d in dims])
+        parts = [self.ints([d.value]) if d.is_const() else
+                 self.node("Unsqueeze", [self.scalar_dim(d), self.ints([0])]) for d in dims]
+        return parts[0] if len(parts) == 1 else self.node("Concat", parts, axis=0)
+
+    def scalar_dim(self, d: Dim) -> str:
+        """A 0-d int64 tensor holding the value of a dim expression at run time."""
+        d = as_dim(d)
+        if d.is_const():
+            return self.ints([d.value], scalar=True)
+        if d in self._dims:
+            return self._dims[d]
+        total = None
+        for mono, coeff in sorted(d.terms.items(), key=lambda mc: str(mc)):
+            term = self.ints([coeff], scalar=True) if coeff != 1 or not mono else None
+            for atom, power in mono:
+                base = self._atom(atom)
+                for _ in range(power):
+                    term = base if term is None else self.node("Mul", [term, base])
+            total = term if total is None else self.node("Add", [total, term])
+        self._dims[d] = total
+        return total
+
+    def _atom(self, atom) -> str:
+        if isinstance(atom, str):
+            source, axis = self.symbol_sources[atom]
+            shape = self.node("Shape", [source], start=axis, end=axis + 1)
+            return self.node("Squeeze", [shape, self.ints([0])])
+        assert isinstance(atom, _Atom)
+        if atom.kind == "floordiv":
+            # Integer Div truncates; dims are non-negative, where truncation is the floor.
+            return self.node("Div", [self.scalar_dim(atom.args[0]), self.ints([atom.args[1]], scalar=True)])
+        op = "Min" if atom.kind == "min" else "Max"
+        return self.node(op, [self.scalar_dim(atom.args[0]), self.scalar_dim(atom.args[1])])
+
+    def reshape_target(self, in_shape, target) -> str:
+        """Reshape's shape input: 0 copies an input dim in place, -1 infers one; only what is
+        left unknown needs run-time shape arithmetic."""
+        out = []
+        unknown = 0
+        for i, d in enumerate(as_dim(t) for t in target):
+            if d.is_const():
+                out.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                out.append(Dim(0))
+            else:
+                out.append(d)
+                unknown += 1
+        if unknown == 1 and not any(d == -1 for d in out):
+            out = [Dim(-1) if not d.is_const() else d for d in out]
+        return self.dims_tensor(out)
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    return "bool" if dtype == np.bool_ else str(dtype)
+
+
+def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
+    shape = [d.value if d.is_const() else (str(d) if d.is_symbol() else None) for d in t.shape]
+    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], shape)
+
+
+def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> onnx.ModelProto:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    sources: dict[str, tuple[str, int]] = {}
+    for name, t in graph.inputs.items():
+        for axis, d in enumerate(t.shape):
+            if d.is_symbol():
+                sources.setdefault(str(d), (name, axis))
+    b = OnnxBuilder(opset, graph.types, sources)
+    env: dict[str, str] = {name: name for name in list(graph.inputs) + list(graph.params)}
+    for node in graph.nodes:
+        b.hint = node.name
+        ins = [env[t] if t is not None else None for t in node.inputs]
+        outs = node.op.to_onnx(b, *_trim(ins))
+        outs = (outs,) if isinstance(outs, str) else tuple(outs)
+        for t, o in zip(node.outputs, outs):
+            env[t] = o
+            b.types[o] = graph.types[t]
+    nodes = b.nodes
+    outputs = []
+    renames: dict[str, str] = {}
+    produced = {o for n in nodes for o in n.output}
+    for out_name, tensor in graph.outputs.items():
+        src = env[tensor]
+        if src in produced and src not in renames and src not in graph.outputs:
+            renames[src] = out_name
+        else:
+            nodes.append(helper.make_node("Identity", [src], [out_name], name=f"{out_name}#Identity"))
+        outputs.append(_value_info(out_name, graph.types[tensor]))
+    if renames:
+        for n in nodes:
+            n.input[:] = [renames.get(x, x) for x in n.input]
+            n.output[:] = [renames.get(x, x) for x in n.output]
+    initializers = [numpy_helper.from_array(np.ascontiguousarray(weights[p], dtype=graph.params[p].type.dtype), p)
+                    for p in graph.params]
+    initializers += list(b.initializers.values())
+    g = helper.make_graph(nodes, graph.name, [_value_info(n, t) for n, t in graph.inputs.items()], outputs,
+                          initializers)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
+    model.ir_version = min(model.ir_version, 10)
+    return model
+
+
+def _trim(values: list):
+    while values and values[-1] is None:
+        values = values[:-1]
+    return values

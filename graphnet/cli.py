@@ -1,0 +1,207 @@
+"""The `graphnet` command: validate, run, export, init-weights. Every user mistake is printed as
+`FILE:LINE:COL: error: ...` and exits with status 1; nothing a user can do prints a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import Location, SpecError
+
+EXIT_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        print(f"graphnet: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _dims(values: list[str]) -> dict[str, int]:
+    out = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SpecError.at(Location("<command line>"), f"--dim takes NAME=VALUE, got '{item}'")
+        try:
+            n = int(value)
+        except ValueError:
+            raise SpecError.at(Location("<command line>"), f"--dim {name}: '{value}' is not a whole number") from None
+        if n < 1:
+            raise SpecError.at(Location("<command line>"), f"--dim {name}: a dim must be positive, got {n}")
+        out[name] = n
+    return out
+
+
+def _load(path: str, dims: dict[str, int]):
+    from .network import load
+    return load(path, dims)
+
+
+def cmd_validate(args) -> int:
+    from .summary import bound_macs, summary_rows
+    dims = _dims(args.dim)
+    reports, failed = [], False
+    for path in args.specs:
+        try:
+            net = _load(path, dims)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            failed = True
+            continue
+        g = net.graph
+        if args.json:
+            macs = bound_macs(g, dims)
+            reports.append({
+                "name": g.name,
+                "params": g.param_count(),
+                "trainable_params": g.param_count(trainable=True),
+                "macs": macs.value if macs.is_const() else str(macs),
+                "inputs": {k: list(v) for k, v in net.inputs.items()},
+                "outputs": {k: list(v) for k, v in net.outputs.items()},
+                "nodes": [{**r, "macs": r["macs"].value if r["macs"].is_const() else str(r["macs"])}
+                          for r in summary_rows(g, dims)],
+            })
+        else:
+            print(net.summary(dims))
+            print(f"{path}: ok")
+    if args.json:
+        print(json.dumps(reports if len(args.specs) > 1 else (reports[0] if reports else None), indent=2))
+    return EXIT_ERROR if failed else 0
+
+
+def _weights(net, args):
+    from .weights import check_weights, load_npz
+    if args.weights:
+        weights = load_npz(args.weights)
+        check_weights(net.graph, weights, args.weights)
+        return weights
+    return net.init_weights(args.seed)
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .weights import load_npz, save_npz
+    dims = _dims(args.dim)
+    net = _load(args.spec, dims)
+    if args.inputs:
+        inputs = load_npz(args.inputs)
+    else:
+        inputs = net.random_inputs(dims, seed=args.seed)
+    weights = _weights(net, args)
+    arrays = net.check_inputs(inputs)
+    if args.backend == "numpy":
+        if args.device == "cuda":
+            raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
+        outputs = net.run(arrays, weights)
+    else:
+        outputs = _run_onnxruntime(net, arrays, weights, args.device)
+    for name, value in outputs.items():
+        value = np.asarray(value)
+        stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
+        print(f"{name}: {value.dtype}{list(value.shape)} {stats}")
+    if args.output:
+        save_npz(args.output, outputs)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _run_onnxruntime(net, arrays, weights, device: str):
+    import onnxruntime as ort
+    model = net.to_onnx(weights)
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise SpecError.at(Location("<command line>"),
+                               "--device cuda: onnxruntime has no CUDA provider here; install onnxruntime-gpu "
+                               f"(available: {', '.join(ort.get_available_providers())})")
+        providers = ["CUDAExecutionProvider"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
+    values = session.run(None, arrays)
+    return dict(zip([o.name for o in session.get_outputs()], values))
+
+
+def cmd_export(args) -> int:
+    from .backends.onnx_export import MAX_OPSET, MIN_OPSET
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    net = _load(args.spec, _dims(args.dim))
+    weights = _weights(net, args)
+    net.export_onnx(args.output, weights, args.opset)
+    print(f"wrote {args.output} (opset {args.opset}, {net.graph.param_count():,} params)")
+    return 0
+
+
+def cmd_init_weights(args) -> int:
+    from .weights import save_npz
+    net = _load(args.spec, _dims(args.dim))
+    save_npz(args.output, net.init_weights(args.seed))
+    print(f"wrote {args.output} ({len(net.graph.params)} params, seed {args.seed})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="graphnet", description="Declarative neural networks: validate, run, export.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp, many=False):
+        if many:
+            sp.add_argument("specs", nargs="+", metavar="SPEC")
+        else:
+            sp.add_argument("spec", metavar="SPEC")
+        sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
+
+    v = sub.add_parser("validate", help="check a spec: shapes, params, MACs")
+    common(v, many=True)
+    v.add_argument("--json", action="store_true", help="print a JSON report")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("run", help="run a spec on random or given inputs")
+    common(r)
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--inputs", metavar="FILE.npz")
+    src.add_argument("--random", action="store_true", help="random inputs (the default)")
+    r.add_argument("--weights", metavar="FILE.npz")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("-o", "--output", metavar="OUT.npz")
+    r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
+    r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("export", help="export to ONNX")
+    common(e)
+    e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
+    e.add_argument("--weights", metavar="FILE.npz")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--opset", type=int, default=17)
+    e.set_defaults(func=cmd_export)
+
+    w = sub.add_parser("init-weights", help="write initial weights to .npz")
+    common(w)
+    w.add_argument("-o", "--output", required=True, metavar="FILE.npz")
+    w.add_argument("--seed", type=int, default=0)
+    w.set_defaults(func=cmd_init_weights)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        print(e.render(), file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        where = getattr(e, "filename", None) or "<output>"
+        print(f"{where}:1:1: error: {e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

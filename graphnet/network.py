@@ -1,0 +1,128 @@
+"""The Python API: `load` a spec into a Network, then summarize, initialize, run and export it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends.numpy_backend import Plan, bind_dims, binding_key, compile_plan, run_plan
+from .errors import Location, SpecError, did_you_mean
+from .expand import expand
+from .graph import Graph
+from .load import load_program
+from .weights import check_weights, init_weights
+
+
+def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
+    """Parse, expand and type a spec. Raises SpecError with every located mistake."""
+    return Network(expand(load_program(path), dims))
+
+
+def _shape_view(t) -> tuple:
+    return tuple(d.value if d.is_const() else str(d) for d in t.shape)
+
+
+class Network:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self._plans: dict[tuple, Plan] = {}
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def inputs(self) -> dict[str, tuple]:
+        """Input name -> declared shape, free dims as their names."""
+        return {k: _shape_view(t) for k, t in self.graph.inputs.items()}
+
+    @property
+    def outputs(self) -> dict[str, tuple]:
+        return {k: _shape_view(self.graph.types[t]) for k, t in self.graph.outputs.items()}
+
+    def summary(self, dims: dict[str, int] | None = None) -> str:
+        from .summary import summary_table
+        return summary_table(self.graph, dims)
+
+    def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
+        return init_weights(self.graph, seed)
+
+    def check_inputs(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Inputs as arrays of the declared dtypes, every free dim bound consistently."""
+        g = self.graph
+        missing = [k for k in g.inputs if k not in inputs]
+        extra = [k for k in inputs if k not in g.inputs]
+        if missing:
+            raise SpecError.at(g.input_locs.get(missing[0], Location(g.source)),
+                               f"input '{missing[0]}' was not given{did_you_mean(missing[0], extra)}")
+        if extra:
+            raise SpecError.at(Location(g.source), f"'{extra[0]}' is not an input of '{g.name}'"
+                               f"{did_you_mean(extra[0], g.inputs)} (inputs: {', '.join(g.inputs)})")
+        arrays = {}
+        for name, t in g.inputs.items():
+            a = np.asarray(inputs[name])
+            if a.dtype != np.dtype(t.dtype):
+                raise SpecError.at(g.input_locs[name], f"input '{name}' must be {t.dtype}, got {a.dtype}")
+            arrays[name] = a
+        try:
+            self._binding(arrays)
+        except ValueError as e:
+            raise SpecError.at(Location(g.source), str(e)) from None
+        return arrays
+
+    def _binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+        return bind_dims(self.graph, {k: a.shape for k, a in arrays.items()})
+
+    def plan(self, binding: dict[str, int]) -> Plan:
+        key = binding_key(binding)
+        if key not in self._plans:
+            self._plans[key] = compile_plan(self.graph, binding)
+        return self._plans[key]
+
+    def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run on the NumPy back end; without weights, those of init_weights(seed=0)."""
+        arrays = self.check_inputs(inputs)
+        if weights is None:
+            weights = self.init_weights(0)
+        else:
+            check_weights(self.graph, weights, "<weights>")
+        plan = self.plan(self._binding(arrays))
+        return run_plan(plan, {**weights, **arrays})
+
+    def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17):
+        from .backends.onnx_export import to_onnx
+        if weights is None:
+            weights = self.init_weights(0)
+        else:
+            check_weights(self.graph, weights, "<weights>")
+        return to_onnx(self.graph, weights, opset)
+
+    def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17):
+        """Write the model atomically after onnx's full checker accepts it; returns the ModelProto."""
+        import onnx
+
+        from .files import atomic_write
+        model = self.to_onnx(weights, opset)
+        onnx.checker.check_model(model, full_check=True)
+        with atomic_write(path) as f:
+            f.write(model.SerializeToString())
+        return model
+
+    def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for name, t in self.graph.inputs.items():
+            shape = []
+            for d in t.shape:
+                v = d.subs({s: (dims or {}).get(s, 1) for s in d.symbols()})
+                shape.append(v.value)
+            if t.dtype.startswith("float"):
+                out[name] = rng.standard_normal(shape).astype(t.dtype)
+            elif t.dtype == "bool":
+                out[name] = rng.random(shape) < 0.5
+            else:
+                out[name] = rng.integers(0, 2, shape).astype(t.dtype)
+        return out

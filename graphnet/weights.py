@@ -1,0 +1,62 @@
+"""Weights: made from each param's init scheme, or read from and written to .npz files keyed by
+qualified param name. Files are read with allow_pickle=False and checked against the graph."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Diagnostics, Location, SpecError, did_you_mean
+from .files import atomic_write
+from .graph import Graph
+from .init import param_rng
+
+
+def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    out = {}
+    for name, p in graph.params.items():
+        shape = tuple(d.value for d in p.type.shape)
+        out[name] = p.init.sample(shape, param_rng(seed, name)).astype(p.type.dtype)
+    return out
+
+
+def check_weights(graph: Graph, weights: dict[str, np.ndarray], source: str, allow_nonfinite: bool = False) -> None:
+    """Every param present with its declared shape and dtype, nothing extra."""
+    diags = Diagnostics()
+    where = Location(source)
+    for name, p in graph.params.items():
+        if name not in weights:
+            diags.add(where, f"weight '{name}' is missing (declared at {p.loc})"
+                      f"{did_you_mean(name, [k for k in weights if k not in graph.params])}")
+            continue
+        w = np.asarray(weights[name])
+        shape = tuple(d.value for d in p.type.shape)
+        if w.shape != shape:
+            diags.add(where, f"weight '{name}' has shape {list(w.shape)} but the spec declares {list(shape)} (at {p.loc})")
+        elif w.dtype != np.dtype(p.type.dtype):
+            diags.add(where, f"weight '{name}' has dtype {w.dtype} but the spec declares {p.type.dtype}")
+        elif not allow_nonfinite and w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+            bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))
+            diags.add(where, f"weight '{name}' has {bad} NaN or infinite value{'s' if bad != 1 else ''}")
+    for name in weights:
+        if name not in graph.params:
+            diags.add(where, f"weight '{name}' is not a param of '{graph.name}'{did_you_mean(name, graph.params)}")
+    diags.raise_if_any()
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise SpecError.at(Location(str(path)), "file not found") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise SpecError.at(Location(str(path)), f"not a readable .npz file: {e}") from None
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
