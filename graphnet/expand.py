@@ -100,6 +100,7 @@ class _Expander:
             try:
                 shape = self.eval_shape(decl.shape, scope, decl, "shape")
             except _Failed:
+                body.locals[name] = Tensor(name, None)   # poisoned: nodes reading it are skipped
                 continue
             t = TensorType(decl.dtype, shape)
             inputs[name] = t
@@ -302,6 +303,7 @@ class _Expander:
             members = [names[a] for a, _ in cycle]
             first = specs[cycle[0][0]]
             self.diags.add(first.loc, "nodes form a cycle: " + " -> ".join(members + [members[0]]))
+            body.used.update(body.declared)   # nothing was expanded, so nothing can be called unused
             return
         order = list(nx.lexicographical_topological_sort(deps))
         for i in order:
@@ -376,8 +378,7 @@ class _Expander:
                 first = next(iter(body.block.inputs), None)
                 if first is None:
                     return []
-                body.used.add(first)
-                return [body.locals[first]]
+                return [self.resolve(body, first, node.loc)]   # marks it used; skips a poisoned input
             prev = body.locals[previous]
             return [self.single_output(prev, node, f"the previous node '{previous}'")]
         refs = [node.inputs] if isinstance(node.inputs, str) else node.inputs

@@ -103,13 +103,29 @@ def parse_yaml(text: str, display: str) -> Any:
     return _convert(node, display, loader)
 
 
+def _refuse_tag(node, file: str) -> None:
+    # Tags ask for constructed objects (!!python/object/apply:os.system [...], !!set {...}). Check
+    # every node, not only scalars: a tagged list or mapping must not pass as the plain data under it.
+    if isinstance(node, yaml.MappingNode):
+        allowed = node.tag == "tag:yaml.org,2002:map"
+    elif isinstance(node, yaml.SequenceNode):
+        allowed = node.tag == "tag:yaml.org,2002:seq"
+    else:
+        allowed = node.tag in _SCALAR_TAGS
+    if not allowed:
+        raise SpecError.at(_loc(file, node.start_mark),
+                           f"YAML tag '{node.tag}' is not allowed in specs (only plain values)")
+
+
 def _convert(node, file: str, loader) -> Any:
+    _refuse_tag(node, file)
     if isinstance(node, yaml.MappingNode):
         out = LocDict()
         out.loc, out.key_locs, out.value_locs = _loc(file, node.start_mark), {}, {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 raise SpecError.at(_loc(file, key_node.start_mark), "mapping keys must be plain names")
+            _refuse_tag(key_node, file)
             key = key_node.value
             if key in out:
                 first = out.key_locs[key]
@@ -124,9 +140,6 @@ def _convert(node, file: str, loader) -> Any:
         out.loc = _loc(file, node.start_mark)
         out.item_locs = [_loc(file, item.start_mark) for item in node.value]
         return out
-    if node.tag not in _SCALAR_TAGS:
-        raise SpecError.at(_loc(file, node.start_mark),
-                           f"YAML tag '{node.tag}' is not allowed in specs (only plain values)")
     return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
 
 

@@ -64,7 +64,7 @@ class OnnxBuilder:
     # -- constants -------------------------------------------------------------------------
     @staticmethod
     def tensor_proto(array: np.ndarray, name: str = "") -> onnx.TensorProto:
-        return numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return numpy_helper.from_array(np.asarray(array, order="C"), name)
 
     def const(self, array: np.ndarray) -> str:
         array = np.asarray(array)
@@ -182,7 +182,7 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> on
         for n in nodes:
             n.input[:] = [renames.get(x, x) for x in n.input]
             n.output[:] = [renames.get(x, x) for x in n.output]
-    initializers = [numpy_helper.from_array(np.ascontiguousarray(weights[p], dtype=graph.params[p].type.dtype), p)
+    initializers = [numpy_helper.from_array(np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), p)
                     for p in graph.params]
     initializers += list(b.initializers.values())
     g = helper.make_graph(nodes, graph.name, [_value_info(n, t) for n, t in graph.inputs.items()], outputs,
