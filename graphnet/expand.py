@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import expr
 from .dims import Dim, as_dim, format_shape
-from .errors import Diagnostics, Location, Note, SpecError, did_you_mean
+from .errors import Diagnostic, Diagnostics, Location, Note, SpecError, did_you_mean
 from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
@@ -312,12 +312,20 @@ class _Expander:
             try:
                 body.locals[name] = self.expand_node(body, node, name, previous)
             except _Failed:
+                self.mark_used(body, node, previous)
                 body.locals[name] = _poisoned_result(node)
             except _Poisoned:
                 body.locals[name] = _poisoned_result(node)
             if len(self.nodes) > MAX_NODES:
                 self.diags.add(node.loc, f"the expanded graph has more than {MAX_NODES} nodes")
                 self.diags.raise_if_any()
+
+    def mark_used(self, body: Body, node: NodeSpec, previous: str | None) -> None:
+        """A node that failed (say, a bad repeat) before resolving its inputs still uses them;
+        otherwise one mistake would also be reported as unused inputs or params."""
+        body.used.update(ref.split(".")[0] for ref in _refs(node))
+        if node.inputs is None and previous is None and body.block.inputs:
+            body.used.add(next(iter(body.block.inputs)))
 
     def expand_node(self, body: Body, node: NodeSpec, name: str, previous: str | None) -> Result:
         copies = self.copies(body, node)
@@ -402,13 +410,13 @@ class _Expander:
             return next(iter(result.outputs.values()))
         return result
 
-    def resolve(self, body: Body, ref: str, loc: Location) -> Tensor | Absent:
+    def resolve(self, body: Body, ref: str, loc: Location, where: str = "inputs") -> Tensor | Absent:
         head, _, out = ref.partition(".")
         if head not in body.locals:
             known = list(body.locals) + [n.name or str(i) for i, n in enumerate(body.block.nodes)]
             if any((n.name or str(i)) == head for i, n in enumerate(body.block.nodes)):
                 raise _Poisoned()   # a node that failed before it produced anything
-            self.fail(loc, f"unknown name '{head}' in inputs{did_you_mean(head, known)}")
+            self.fail(loc, f"unknown name '{head}' in {where}{did_you_mean(head, known)}")
         body.used.add(head)
         value = body.locals[head]
         if isinstance(value, Result) and value.kind == "poisoned":
@@ -467,7 +475,7 @@ class _Expander:
             return cls.model_validate(attrs)
         except ValidationError as e:
             fields = list(cls.model_fields)
-            for err in e.errors():
+            for err in _merge_union_errors(e.errors()):
                 key = str(err["loc"][0]) if err["loc"] else ""
                 if err["type"] == "extra_forbidden":
                     self.diags.add(node._raw["attrs"].key_locs.get(key, node.loc) if node._raw and "attrs" in node._raw else node.loc,
@@ -547,6 +555,15 @@ class _Expander:
         inner_scope.update(self.bind_args(node, block, label, scope))
         frame = Frame(node.loc, path, body.block_name)
         inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace)
+        start = len(self.diags.items)
+        try:
+            outputs = self.expand_block_body(body, inner, node, block, label, path, inputs)
+        finally:
+            self.move_into_call(start, node.loc, path, label)
+        return Result(outputs, "block")
+
+    def expand_block_body(self, body: Body, inner: Body, node: NodeSpec, block: BlockSpec, label: str,
+                          path: str, inputs) -> dict[str, Any]:
         self.bind_block_inputs(body, inner, node, block, label, path, inputs)
         for name, value in block.dims.items():
             loc = block.loc_of("dims", name)
@@ -565,7 +582,22 @@ class _Expander:
             self.check_unused(inner, f"block '{label}'")
         finally:
             self.block_stack.pop()
-        return Result(outputs, "block")
+        return outputs
+
+    def move_into_call(self, start: int, call_loc: Location, path: str, label: str) -> None:
+        """Errors found inside std blocks, which the user cannot edit, are reported at the user's call
+        with the std line as a note. Only the first is kept: the rest are almost always its echoes
+        (a free channel dim breaks the weight shape and then the bias init)."""
+        if is_std_location(call_loc):
+            return  # a std block calling another; the user's call further out moves them
+        new = self.diags.items[start:]
+        inside = [d for d in new if is_std_location(d.loc)]
+        if not inside:
+            return
+        first = inside[0]
+        moved = Diagnostic(call_loc, first.message,
+                           (Note(first.loc, f"in block '{label}' called at '{path}'"),) + first.notes)
+        self.diags.items[start:] = [moved if d is first else d for d in new if not is_std_location(d.loc) or d is first]
 
     def bind_args(self, node: NodeSpec, block: BlockSpec, label: str, scope: dict) -> dict:
         given = dict(node.args)
@@ -596,7 +628,8 @@ class _Expander:
         if lits and want in ("int", "float", "bool"):
             lit = lits[0]
             hint = did_you_mean(lit.error.name, lit.error.known) if isinstance(lit.error, expr.UnknownName) else ""
-            self.fail(lit.loc, f"argument '{key}' of block '{label}': {lit.error.message} in '{lit.text}'{hint}")
+            self.fail(lit.loc, f"argument '{key}' of block '{label}' must be {want}, got '{lit.text}' "
+                               f"({lit.error.message}{hint})")
         ok = {
             "int": lambda v: isinstance(v, (int, Dim)) and not isinstance(v, bool),
             "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -694,7 +727,7 @@ class _Expander:
         for name, ref in body.block.outputs.items():
             loc = body.block.loc_of("outputs", name)
             try:
-                value = self.resolve(body, ref, loc)
+                value = self.resolve(body, ref, loc, "outputs")
             except (_Failed, _Poisoned):
                 out[name] = Tensor(body.prefix + name, None)
                 continue
@@ -733,6 +766,19 @@ def _strip_literals(value):
         return v
 
     return walk(value), lits
+
+
+def _merge_union_errors(errors: list[dict]) -> list[dict]:
+    """One error per attribute: a value that fits no member of a union (pads: int | list | 'same')
+    gets one pydantic error per member; say them once, joined with 'or'."""
+    merged: dict[tuple, dict] = {}
+    for err in errors:
+        key = tuple(err["loc"][:1])
+        if key in merged and err["type"] not in ("extra_forbidden", "missing"):
+            merged[key] = {**merged[key], "msg": f"{merged[key]['msg']}; or {err['msg']}"}
+        else:
+            merged.setdefault(key, err)
+    return list(merged.values())
 
 
 def _looks_like_expression(text: str) -> bool:

@@ -87,7 +87,12 @@ def read_text(path: Path, display: str) -> str:
 
 def parse_yaml(text: str, display: str) -> Any:
     """Parse YAML text into LocDict/LocList/scalars; all YAML mistakes become located errors."""
-    loader = _Composer(text, display)
+    try:
+        loader = _Composer(text, display)
+    except yaml.reader.ReaderError as e:
+        # The reader vets every character when the loader is made, before there are marks.
+        raise SpecError.at(_offset_loc(text, e.position, display),
+                           f"invalid YAML: unacceptable character #x{e.character:04x}: {e.reason}") from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
@@ -101,6 +106,18 @@ def parse_yaml(text: str, display: str) -> Any:
     if node is None:
         raise SpecError.at(Location(display), "the file is empty")
     return _convert(node, display, loader)
+
+
+def _value_loc(file: str, node) -> Location:
+    # Inside the quotes of a quoted scalar, so an expression error's column offset lands on its character.
+    loc = _loc(file, node.start_mark)
+    quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
+    return loc.shifted(1) if quoted else loc
+
+
+def _offset_loc(text: str, index: int, file: str) -> Location:
+    line = text.count("\n", 0, index) + 1
+    return Location(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
 
 
 def _refuse_tag(node, file: str) -> None:
@@ -133,12 +150,12 @@ def _convert(node, file: str, loader) -> Any:
                                    f"duplicate key '{key}' (first given at line {first.line})")
             out[key] = _convert(value_node, file, loader)
             out.key_locs[key] = _loc(file, key_node.start_mark)
-            out.value_locs[key] = _loc(file, value_node.start_mark)
+            out.value_locs[key] = _value_loc(file, value_node)
         return out
     if isinstance(node, yaml.SequenceNode):
         out = LocList(_convert(item, file, loader) for item in node.value)
         out.loc = _loc(file, node.start_mark)
-        out.item_locs = [_loc(file, item.start_mark) for item in node.value]
+        out.item_locs = [_value_loc(file, item) for item in node.value]
         return out
     return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
 

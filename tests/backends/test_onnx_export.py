@@ -1,0 +1,36 @@
+"""ONNX lowering details: opset range, and free dims handled without needless shape arithmetic."""
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+import graphnet as gn
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def test_reshape_targets_need_no_shape_subgraph():
+    # [B, T, 512] -> [B, T, 8, 64] and back: 0 copies B and T in place, so no Shape ops are needed
+    model = gn.load(SPECS / "transformer_encoder.yaml").to_onnx()
+    ops = {n.op_type for n in model.graph.node}
+    assert "Shape" not in ops and "LayerNormalization" in ops
+
+
+@pytest.mark.parametrize("opset", [17, 18, 20, 21])
+def test_supported_opsets_pass_the_full_checker(opset):
+    model = gn.load(SPECS / "transformer_encoder.yaml").to_onnx(opset=opset)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == opset
+
+
+def test_unsupported_opset_is_refused():
+    with pytest.raises(ValueError, match="opset 12 is not supported"):
+        gn.load(SPECS / "mlp.yaml").to_onnx(opset=12)
+
+
+def test_output_names_are_the_spec_outputs():
+    model = gn.load(SPECS / "resnet18.yaml").to_onnx()
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert "conv1.weight" in {t.name for t in model.graph.initializer}

@@ -1,0 +1,98 @@
+"""The command line: reports, outputs, and the same seed giving the same weights everywhere."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from graphnet.cli import main
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+MLP = str(SPECS / "mlp.yaml")
+
+
+def test_validate_prints_the_summary_table(capsys):
+    assert main(["validate", str(SPECS / "resnet18.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "layer4.1.conv2.conv" in out and "[B, 512, 7, 7]" in out
+    assert "params: 11,699,112 (11,689,512 trainable, 9,600 non-trainable)" in out
+
+
+def test_validate_json_report(capsys):
+    assert main(["validate", MLP, "--json", "--dim", "B=4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) >= {"name", "params", "macs", "inputs", "outputs", "nodes"}
+    assert report["inputs"] == {"x": [4, 784]} and report["outputs"] == {"logits": [4, 10]}
+    assert report["macs"] == 4 * (784 * 1024 + 1024 * 1024 + 1024 * 10)
+    # a param is counted on the first node that reads it: the linear's weight transpose
+    assert report["nodes"][0] == {"path": "fc1.weight_t", "op": "transpose", "shape": "[784, 1024]",
+                                  "params": 784 * 1024, "macs": 0}
+    assert report["nodes"][1] == {"path": "fc1.matmul", "op": "matmul", "shape": "[4, 1024]",
+                                  "params": 0, "macs": 4 * 784 * 1024}
+
+
+def test_validate_json_keeps_free_dims_as_formulas(capsys):
+    assert main(["validate", str(SPECS / "transformer_encoder.yaml"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["inputs"] == {"x": ["B", "T", 512]}
+    assert report["macs"] == "18874368*B*T + 6144*B*T^2"
+
+
+def test_validate_many_specs_reports_all(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("graphnet: 1\nname: bad\ninputs: {x: [2]}\nnodes: [{op: rleu}]\noutputs: {y: '0'}\n")
+    assert main(["validate", MLP, str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert f"{MLP}: ok" in captured.out
+    assert captured.err.startswith(f"{bad}:4:14: error: unknown op 'rleu'; did you mean 'relu'?")
+
+
+def test_same_seed_same_weights_in_every_command(tmp_path, capsys):
+    weights, onnx_path, out = tmp_path / "w.npz", tmp_path / "m.onnx", tmp_path / "out.npz"
+    inputs = tmp_path / "in.npz"
+    x = np.random.default_rng(0).standard_normal((3, 784)).astype(np.float32)
+    np.savez(inputs, x=x)
+    assert main(["init-weights", MLP, "-o", str(weights), "--seed", "7"]) == 0
+    assert main(["export", MLP, "-o", str(onnx_path), "--seed", "7"]) == 0
+    assert main(["run", MLP, "--inputs", str(inputs), "--seed", "7", "-o", str(out)]) == 0
+    w = np.load(weights)
+    model = onnx.load(str(onnx_path))
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name in w.files:
+        np.testing.assert_array_equal(w[name], init[name])
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(np.load(out)["logits"], session.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    assert main(["run", MLP, "--inputs", str(inputs), "--weights", str(weights), "--backend", "onnxruntime"]) == 0
+
+
+def test_cuda_without_provider_is_a_clear_error(capsys):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return  # this machine can run it; the message is for machines that cannot
+    assert main(["run", MLP, "--backend", "onnxruntime", "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert "onnxruntime has no CUDA provider here; install onnxruntime-gpu" in err
+
+
+def test_failed_export_leaves_the_old_file(tmp_path, capsys):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"old")
+    bad = tmp_path / "w.npz"
+    np.savez(bad, nothing=np.zeros(1))
+    assert main(["export", MLP, "-o", str(target), "--weights", str(bad)]) == 1
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bad_command_line_exits_1(capsys):
+    assert _exit_code(["validate"]) == 1
+    assert main(["validate", MLP, "--dim", "B"]) == 1
+    assert "--dim takes NAME=VALUE, got 'B'" in capsys.readouterr().err
+
+
+def _exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
