@@ -49,8 +49,15 @@ def check_weights(graph: Graph, weights: dict[str, np.ndarray], source: str, all
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        with path.open("rb") as f:
+            # np.load also takes .npy files (an array, not a mapping) and reads anything else as a
+            # pickle, whose refusal advises loading it unsafely; only a zip of arrays is an .npz.
+            if not zipfile.is_zipfile(f):
+                raise SpecError.at(Location(str(path)), "not a .npz file (a zip archive of arrays, "
+                                                        "as numpy.savez writes)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise SpecError.at(Location(str(path)), "file not found") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
