@@ -330,7 +330,7 @@ class _Expander:
     def expand_node(self, body: Body, node: NodeSpec, name: str, previous: str | None) -> Result:
         copies = self.copies(body, node)
         result = None
-        for k, extra in enumerate(copies):
+        for k, (extra, item_args) in enumerate(copies):
             scope = dict(body.scope, **extra)
             if not self.eval_truth(node.if_, scope, node.loc_of("if")):
                 for ref in _refs(node):
@@ -344,17 +344,18 @@ class _Expander:
             if node.op is not None:
                 result = self.expand_op(body, node, path, scope, inputs)
             else:
-                result = self.expand_block(body, node, path, scope, inputs)
+                result = self.expand_block(body, node, path, scope, inputs, item_args)
         return result
 
-    def copies(self, body: Body, node: NodeSpec) -> list[dict]:
+    def copies(self, body: Body, node: NodeSpec) -> list[tuple[dict, dict]]:
+        """Per copy: the names it adds to the scope (index, item) and the args a for_each mapping gives."""
         if node.repeat is not None:
             count = self.eval_expr(node.repeat, body.scope, node.loc_of("repeat"), "repeat")
             if isinstance(count, bool) or not isinstance(count, int):
                 self.fail(node.loc_of("repeat"), f"repeat must be a whole number, got {_show(count)}")
             if not 1 <= count <= MAX_COPIES:
                 self.fail(node.loc_of("repeat"), f"repeat must be between 1 and {MAX_COPIES}, got {count}")
-            return [{"index": i} for i in range(count)]
+            return [({"index": i}, {}) for i in range(count)]
         if node.for_each is not None:
             items = node.for_each
             if isinstance(items, str):
@@ -363,15 +364,9 @@ class _Expander:
                     self.fail(node.loc_of("for_each"), f"for_each must give a list, got {_show(items)}")
             if not 1 <= len(items) <= MAX_COPIES:
                 self.fail(node.loc_of("for_each"), f"for_each needs between 1 and {MAX_COPIES} items")
-            out = []
-            for i, item in enumerate(items):
-                extra = {"index": i, "item": item}
-                if isinstance(item, dict):
-                    extra["item"] = None
-                    extra["__args__"] = item
-                out.append(extra)
-            return out
-        return [{}]
+            return [({"index": i, "item": item}, {}) if not isinstance(item, dict) else ({"index": i}, item)
+                    for i, item in enumerate(items)]
+        return [({}, {})]
 
     def node_inputs(self, body: Body, node: NodeSpec, previous: str | None, chained: Result | None,
                     first_only: bool = False) -> list[Tensor | Absent]:
@@ -544,7 +539,7 @@ class _Expander:
             self.fail(node.loc_of("block"), f"unknown block '{ref}'{did_you_mean(ref, known)}")
         return lib, lib.blocks[name], f"{lib.name}.{name}" if lib.is_std or ns else name
 
-    def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs) -> Result:
+    def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict) -> Result:
         lib, block, label = self.find_block(body, node)
         if label in self.block_stack:
             self.fail(node.loc_of("block"), f"block '{label}' uses itself (through "
@@ -552,7 +547,7 @@ class _Expander:
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
             self.fail(node.loc_of("block"), f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
         inner_scope = dict(lib.dims)
-        inner_scope.update(self.bind_args(node, block, label, scope))
+        inner_scope.update(self.bind_args(node, block, label, scope, item_args))
         frame = Frame(node.loc, path, body.block_name)
         inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace)
         start = len(self.diags.items)
@@ -599,11 +594,8 @@ class _Expander:
                            (Note(first.loc, f"in block '{label}' called at '{path}'"),) + first.notes)
         self.diags.items[start:] = [moved if d is first else d for d in new if not is_std_location(d.loc) or d is first]
 
-    def bind_args(self, node: NodeSpec, block: BlockSpec, label: str, scope: dict) -> dict:
-        given = dict(node.args)
-        extra_args = scope.pop("__args__", None)
-        if extra_args:
-            given.update(extra_args)
+    def bind_args(self, node: NodeSpec, block: BlockSpec, label: str, scope: dict, item_args: dict) -> dict:
+        given = {**node.args, **item_args}
         values = {}
         for key in given:
             if key not in block.args:

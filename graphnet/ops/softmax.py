@@ -7,9 +7,7 @@ import numpy as np
 from .base import Example, In, Op, TensorType, axis_index, require_float
 
 
-class Softmax(Op):
-    name = "softmax"
-    onnx = "Softmax"
+class _AlongAxis(Op):
     axis: int = -1
     examples = (Example((In((2, 3, 5), low=-10, high=10),)), Example((In((4, 6)),), {"axis": 0}))
 
@@ -17,29 +15,24 @@ class Softmax(Op):
         require_float(x)
         axis_index(self.axis, x.rank)
         return x
+
+    def to_onnx(self, b, x):
+        return b.node(self.onnx, [x], axis=self.axis)
+
+
+class Softmax(_AlongAxis):
+    name = "softmax"
+    onnx = "Softmax"
 
     def compute(self, x):
         e = np.exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 
-    def to_onnx(self, b, x):
-        return b.node("Softmax", [x], axis=self.axis)
 
-
-class LogSoftmax(Op):
+class LogSoftmax(_AlongAxis):
     name = "log_softmax"
     onnx = "LogSoftmax"
-    axis: int = -1
-    examples = (Example((In((2, 3, 5), low=-10, high=10),)), Example((In((4, 6)),), {"axis": 0}))
-
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        axis_index(self.axis, x.rank)
-        return x
 
     def compute(self, x):
         shifted = x - x.max(axis=self.axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
-
-    def to_onnx(self, b, x):
-        return b.node("LogSoftmax", [x], axis=self.axis)

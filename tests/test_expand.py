@@ -1,0 +1,157 @@
+"""Spec-language semantics: repetition, for_each, conditionals, named outputs, patterns, libraries."""
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+
+
+def _spec(tmp_path, text: str, name: str = "net.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_repeat_chains_copies_with_index(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: chain
+        dims: {B: ~}
+        inputs: {x: [B, 4]}
+        blocks:
+          scale:
+            args: {k: int}
+            inputs: {x: [N, D]}
+            nodes:
+              - {name: c, op: constant, attrs: {value: "float(k)"}}
+              - {name: m, op: mul, inputs: [x, c]}
+            outputs: {y: m}
+        nodes:
+          - {name: s, block: scale, repeat: 3, args: {k: "index + 2"}}
+        outputs: {y: s}
+    """))
+    assert [n.name for n in net.graph.nodes] == ["s.0.c", "s.0.m", "s.1.c", "s.1.m", "s.2.c", "s.2.m"]
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(net.run({"x": x})["y"], x * 2 * 3 * 4)
+
+
+def test_for_each_scalars_and_mappings_and_skipped_nodes(tmp_path):
+    path = _spec(tmp_path, """
+        graphnet: 1
+        name: cfg
+        use: [std]
+        dims: {B: ~}
+        inputs: {x: [B, 3, 8, 8]}
+        blocks:
+          unit:
+            args: {v: any, pad: {type: int, default: 1}}
+            inputs: {x: [N, C, H, W]}
+            nodes:
+              - {name: conv, block: std.conv2d, args: {out: v, kernel: 3, padding: pad}, if: "v != 'M'"}
+              - {name: pool, op: max_pool, attrs: {kernel: 2}, if: "v == 'M'"}
+            outputs: {y: pool}
+        nodes:
+          - {name: f, block: unit, for_each: [4, M, 6], args: {v: item}}
+          - {name: g, block: unit, for_each: [{v: 5, pad: 0}], args: {v: 1}}
+        outputs: {y: g}
+    """)
+    net = gn.load(path)
+    assert net.outputs == {"y": ("B", 5, 2, 2)}
+    assert [n.name for n in net.graph.nodes] == ["f.0.conv.conv", "f.1.pool", "f.2.conv.conv", "g.0.conv.conv"]
+    assert set(net.graph.params) == {"f.0.conv.weight", "f.0.conv.bias", "f.2.conv.weight", "f.2.conv.bias",
+                                     "g.0.conv.weight", "g.0.conv.bias"}
+
+
+def test_named_outputs_optional_inputs_and_ellipsis_patterns(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: parts
+        dims: {B: ~, T: ~}
+        inputs: {x: [B, T, 6]}
+        blocks:
+          halves:
+            inputs:
+              x: ["...", D]
+              extra: {shape: ["...", D2], optional: true}
+            require: ["D % 2 == 0"]
+            dims: {half: D // 2}
+            nodes:
+              - {name: s, op: split, attrs: {axis: -1, sizes: [half, half]}}
+              - {name: sum, op: add, inputs: [s.y0, s.y1]}
+            outputs: {lo: s.y0, total: sum}
+        nodes:
+          - {name: h, block: halves}
+          - {name: out, op: mul, inputs: [h.lo, h.total]}
+        outputs: {y: out}
+    """))
+    assert net.outputs == {"y": ("B", "T", 3)}
+    x = np.arange(12, dtype=np.float32).reshape(1, 2, 6)
+    np.testing.assert_array_equal(net.run({"x": x})["y"], x[..., :3] * (x[..., :3] + x[..., 3:]))
+
+
+def test_distinct_free_dims_are_not_assumed_equal(tmp_path):
+    with pytest.raises(gn.SpecError) as info:
+        gn.load(_spec(tmp_path, """
+            graphnet: 1
+            name: ts
+            dims: {B: ~, T: ~, S: ~}
+            inputs: {a: [B, T, 4], b: [B, S, 4]}
+            nodes:
+              - {name: sum, op: add, inputs: [a, b]}
+            outputs: {y: sum}
+        """))
+    assert "dim -2 is T in one and S in another (not provably equal)" in str(info.value)
+
+
+def test_local_library_files(tmp_path):
+    (tmp_path / "blocks").mkdir()
+    _spec(tmp_path, """
+        graphnet: 1
+        name: mylib
+        blocks:
+          double:
+            inputs: {x: ["..."]}
+            nodes:
+              - {name: y, op: add, inputs: [x, x]}
+            outputs: {y: y}
+    """, "blocks/mylib.yaml")
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: uses
+        use: [blocks/mylib.yaml]
+        inputs: {x: [3]}
+        nodes:
+          - {name: d, block: mylib.double}
+        outputs: {y: d}
+    """))
+    np.testing.assert_array_equal(net.run({"x": np.ones(3, np.float32)})["y"], 2 * np.ones(3))
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("../outside.yaml", "library path '../outside.yaml' leaves the spec's folder"),
+    ("/etc/passwd", "library path '/etc/passwd' must be relative to the spec's folder"),
+    ("missing.yaml", "library file 'missing.yaml' does not exist"),
+])
+def test_library_paths_stay_inside_the_spec_folder(tmp_path, entry, message):
+    (tmp_path / "outside.yaml").write_text("graphnet: 1\nblocks: {}\n")
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    with pytest.raises(gn.SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        gn.load(_spec(spec_dir, f"""
+            graphnet: 1
+            name: bad
+            use: ["{entry}"]
+            inputs: {{x: [3]}}
+            nodes:
+              - {{name: r, op: relu}}
+            outputs: {{y: r}}
+        """))
+
+
+def test_dims_overrides_make_reduced_variants():
+    net = gn.load(Path(__file__).resolve().parent.parent / "specs" / "transformer_encoder.yaml", dims={"d_model": 64, "d_ff": 128, "layers": 2, "heads": 4})
+    assert net.inputs == {"x": ("B", "T", 64)}
+    assert net.graph.param_count() == 2 * (4 * (64 * 64 + 64) + 64 * 128 + 128 + 128 * 64 + 64 + 4 * 64)
