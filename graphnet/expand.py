@@ -328,6 +328,12 @@ class _Expander:
             body.used.add(next(iter(body.block.inputs)))
 
     def expand_node(self, body: Body, node: NodeSpec, name: str, previous: str | None) -> Result:
+        # What the node names must exist whatever its inputs are: an unknown op or block is an
+        # independent mistake, reported even when an earlier node failed.
+        if node.op is not None and node.op not in OPS:
+            self.fail(node.loc_of("op"), f"unknown op '{node.op}'{did_you_mean(node.op, OPS)}")
+        if node.block is not None:
+            self.find_block(body, node)
         copies = self.copies(body, node)
         result = None
         for k, (extra, item_args) in enumerate(copies):
@@ -402,7 +408,9 @@ class _Expander:
             if len(result.outputs) != 1:
                 self.fail(node.loc, f"{what} has several outputs ({', '.join(result.outputs)}); "
                                     "name the one to use in 'inputs'")
-            return next(iter(result.outputs.values()))
+            result = next(iter(result.outputs.values()))
+        if isinstance(result, Tensor) and result.type is None:
+            raise _Poisoned()   # produced by a node that already failed
         return result
 
     def resolve(self, body: Body, ref: str, loc: Location, where: str = "inputs") -> Tensor | Absent:
@@ -435,9 +443,7 @@ class _Expander:
     # -- op nodes --------------------------------------------------------------------------
     def expand_op(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs) -> Result:
         op_name = node.op
-        cls = OPS.get(op_name)
-        if cls is None:
-            self.fail(node.loc_of("op"), f"unknown op '{op_name}'{did_you_mean(op_name, OPS)}")
+        cls = OPS[op_name]
         op = self.make_op(body, node, cls, scope, path)
         args = self.bind_op_inputs(body, node, cls, op, path, inputs)
         types = [a.type if a is not None else None for a in args]

@@ -877,3 +877,22 @@ def test_run_with_a_corrupt_inputs_file(tmp_path, capsys):
     bad = tmp_path / "in.npz"
     bad.write_bytes(b"not an archive at all")
     assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{bad}:1:1", "not a .npz file")
+
+
+def test_consumers_of_a_failed_block_are_skipped_and_later_mistakes_still_reported(tmp_path, capsys):
+    # fc reads the failed conv block's output implicitly; bad names an unknown op after it
+    path = tmp_path / "chain.yaml"
+    path.write_text(
+        "graphnet: 1\nname: chain\nuse: [std]\ndims: {B: ~}\ninputs:\n  x: [B, 3, 4, 4]\nnodes:\n"
+        "  - {name: conv, block: std.conv2d, args: {out: 8, kernel: 7}}\n"
+        "  - {name: fc, block: std.linear, args: {out: 10}}\n"
+        "  - {name: bad, op: rleu}\n"
+        "outputs: {y: fc}\n")
+    with pytest.raises(graphnet.SpecError) as info:
+        graphnet.load(path)
+    found = [(d.loc.line, d.loc.col, d.message) for d in info.value.diagnostics]
+    assert [(line, col) for line, col, _ in found] == [(8, 5), (10, 21)]
+    assert found[0][2].startswith("node 'conv.conv' (conv): window of 7 does not fit spatial dim 4")
+    assert found[1][2] == "unknown op 'rleu'; did you mean 'relu'?"
+    assert main(["validate", str(path)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
