@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.numpy_backend import Plan, bind_dims, binding_key, compile_plan, run_plan
+from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, run_plan
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
@@ -68,8 +68,8 @@ class Network:
             arrays[name] = a
         try:
             self._binding(arrays)
-        except ValueError as e:
-            raise SpecError.at(Location(g.source), str(e)) from None
+        except InputMismatch as e:
+            raise SpecError.at(g.input_locs[e.input], str(e)) from None
         return arrays
 
     def _binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:

@@ -847,14 +847,14 @@ def test_run_with_inputs_of_a_wrong_shape(tmp_path, capsys):
     spec = write_spec(tmp_path, MLP)
     bad = tmp_path / "in.npz"
     np.savez(bad, x=np.zeros((2, 7), np.float32))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:1:1", "input 'x' dim 1 must be 8")
+    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6", "input 'x' dim 1 must be 8, got 7")
 
 
 def test_run_with_inputs_of_a_wrong_rank(tmp_path, capsys):
     spec = write_spec(tmp_path, MLP)
     bad = tmp_path / "in.npz"
     np.savez(bad, x=np.zeros((2, 8, 1), np.float32))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:1:1",
+    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6",
                      "input 'x' must have rank 2 float32[B, 8], got shape (2, 8, 1)")
 
 

@@ -31,27 +31,36 @@ class Plan:
     size: int                      # number of slots
 
 
+class InputMismatch(ValueError):
+    """An input array does not fit its declaration; `input` names it."""
+
+    def __init__(self, input_name: str, message: str):
+        super().__init__(message)
+        self.input = input_name
+
+
 def bind_dims(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
-    """Bind each free symbol from the input shapes; raises ValueError naming a mismatch."""
+    """Bind each free symbol from the input shapes; raises InputMismatch naming a mismatch."""
     binding: dict[str, int] = {}
     for name, t in graph.inputs.items():
         actual = shapes[name]
         if len(actual) != t.rank:
-            raise ValueError(f"input '{name}' must have rank {t.rank} {t}, got shape {tuple(actual)}")
+            raise InputMismatch(name, f"input '{name}' must have rank {t.rank} {t}, got shape {tuple(actual)}")
         for axis, (d, n) in enumerate(zip(t.shape, actual)):
             if d.is_symbol():
                 sym = str(d)
                 if sym in binding and binding[sym] != n:
-                    raise ValueError(f"input '{name}' dim {axis} is {n}, but {sym} = {binding[sym]} "
+                    raise InputMismatch(name, f"input '{name}' dim {axis} is {n}, but {sym} = {binding[sym]} "
                                      "from an earlier input")
                 binding[sym] = n
     for name, t in graph.inputs.items():
         for axis, (d, n) in enumerate(zip(t.shape, shapes[name])):
             expected = d.subs(binding)
             if not expected.is_const():
-                raise ValueError(f"input '{name}' dim {axis} ({d}) cannot be bound from the inputs")
+                raise InputMismatch(name, f"input '{name}' dim {axis} ({d}) cannot be bound from the inputs")
             if expected.value != n:
-                raise ValueError(f"input '{name}' dim {axis} must be {d} = {expected.value}, got {n}")
+                want = str(expected.value) if d.is_const() else f"{d} = {expected.value}"
+                raise InputMismatch(name, f"input '{name}' dim {axis} must be {want}, got {n}")
     return binding
 
 

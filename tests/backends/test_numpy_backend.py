@@ -14,7 +14,7 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 def test_binding_from_inputs_and_conflicts():
     net = gn.load(SPECS / "transformer_encoder.yaml")
     assert bind_dims(net.graph, {"x": (2, 9, 512)}) == {"B": 2, "T": 9}
-    with pytest.raises(ValueError, match=r"input 'x' dim 2 must be 512 = 512, got 256"):
+    with pytest.raises(ValueError, match=r"input 'x' dim 2 must be 512, got 256"):
         bind_dims(net.graph, {"x": (2, 9, 256)})
     with pytest.raises(ValueError, match="must have rank 3"):
         bind_dims(net.graph, {"x": (2, 512)})
