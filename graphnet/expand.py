@@ -23,6 +23,7 @@ from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
 from .ops import OPS, Op, ShapeError, TensorType
+from .ops.scan import Scan
 from .spec import ArgSpec, BlockSpec, NodeSpec, ParamSpec
 
 MAX_BLOCK_DEPTH = 32
@@ -332,7 +333,7 @@ class _Expander:
         # independent mistake, reported even when an earlier node failed.
         if node.op is not None and node.op not in OPS:
             self.fail(node.loc_of("op"), f"unknown op '{node.op}'{did_you_mean(node.op, OPS)}")
-        if node.block is not None:
+        if node.block is not None or node.scan is not None:
             self.find_block(body, node)
         copies = self.copies(body, node)
         result = None
@@ -349,6 +350,8 @@ class _Expander:
             inputs = self.node_inputs(body, node, previous, result)
             if node.op is not None:
                 result = self.expand_op(body, node, path, scope, inputs)
+            elif node.scan is not None:
+                result = self.expand_scan(body, node, path, scope, inputs, item_args)
             else:
                 result = self.expand_block(body, node, path, scope, inputs, item_args)
         return result
@@ -531,18 +534,19 @@ class _Expander:
 
     # -- block nodes -----------------------------------------------------------------------
     def find_block(self, body: Body, node: NodeSpec) -> tuple[Library, BlockSpec, str]:
-        ref = node.block
+        key = "block" if node.block is not None else "scan"
+        ref = getattr(node, key)
         lib = body.library
         ns, _, name = ref.rpartition(".")
         if ns:
             target = lib.uses.get(ns)
             if target is None:
-                self.fail(node.loc_of("block"), f"unknown library '{ns}' in block '{ref}'"
+                self.fail(node.loc_of(key), f"unknown library '{ns}' in block '{ref}'"
                           f"{did_you_mean(ns, lib.uses)}" + ("" if lib.uses else "; add it to 'use:'"))
             lib = target
         if name not in lib.blocks:
             known = [f"{ns}.{b}" if ns else b for b in lib.blocks]
-            self.fail(node.loc_of("block"), f"unknown block '{ref}'{did_you_mean(ref, known)}")
+            self.fail(node.loc_of(key), f"unknown block '{ref}'{did_you_mean(ref, known)}")
         return lib, lib.blocks[name], f"{lib.name}.{name}" if lib.is_std or ns else name
 
     def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict) -> Result:
@@ -562,6 +566,69 @@ class _Expander:
         finally:
             self.move_into_call(start, node.loc, path, label)
         return Result(outputs, "block")
+
+    def expand_scan(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict) -> Result:
+        """Expand the block once, on one step's slices, into a body graph run by a scan op."""
+        _, block, label = self.find_block(body, node)
+        names = list(block.inputs)
+        given = dict(inputs) if isinstance(inputs, dict) else dict(zip(names, inputs))
+        for i, name in enumerate(node.over):
+            if name not in block.inputs:
+                self.fail(node.loc_of("over", i), f"block '{label}' has no input '{name}' to scan over"
+                          f"{did_you_mean(name, names)} (inputs: {', '.join(names)})")
+        carried = [n for n in names if n not in node.over and isinstance(given.get(n), Tensor)]
+        steps: dict[str, Tensor] = {}
+        length = None
+        for name in carried + list(node.over):
+            value = given.get(name)
+            if not isinstance(value, Tensor):
+                self.fail(node.loc_of("inputs") if node.inputs is not None else node.loc,
+                          f"scan over block '{label}' needs input '{name}'")
+            t = value.type
+            if name in node.over:
+                if not -t.rank <= node.axis < t.rank:
+                    self.fail(node.loc_of("axis"), f"axis {node.axis} is out of range for '{name}' {t}")
+                axis = node.axis % t.rank
+                if length is not None and t.shape[axis] != length:
+                    self.fail(node.loc_of("over"), f"sequences differ in length: {length} and {t.shape[axis]}")
+                length = t.shape[axis]
+                t = TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:])
+            steps[name] = Tensor(f"{path}/{name}", t)
+        outer_nodes, self.nodes = self.nodes, []
+        known = set(self.types)
+        self.types.update({s.name: s.type for s in steps.values()})
+        try:
+            result = self.expand_block(body, node, path, scope, steps, item_args)
+        finally:
+            body_nodes, self.nodes = self.nodes, outer_nodes
+        body_types = {t: self.types.pop(t) for t in list(self.types) if t not in known and t not in self.params}
+        outputs = result.outputs
+        if any(isinstance(v, Tensor) and v.type is None for v in outputs.values()):
+            raise _Failed()   # the body's own errors are recorded
+        for name in carried:
+            out = outputs.get(name)
+            if not isinstance(out, Tensor) or out.type != steps[name].type:
+                got = f"gives {out.type}" if isinstance(out, Tensor) else "has no such output"
+                self.fail(node.loc_of("scan"), f"block '{label}' must output '{name}' with the carried "
+                          f"state's type {steps[name].type} (it {got})")
+        stacked = [n for n in outputs if n not in carried]
+        params = sorted({t for n in body_nodes for t in n.inputs if t in self.params})
+        body_types.update({p: self.params[p].type for p in params})
+        graph = Graph(path, {steps[n].name: steps[n].type for n in carried + list(node.over)},
+                      {n: outputs[n].name for n in outputs}, {p: self.params[p] for p in params},
+                      body_nodes, body_types)
+        op = Scan(body=graph, carried=tuple(carried), sequences=tuple(node.over), stacked=tuple(stacked),
+                  params=tuple(params), axis=node.axis, reverse=node.reverse)
+        args = [given[n] for n in carried + list(node.over)] + [Tensor(p, self.params[p].type) for p in params]
+        try:
+            out_types = op.infer(*[a.type for a in args])
+        except ShapeError as e:
+            self.report_node(body, node.loc, path, f"scan {label}", str(e))
+        tensor_names = [path] if len(out_types) == 1 else [f"{path}:{n}" for n in op.output_names()]
+        self.types.update(zip(tensor_names, out_types))
+        trace = (Frame(node.loc, path, body.block_name),) + body.trace
+        self.nodes.append(Node(path, op, tuple(a.name for a in args), tuple(tensor_names), trace))
+        return Result({n: Tensor(t, ty) for n, t, ty in zip(op.output_names(), tensor_names, out_types)}, "op")
 
     def expand_block_body(self, body: Body, inner: Body, node: NodeSpec, block: BlockSpec, label: str,
                           path: str, inputs) -> dict[str, Any]:

@@ -76,6 +76,10 @@ class NodeSpec(Located):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     op: str | None = None
     block: str | None = None
+    scan: str | None = None               # a block applied step by step along `axis`
+    over: list[str] = []                  # with scan: the block inputs that are sequences
+    axis: int = 1                         # with scan: the sequence axis (batch-first by default)
+    reverse: bool = False                 # with scan: run from the last step to the first
     inputs: str | list[str | None] | dict[str, str] | None = None
     attrs: dict[str, JsonValue] = {}
     args: dict[str, JsonValue] = {}
@@ -86,12 +90,18 @@ class NodeSpec(Located):
 
     @model_validator(mode="after")
     def _one_kind(self):
-        if (self.op is None) == (self.block is None):
-            raise ValueError("a node needs exactly one of 'op' or 'block'")
+        kinds = [k for k in ("op", "block", "scan") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a node needs exactly one of 'op', 'block' or 'scan'")
         if self.op is not None and self.args:
-            raise ValueError("'args' is for block nodes; an op node takes 'attrs'")
-        if self.block is not None and self.attrs:
-            raise ValueError("'attrs' is for op nodes; a block node takes 'args'")
+            raise ValueError("'args' is for block and scan nodes; an op node takes 'attrs'")
+        if self.op is None and self.attrs:
+            raise ValueError("'attrs' is for op nodes; a block or scan node takes 'args'")
+        scan_keys = [k for k in ("over", "axis", "reverse") if k in self.model_fields_set]
+        if self.scan is None and scan_keys:
+            raise ValueError(f"'{scan_keys[0]}' is for scan nodes")
+        if self.scan is not None and not self.over:
+            raise ValueError("a scan node needs 'over': the block inputs to step through")
         if self.repeat is not None and self.for_each is not None:
             raise ValueError("a node takes 'repeat' or 'for_each', not both")
         return self

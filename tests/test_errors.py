@@ -538,7 +538,7 @@ CASES = [
         nodes:
           - {name: r, op: relu, block: std.linear}
         outputs: {y: r}
-        """, 8, 5, "a node needs exactly one of 'op' or 'block'"),
+        """, 8, 5, "a node needs exactly one of 'op', 'block' or 'scan'"),
 
     ("block_uses_itself", """
         graphnet: 1

@@ -149,16 +149,22 @@ def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], shape)
 
 
-def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> onnx.ModelProto:
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+def symbol_sources(inputs: dict[str, TensorType]) -> dict[str, tuple[str, int]]:
+    """Where each free symbol can be read at run time: the first input axis that is exactly it."""
     sources: dict[str, tuple[str, int]] = {}
-    for name, t in graph.inputs.items():
+    for name, t in inputs.items():
         for axis, d in enumerate(t.shape):
             if d.is_symbol():
                 sources.setdefault(str(d), (name, axis))
-    b = OnnxBuilder(opset, graph.types, sources)
-    env: dict[str, str] = {name: name for name in list(graph.inputs) + list(graph.params)}
+    return sources
+
+
+def lower_graph(graph: Graph, opset: int, outputs: dict[str, str], name: str,
+                initializers: list[onnx.TensorProto] = ()) -> onnx.GraphProto:
+    """A GraphProto computing `outputs` (ONNX name -> graph tensor) from the graph's inputs; also
+    the body of a Scan, whose params are read from the enclosing graph's initializers."""
+    b = OnnxBuilder(opset, graph.types, symbol_sources(graph.inputs))
+    env: dict[str, str] = {n: n for n in list(graph.inputs) + list(graph.params)}
     for node in graph.nodes:
         b.hint = node.name
         ins = [env[t] if t is not None else None for t in node.inputs]
@@ -168,25 +174,32 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> on
             env[t] = o
             b.types[o] = graph.types[t]
     nodes = b.nodes
-    outputs = []
+    infos = []
     renames: dict[str, str] = {}
     produced = {o for n in nodes for o in n.output}
-    for out_name, tensor in graph.outputs.items():
+    for out_name, tensor in outputs.items():
         src = env[tensor]
-        if src in produced and src not in renames and src not in graph.outputs:
+        # Name the producing node's output after the graph output, unless it is also read under
+        # its own name elsewhere as another output; inputs and params need an Identity.
+        if src in produced and src not in renames and src not in outputs:
             renames[src] = out_name
         else:
             nodes.append(helper.make_node("Identity", [src], [out_name], name=f"{out_name}#Identity"))
-        outputs.append(_value_info(out_name, graph.types[tensor]))
+        infos.append(_value_info(out_name, graph.types[tensor]))
     if renames:
         for n in nodes:
             n.input[:] = [renames.get(x, x) for x in n.input]
             n.output[:] = [renames.get(x, x) for x in n.output]
-    initializers = [numpy_helper.from_array(np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), p)
-                    for p in graph.params]
-    initializers += list(b.initializers.values())
-    g = helper.make_graph(nodes, graph.name, [_value_info(n, t) for n, t in graph.inputs.items()], outputs,
-                          initializers)
+    return helper.make_graph(nodes, name, [_value_info(n, t) for n, t in graph.inputs.items()], infos,
+                             list(initializers) + list(b.initializers.values()))
+
+
+def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> onnx.ModelProto:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    params = [numpy_helper.from_array(np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), p)
+              for p in graph.params]
+    g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
     model.ir_version = min(model.ir_version, 10)
     return model

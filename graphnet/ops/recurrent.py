@@ -1,0 +1,182 @@
+"""Fused recurrent layers with ONNX semantics: rnn, lstm, gru.
+
+Weights are stacked per direction as ONNX lays them out: w [dirs, gates*H, I], r [dirs, gates*H, H],
+b [dirs, 2*gates*H] (input biases, then recurrent biases). Gate order is ONNX's: LSTM i, o, f, c;
+GRU z, r, h. PyTorch orders them i, f, g, o and r, z, n, so its weights need their gate blocks
+reordered (not transposed) to load. The input projection of every step is one matmul, hoisted out of
+the time loop.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from ..dims import Dim
+from .base import Example, In, Op, ShapeError, TensorType, require_float, same_dtype
+from .elementwise import _sigmoid
+
+
+class _Recurrent(Op):
+    inputs = ("x", "w", "r", "b?", "initial_h?")
+    gates: ClassVar[int]
+    hidden_size: int
+    direction: Literal["forward", "reverse", "bidirectional"] = "forward"
+    layout: Literal[0, 1] = 0        # 0: x is [T, B, I]; 1: x is [B, T, I] (batch first)
+
+    @property
+    def dirs(self) -> int:
+        return 2 if self.direction == "bidirectional" else 1
+
+    def infer(self, x: TensorType, w: TensorType, r: TensorType, *rest: TensorType | None):
+        require_float(x)
+        same_dtype(x, w, r)
+        if x.rank != 3:
+            raise ShapeError(f"x must be [{'B, T' if self.layout else 'T, B'}, input], got {x}")
+        steps, batch = (x.shape[1], x.shape[0]) if self.layout else (x.shape[0], x.shape[1])
+        size, d, gh = x.shape[2], self.dirs, self.gates * self.hidden_size
+        expected = {"w": (d, gh, size), "r": (d, gh, self.hidden_size), "b": (d, 2 * gh)}
+        state = (batch, d, self.hidden_size) if self.layout else (d, batch, self.hidden_size)
+        for name in self.inputs[4:]:      # initial states
+            expected[name.rstrip("?")] = state
+        for name, t in zip(("w", "r") + tuple(n.rstrip("?") for n in self.inputs[3:]), (w, r) + rest):
+            if t is not None and t.shape != tuple(Dim(v) if isinstance(v, int) else v for v in expected[name]):
+                want = ", ".join(str(v) for v in expected[name])
+                raise ShapeError(f"{name} must be [{want}] for {self.dirs} direction(s) and hidden size "
+                                 f"{self.hidden_size}, got {t}")
+        y = (batch, steps, d, self.hidden_size) if self.layout else (steps, d, batch, self.hidden_size)
+        return (TensorType(x.dtype, y),) + (TensorType(x.dtype, state),) * (len(self.outputs) - 1)
+
+    def compute(self, x, w, r, b=None, *states):
+        if self.layout:
+            x = x.transpose(1, 0, 2)
+            states = tuple(s.transpose(1, 0, 2) if s is not None else None for s in states)
+        steps, batch, _ = x.shape
+        hidden, gh = self.hidden_size, self.gates * self.hidden_size
+        ys, finals = [], []
+        for d in range(self.dirs):
+            bias = b[d] if b is not None else np.zeros(2 * gh, x.dtype)
+            projected = x @ w[d].T + bias[:gh]                  # every step's input projection at once
+            state = [s[d] if s is not None else np.zeros((batch, hidden), x.dtype)
+                     for s in (states + (None,) * (len(self.outputs) - 1 - len(states)))]
+            y = np.empty((steps, batch, hidden), x.dtype)
+            backwards = self.direction == "reverse" or d == 1
+            for t in (range(steps - 1, -1, -1) if backwards else range(steps)):
+                state = self.step(projected[t], state, r[d], bias[gh:])
+                y[t] = state[0]
+            ys.append(y)
+            finals.append(state)
+        y = np.stack(ys, axis=1)                                  # [T, dirs, B, H]
+        outs = [np.stack([f[k] for f in finals]) for k in range(len(self.outputs) - 1)]
+        if self.layout:
+            y = y.transpose(2, 0, 1, 3)
+            outs = [o.transpose(1, 0, 2) for o in outs]
+        return (y, *outs)
+
+    def step(self, xw, state, r, rb):
+        raise NotImplementedError
+
+    def to_onnx(self, b, x, w, r, bias=None, *states):
+        # onnxruntime runs only layout 0, so batch-first tensors are transposed around the op.
+        if self.layout:
+            x = b.node("Transpose", [x], perm=[1, 0, 2])
+            states = tuple(b.node("Transpose", [s], perm=[1, 0, 2]) if s else None for s in states)
+        # ONNX puts sequence_lens between B and the initial states; graphnet does not use it.
+        ins = [x, w, r, bias or "", ""] + [s or "" for s in states]
+        while ins and ins[-1] == "":
+            ins.pop()
+        outs = b.node(self.onnx, ins, n_out=len(self.outputs), hidden_size=self.hidden_size,
+                      direction=self.direction, **self.onnx_attrs())
+        if self.layout:
+            outs = [b.node("Transpose", [outs[0]], perm=[2, 0, 1, 3])] + \
+                   [b.node("Transpose", [o], perm=[1, 0, 2]) for o in outs[1:]]
+        return tuple(outs)
+
+    def onnx_attrs(self) -> dict:
+        return {}
+
+    def macs(self, ins, outs) -> Dim:
+        x = ins[0]
+        steps, batch = (x.shape[1], x.shape[0]) if self.layout else (x.shape[0], x.shape[1])
+        gh = self.gates * self.hidden_size
+        return steps * batch * self.dirs * gh * (x.shape[2] + self.hidden_size)
+
+
+def _examples(gates: int, states: int) -> tuple[Example, ...]:
+    def weights(d, h, i):
+        return (In((d, gates * h, i), low=-0.5, high=0.5), In((d, gates * h, h), low=-0.5, high=0.5),
+                In((d, 2 * gates * h), low=-0.5, high=0.5))
+
+    def state(shape):
+        return (In(shape, low=-1, high=1),) * states
+
+    return (
+        Example((In((5, 2, 3)),) + weights(1, 4, 3), {"hidden_size": 4}),
+        Example((In((4, 3, 2)),) + weights(2, 3, 2) + state((2, 3, 3)),
+                {"hidden_size": 3, "direction": "bidirectional"}),
+        Example((In((2, 6, 3)),) + weights(1, 5, 3) + state((2, 1, 5)),
+                {"hidden_size": 5, "direction": "reverse", "layout": 1}),
+        Example((In((3, 2, 4)), In((1, gates * 2, 4)), In((1, gates * 2, 2))), {"hidden_size": 2}),
+    )
+
+
+class Rnn(_Recurrent):
+    """Elman RNN: H_t = tanh(X_t W^T + H_{t-1} R^T + Wb + Rb)."""
+
+    name = "rnn"
+    onnx = "RNN"
+    outputs = ("y", "h")
+    gates = 1
+    examples = _examples(1, 1)
+
+    def step(self, xw, state, r, rb):
+        return [np.tanh(xw + state[0] @ r.T + rb)]
+
+
+class Lstm(_Recurrent):
+    """LSTM, gates i, o, f, c: C_t = f*C_{t-1} + i*c~, H_t = o*tanh(C_t)."""
+
+    name = "lstm"
+    onnx = "LSTM"
+    inputs = ("x", "w", "r", "b?", "initial_h?", "initial_c?")
+    outputs = ("y", "h", "c")
+    gates = 4
+    examples = _examples(4, 2)
+
+    def step(self, xw, state, r, rb):
+        h, c = state
+        z = xw + h @ r.T + rb
+        i, o, f, g = np.split(z, 4, axis=-1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        return [_sigmoid(o) * np.tanh(c), c]
+
+
+class Gru(_Recurrent):
+    """GRU, gates z, r, h; linear_before_reset=1 applies the reset gate after the recurrent matmul
+    (PyTorch's form), 0 before it (the original paper's)."""
+
+    name = "gru"
+    onnx = "GRU"
+    outputs = ("y", "h")
+    gates = 3
+    linear_before_reset: bool = False
+    examples = _examples(3, 1) + (
+        Example((In((4, 2, 3)), In((1, 12, 3), low=-0.5, high=0.5), In((1, 12, 4), low=-0.5, high=0.5),
+                 In((1, 24), low=-0.5, high=0.5)), {"hidden_size": 4, "linear_before_reset": True}),)
+
+    def step(self, xw, state, r, rb):
+        h = state[0]
+        xz, xr, xh = np.split(xw, 3, axis=-1)
+        rz, rr, rh = np.split(r, 3, axis=0)
+        bz, br, bh = np.split(rb, 3)
+        z = _sigmoid(xz + h @ rz.T + bz)
+        reset = _sigmoid(xr + h @ rr.T + br)
+        if self.linear_before_reset:
+            candidate = np.tanh(xh + reset * (h @ rh.T + bh))
+        else:
+            candidate = np.tanh(xh + (reset * h) @ rh.T + bh)
+        return [(1 - z) * candidate + z * h]
+
+    def onnx_attrs(self) -> dict:
+        return {"linear_before_reset": int(self.linear_before_reset)}

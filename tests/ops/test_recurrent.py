@@ -1,0 +1,59 @@
+"""The fused rnn/lstm/gru ops against PyTorch's layers: same numbers once PyTorch's gate blocks are
+put in ONNX order (LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h), and shape-rule errors."""
+
+import numpy as np
+import pytest
+
+from graphnet.ops import ShapeError, TensorType
+from graphnet.ops.recurrent import Gru, Lstm, Rnn
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install torch==2.13.0)")
+
+ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}
+
+
+def _onnx_weights(module, kind: str, dirs: int):
+    """Stack PyTorch's per-direction weights as ONNX's w, r, b with the gates reordered."""
+    def reorder(t):
+        blocks = np.split(t.detach().numpy(), len(ORDER[kind]), axis=0)
+        return np.concatenate([blocks[i] for i in ORDER[kind]], axis=0)
+
+    suffixes = ["", "_reverse"][:dirs]
+    w = np.stack([reorder(getattr(module, f"weight_ih_l0{s}")) for s in suffixes])
+    r = np.stack([reorder(getattr(module, f"weight_hh_l0{s}")) for s in suffixes])
+    b = np.stack([np.concatenate([reorder(getattr(module, f"bias_ih_l0{s}")),
+                                  reorder(getattr(module, f"bias_hh_l0{s}"))]) for s in suffixes])
+    return w, r, b
+
+
+@pytest.mark.parametrize("kind,bidirectional", [("lstm", False), ("lstm", True), ("gru", False),
+                                                 ("gru", True), ("rnn", True)])
+def test_matches_pytorch(kind, bidirectional):
+    torch.manual_seed(0)
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
+    module = cls(input_size=5, hidden_size=6, batch_first=True, bidirectional=bidirectional)
+    dirs = 2 if bidirectional else 1
+    x = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)
+    h0 = np.random.default_rng(1).standard_normal((dirs, 3, 6)).astype(np.float32)
+    c0 = np.random.default_rng(2).standard_normal((dirs, 3, 6)).astype(np.float32)
+    with torch.no_grad():
+        state = (torch.from_numpy(h0), torch.from_numpy(c0)) if kind == "lstm" else torch.from_numpy(h0)
+        want_y, want_state = module(torch.from_numpy(x), state)
+    w, r, b = _onnx_weights(module, kind, dirs)
+    attrs = dict(hidden_size=6, direction="bidirectional" if bidirectional else "forward", layout=1)
+    op = {"lstm": Lstm, "gru": lambda **a: Gru(linear_before_reset=True, **a), "rnn": Rnn}[kind](**attrs)
+    states = [h0.transpose(1, 0, 2)] + ([c0.transpose(1, 0, 2)] if kind == "lstm" else [])
+    outs = op.compute(x, w, r, b, *states)
+    # y is [B, T, dirs, H]; PyTorch concatenates the directions on the last axis
+    np.testing.assert_allclose(outs[0].reshape(3, 7, dirs * 6), want_y.numpy(), rtol=1e-5, atol=1e-5)
+    want_h = want_state[0] if kind == "lstm" else want_state
+    np.testing.assert_allclose(outs[1].transpose(1, 0, 2), want_h.numpy(), rtol=1e-5, atol=1e-5)
+    if kind == "lstm":
+        np.testing.assert_allclose(outs[2].transpose(1, 0, 2), want_state[1].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_weight_shape_errors_say_what_was_expected():
+    op = Lstm(hidden_size=4, direction="bidirectional")
+    x = TensorType("float32", (5, 2, 3))
+    with pytest.raises(ShapeError, match=r"w must be \[2, 16, 3\] for 2 direction\(s\) and hidden size 4"):
+        op.infer(x, TensorType("float32", (1, 16, 3)), TensorType("float32", (2, 16, 4)))
