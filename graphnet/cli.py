@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -194,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SpecError as e:
         print(e.render(), file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`graphnet validate ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except OSError as e:
         where = getattr(e, "filename", None) or "<output>"

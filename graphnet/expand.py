@@ -93,7 +93,10 @@ class _Expander:
         spec = self.spec
         scope = self.top_dims()
         self.diags.raise_if_any()
-        self.check_requirements(spec, scope, Location(str(self.program.path)))
+        try:
+            self.check_requirements(spec, scope, Location(str(self.program.path)))
+        except _Failed:
+            self.diags.raise_if_any()
         body = Body(self.program.library, spec, "", "", scope, ())
         inputs: dict[str, TensorType] = {}
         input_locs: dict[str, Location] = {}
@@ -248,7 +251,8 @@ class _Expander:
         if kind not in SCHEMES:
             self.fail(loc, f"unknown init scheme '{kind}'{did_you_mean(kind, SCHEMES)} "
                            f"(known: {', '.join(sorted(SCHEMES))})")
-        values = {k: self.eval_expr(v, scope, loc, f"init option '{k}'") for k, v in options.items()}
+        # Plain words stay strings (mode: fan_out); the scheme's own validation rejects a bad one.
+        values = {k: _strip_literals(self.eval_value(v, scope, loc))[0] for k, v in options.items()}
         values = {k: (v.value if isinstance(v, Dim) and v.is_const() else v) for k, v in values.items()}
         try:
             init = make_init(kind, values)
@@ -316,6 +320,7 @@ class _Expander:
                 self.mark_used(body, node, previous)
                 body.locals[name] = _poisoned_result(node)
             except _Poisoned:
+                self.mark_used(body, node, previous)
                 body.locals[name] = _poisoned_result(node)
             if len(self.nodes) > MAX_NODES:
                 self.diags.add(node.loc, f"the expanded graph has more than {MAX_NODES} nodes")
@@ -349,7 +354,7 @@ class _Expander:
                                           or node.for_each is not None else "")
             inputs = self.node_inputs(body, node, previous, result)
             if node.op is not None:
-                result = self.expand_op(body, node, path, scope, inputs)
+                result = self.expand_op(body, node, path, scope, inputs, item_args)
             elif node.scan is not None:
                 result = self.expand_scan(body, node, path, scope, inputs, item_args)
             else:
@@ -373,8 +378,9 @@ class _Expander:
                     self.fail(node.loc_of("for_each"), f"for_each must give a list, got {_show(items)}")
             if not 1 <= len(items) <= MAX_COPIES:
                 self.fail(node.loc_of("for_each"), f"for_each needs between 1 and {MAX_COPIES} items")
-            return [({"index": i, "item": item}, {}) if not isinstance(item, dict) else ({"index": i}, item)
-                    for i, item in enumerate(items)]
+            loc = node.loc_of("for_each")
+            return [({"index": i, "item": _strip_literals(self.eval_value(item, body.scope, loc))[0]}, {})
+                    if not isinstance(item, dict) else ({"index": i}, item) for i, item in enumerate(items)]
         return [({}, {})]
 
     def node_inputs(self, body: Body, node: NodeSpec, previous: str | None, chained: Result | None,
@@ -444,10 +450,10 @@ class _Expander:
         return value
 
     # -- op nodes --------------------------------------------------------------------------
-    def expand_op(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs) -> Result:
+    def expand_op(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_attrs: dict) -> Result:
         op_name = node.op
         cls = OPS[op_name]
-        op = self.make_op(body, node, cls, scope, path)
+        op = self.make_op(body, node, cls, scope, path, item_attrs)
         args = self.bind_op_inputs(body, node, cls, op, path, inputs)
         types = [a.type if a is not None else None for a in args]
         try:
@@ -466,11 +472,12 @@ class _Expander:
                                tuple(tensor_names), trace))
         return Result({n: Tensor(t, ty) for n, t, ty in zip(names, tensor_names, out_types)}, "op")
 
-    def make_op(self, body: Body, node: NodeSpec, cls: type[Op], scope: dict, path: str) -> Op:
+    def make_op(self, body: Body, node: NodeSpec, cls: type[Op], scope: dict, path: str, item_attrs: dict) -> Op:
         attrs = {}
         literals = {}
-        for key, raw in node.attrs.items():
-            value = self.eval_value(raw, scope, node.loc_of("attrs", key))
+        for key, raw in {**node.attrs, **item_attrs}.items():
+            loc = node.loc_of("for_each") if key in item_attrs else node.loc_of("attrs", key)
+            value = self.eval_value(raw, scope, loc)
             value, lits = _strip_literals(value)
             attrs[key] = value
             if lits:
@@ -556,7 +563,7 @@ class _Expander:
                       f"{' -> '.join(self.block_stack + [label])})")
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
             self.fail(node.loc_of("block"), f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
-        inner_scope = dict(lib.dims)
+        inner_scope = self.library_dims(lib)
         inner_scope.update(self.bind_args(node, block, label, scope, item_args))
         frame = Frame(node.loc, path, body.block_name)
         inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace)
@@ -666,6 +673,14 @@ class _Expander:
         moved = Diagnostic(call_loc, first.message,
                            (Note(first.loc, f"in block '{label}' called at '{path}'"),) + first.notes)
         self.diags.items[start:] = [moved if d is first else d for d in new if not is_std_location(d.loc) or d is first]
+
+    def library_dims(self, lib: Library) -> dict[str, Any]:
+        """A library file's dims, evaluated in order (each may use the ones before it)."""
+        scope: dict[str, Any] = {}
+        for name, raw in lib.dims.items():
+            loc = lib.dim_locs.get(name, Location(lib.name))
+            scope[name] = self.eval_dim(raw, scope, loc, f"dim '{name}'")
+        return scope
 
     def bind_args(self, node: NodeSpec, block: BlockSpec, label: str, scope: dict, item_args: dict) -> dict:
         given = {**node.args, **item_args}

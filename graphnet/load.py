@@ -21,6 +21,7 @@ class Library:
     dims: dict[str, int | str]
     uses: dict[str, "Library"] = field(default_factory=dict)
     is_std: bool = False
+    dim_locs: dict[str, Location] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,7 +101,8 @@ def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict) -> 
     display = str(folder / rel)
     model = validate_model(LibraryFile, load_yaml(target, display), display)
     name = model.name or target.stem
-    lib = Library(name, dict(model.blocks), dict(model.dims))
+    lib = Library(name, dict(model.blocks), dict(model.dims),
+                  dim_locs={k: model.loc_of("dims", k) for k in model.dims})
     cache[target] = lib
     lib.uses = _load_uses(model.use, model, target.parent, cache)
     lib.uses.setdefault(name, lib)

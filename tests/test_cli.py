@@ -96,3 +96,16 @@ def _exit_code(argv):
         return main(argv)
     except SystemExit as e:
         return e.code
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+    script = ("import sys; from graphnet.cli import main; "
+              f"sys.exit(main(['validate', {str(SPECS / 'vgg16.yaml')!r}, {MLP!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                       # like `| head -1`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "error" not in err

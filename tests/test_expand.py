@@ -155,3 +155,65 @@ def test_dims_overrides_make_reduced_variants():
     net = gn.load(Path(__file__).resolve().parent.parent / "specs" / "transformer_encoder.yaml", dims={"d_model": 64, "d_ff": 128, "layers": 2, "heads": 4})
     assert net.inputs == {"x": ("B", "T", 64)}
     assert net.graph.param_count() == 2 * (4 * (64 * 64 + 64) + 64 * 128 + 128 + 128 * 64 + 64 + 4 * 64)
+
+
+def test_library_dims_init_words_and_for_each_on_ops(tmp_path):
+    (tmp_path / "lib").mkdir()
+    _spec(tmp_path, """
+        graphnet: 1
+        name: l
+        dims: {base: 3, twice: "base * 2"}
+        blocks:
+          b:
+            inputs: {x: [N, D]}
+            params:
+              w: {shape: [D, twice], init: {kaiming_normal: {mode: fan_out}}}
+            nodes:
+              - {name: m, op: matmul, inputs: [x, w]}
+              - {name: a, op: leaky_relu, for_each: [{alpha: 0.1}, {alpha: 0.2}]}
+            outputs: {y: a}
+    """, "lib/l.yaml")
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: uselib
+        use: [lib/l.yaml]
+        dims: {B: ~, hidden: 4}
+        inputs: {x: [B, hidden]}
+        nodes:
+          - {name: blk, block: l.b}
+          - {name: f, block: l.b, for_each: [hidden, M]}
+        outputs: {y: f}
+    """))
+    assert net.outputs == {"y": ("B", 6)}
+    assert net.graph.params["blk.w"].init.mode == "fan_out"
+    assert [n.op.alpha for n in net.graph.nodes if n.op.name == "leaky_relu"][:2] == [0.1, 0.2]
+
+
+def test_for_each_items_are_evaluated_and_words_stay_strings(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: items
+        use: [std]
+        dims: {B: ~, hidden: 4}
+        inputs: {x: [B, 3]}
+        nodes:
+          - {name: fc, block: std.linear, for_each: [hidden, 2 * hidden], args: {out: item}}
+        outputs: {y: fc}
+    """))
+    assert net.outputs == {"y": ("B", 8)}
+
+
+def test_a_false_top_level_requirement_is_a_located_error(tmp_path):
+    with pytest.raises(gn.SpecError) as info:
+        gn.load(_spec(tmp_path, """
+            graphnet: 1
+            name: req
+            dims: {B: ~, D: 6}
+            require: ["D % 4 == 0"]
+            inputs: {x: [B, D]}
+            nodes:
+              - {name: r, op: relu}
+            outputs: {y: r}
+        """))
+    d = info.value.diagnostics[0]
+    assert (d.loc.line, d.loc.col, d.message) == (5, 12, "requirement 'D % 4 == 0' does not hold (D = 6)")
