@@ -11,7 +11,7 @@ by poisoned tensors are skipped silently, and every independent error is reporte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_origin
 
 import networkx as nx
 from pydantic import ValidationError
@@ -477,6 +477,9 @@ class _Expander:
         literals = {}
         for key, raw in {**node.attrs, **item_attrs}.items():
             loc = node.loc_of("for_each") if key in item_attrs else node.loc_of("attrs", key)
+            if isinstance(raw, str) and _is_text_field(cls, key):
+                attrs[key] = _text_value(raw, scope)
+                continue
             value = self.eval_value(raw, scope, loc)
             value, lits = _strip_literals(value)
             attrs[key] = value
@@ -859,6 +862,21 @@ def _merge_union_errors(errors: list[dict]) -> list[dict]:
         else:
             merged.setdefault(key, err)
     return list(merged.values())
+
+
+def _is_text_field(cls: type[Op], key: str) -> bool:
+    field = cls.model_fields.get(key)
+    return field is not None and (field.annotation is str or get_origin(field.annotation) is Literal)
+
+
+def _text_value(raw: str, scope: dict) -> str:
+    """A text attribute: an expression giving a string (`"'tanh' if deep else 'none'"`, an arg's
+    name), or else the text as written (`btd,de->bte`, `same`), whatever it would parse as."""
+    try:
+        value = expr.evaluate_text(raw, scope)
+    except (expr.ExprError, ZeroDivisionError, ValueError):
+        return raw
+    return value if isinstance(value, str) else raw
 
 
 def _looks_like_expression(text: str) -> bool:

@@ -217,3 +217,22 @@ def test_a_false_top_level_requirement_is_a_located_error(tmp_path):
         """))
     d = info.value.diagnostics[0]
     assert (d.loc.line, d.loc.col, d.message) == (5, 12, "requirement 'D % 4 == 0' does not hold (D = 6)")
+
+
+def test_text_attributes_are_never_expressions(tmp_path):
+    # 'btd,de->bte' would be a bad expression, 'tanh' a name; text-typed attributes take them as written
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: ein
+        dims: {B: ~}
+        inputs: {a: [B, 3, 4], b: [4, 5]}
+        nodes:
+          - name: e
+            op: einsum
+            inputs: [a, b]
+            attrs: {equation: "btd,de->bte"}
+          - {name: g, op: gelu, attrs: {approximate: tanh}}
+        outputs: {y: g}
+    """))
+    assert net.outputs == {"y": ("B", 3, 5)}
+    assert net.graph.nodes[0].op.equation == "btd,de->bte"

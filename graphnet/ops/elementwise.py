@@ -10,7 +10,8 @@ import numpy as np
 from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
 
 
-def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool = True) -> type[Op]:
+def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool = True,
+            extra: tuple[Example, ...] = ()) -> type[Op]:
     class Binary(Op):
         name = op_name
         onnx = onnx_type
@@ -18,7 +19,7 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool =
         examples = (
             Example((In((2, 3, 4)), In((3, 1)))),
             Example((In((5,)), In((4, 1, 5)))),
-        )
+        ) + tuple(extra)
 
         def infer(self, a: TensorType, b: TensorType) -> TensorType:
             dtype = same_dtype(a, b)
@@ -46,6 +47,8 @@ Add = _binary("add", "Add", np.add)
 Sub = _binary("sub", "Sub", np.subtract)
 Mul = _binary("mul", "Mul", np.multiply)
 Div = _binary("div", "Div", _true_divide)
+Max = _binary("max", "Max", np.maximum, extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
+Min = _binary("min", "Min", np.minimum, extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
 
 class Pow(Op):
@@ -66,15 +69,17 @@ class Pow(Op):
 
 
 def _unary(op_name: str, onnx_type: str, kernel: Callable, low: float = -3.0, high: float = 3.0,
-           floats_only: bool = True) -> type[Op]:
+           floats_only: bool = True, extra: tuple[Example, ...] = ()) -> type[Op]:
     class Unary(Op):
         name = op_name
         onnx = onnx_type
-        examples = (Example((In((2, 3, 5), low=low, high=high),)),)
+        examples = (Example((In((2, 3, 5), low=low, high=high),)),) + tuple(extra)
 
         def infer(self, x: TensorType) -> TensorType:
             if floats_only:
                 require_float(x)
+            elif x.dtype == "bool":
+                raise ShapeError(f"{op_name} needs numbers, got {x}")
             return x
 
         def compute(self, x):
@@ -100,6 +105,16 @@ Sqrt = _unary("sqrt", "Sqrt", np.sqrt, low=0.0, high=5.0)
 Tanh = _unary("tanh", "Tanh", np.tanh)
 Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid)
 Relu = _unary("relu", "Relu", lambda x: np.maximum(x, 0).astype(x.dtype))
+Abs = _unary("abs", "Abs", np.abs, floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
+Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, low=0.25, high=4.0,
+                    extra=(Example((In((4, 3), low=-4.0, high=-0.25),)),))
+Sin = _unary("sin", "Sin", np.sin, low=-7.0, high=7.0)
+Cos = _unary("cos", "Cos", np.cos, low=-7.0, high=7.0)
+Softplus = _unary("softplus", "Softplus", lambda x: np.logaddexp(x.dtype.type(0), x).astype(x.dtype),
+                  low=-12.0, high=12.0)
+HardSwish = _unary("hard_swish", "HardSwish",
+                   lambda x: (x * np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1)).astype(x.dtype),
+                   low=-5.0, high=5.0)
 
 
 class Clip(Op):
@@ -225,3 +240,147 @@ class Where(Op):
 
     def to_onnx(self, b, c, x, y):
         return b.node("Where", [c, x, y])
+
+
+Erf = _unary("erf", "Erf", erf)
+
+
+class Elu(Op):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+
+    name = "elu"
+    onnx = "Elu"
+    alpha: float = 1.0
+    examples = (Example((In((3, 5), low=-4, high=3),)), Example((In((2, 3, 4), low=-4, high=3),), {"alpha": 0.5}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        return x
+
+    def compute(self, x):
+        negative = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
+        return np.where(x > 0, x, negative).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        return b.node("Elu", [x], alpha=float(self.alpha))
+
+
+class HardSigmoid(Op):
+    """max(0, min(1, alpha * x + beta)), with ONNX's defaults alpha 0.2, beta 0.5. PyTorch's
+    hardsigmoid (relu6(x + 3) / 6) is alpha 1/6, beta 0.5: write `alpha: 0.16666666666666666`
+    when porting a PyTorch model."""
+
+    name = "hard_sigmoid"
+    onnx = "HardSigmoid"
+    alpha: float = 0.2
+    beta: float = 0.5
+    examples = (Example((In((3, 7), low=-5, high=5),)),
+                Example((In((2, 3, 4), low=-5, high=5),), {"alpha": 1 / 6}),
+                Example((In((4, 4), low=-3, high=3),), {"alpha": 0.5, "beta": 0.25}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        return x
+
+    def compute(self, x):
+        t = x.dtype.type
+        return np.clip(x * t(self.alpha) + t(self.beta), 0, 1).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        return b.node("HardSigmoid", [x], alpha=float(self.alpha), beta=float(self.beta))
+
+
+class Silu(Op):
+    """x * sigmoid(x), also called swish; lowered as Mul(x, Sigmoid(x)) (ONNX has no Silu)."""
+
+    name = "silu"
+    onnx = "Mul(x, Sigmoid(x))"
+    examples = (Example((In((2, 3, 5), low=-8, high=8),)),)
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        return x
+
+    def compute(self, x):
+        return (x * _sigmoid(x)).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        return b.node("Mul", [x, b.node("Sigmoid", [x])])
+
+
+class Identity(Op):
+    name = "identity"
+    onnx = "Identity"
+    examples = (Example((In((2, 3)),)), Example((In((4,), "bool"),)), Example((In((2, 2), "int64"),)))
+
+    def infer(self, x: TensorType) -> TensorType:
+        return x
+
+    def compute(self, x):
+        return x
+
+    def to_onnx(self, b, x):
+        return b.node("Identity", [x])
+
+
+class Cast(Op):
+    """Convert to dtype `to` with ONNX Cast semantics: floats to integers truncate toward zero,
+    numbers to bool are `!= 0`. Out-of-range conversions are undefined, as in ONNX."""
+
+    name = "cast"
+    onnx = "Cast"
+    to: Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+    examples = (Example((In((3, 4), low=-5, high=5),), {"to": "int64"}),
+                Example((In((3, 4), "int64", -100, 100),), {"to": "float32"}),
+                Example((In((2, 5)),), {"to": "float16"}),
+                Example((In((2, 5), values=[[0.0, 1.5, -2.0, 0.0, 3.0], [0.0, 0.0, -0.5, 7.0, 0.0]]),), {"to": "bool"}),
+                Example((In((6,), "bool"),), {"to": "float32"}),
+                Example((In((3, 3), "int32", 0, 200),), {"to": "uint8"}),
+                Example((In((2, 3), "float64"),), {"to": "float32"}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        return TensorType(self.to, x.shape)
+
+    def compute(self, x):
+        return np.asarray(x.astype(self.to))
+
+    def to_onnx(self, b, x):
+        return b.node("Cast", [x], to=b.onnx_dtype(self.to))
+
+
+def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra: tuple[Example, ...]) -> type[Op]:
+    class Compare(Op):
+        name = op_name
+        onnx = onnx_type
+        inputs = ("a", "b")
+        examples = (Example((In((2, 3, 4), "int64", 0, 3), In((3, 1), "int64", 0, 3))),) + extra
+
+        def infer(self, a: TensorType, b: TensorType) -> TensorType:
+            dtype = same_dtype(a, b)
+            if not bools and dtype == "bool":
+                raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
+            return TensorType("bool", broadcast(a.shape, b.shape))
+
+        def compute(self, a, b):
+            return np.asarray(kernel(a, b))
+
+        def to_onnx(self, b, x, y):
+            return b.node(onnx_type, [x, y])
+
+    Compare.__doc__ = f"Elementwise {onnx_type} with broadcasting; the result is a bool tensor."
+    Compare.__name__ = Compare.__qualname__ = op_name.title().replace("_", "")
+    return Compare
+
+
+Equal = _compare("equal", "Equal", np.equal, True, (
+    Example((In((2, 3), values=[[1.0, 2.0, 3.0], [0.5, 2.0, -1.0]]), In((3,), values=[1.0, 2.0, -1.0]))),
+    Example((In((3, 4), "bool"), In((4,), "bool"))),
+))
+Less = _compare("less", "Less", np.less, False, (
+    Example((In((4, 1, 3)), In((5, 3)))),
+    Example((In((2, 3), values=[[1.0, 2.0, 3.0], [0.5, 2.0, -1.0]]), In((3,), values=[1.0, 2.0, -1.0]))),
+))
+Greater = _compare("greater", "Greater", np.greater, False, (
+    Example((In((4, 1, 3)), In((5, 3)))),
+    Example((In((2, 3), values=[[1.0, 2.0, 3.0], [0.5, 2.0, -1.0]]), In((3,), values=[1.0, 2.0, -1.0]))),
+))

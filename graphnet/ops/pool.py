@@ -1,5 +1,5 @@
-"""Pooling: max_pool, avg_pool (ONNX semantics; strides default to the kernel, as in PyTorch)
-and global_avg_pool."""
+"""Pooling: max_pool, avg_pool, lp_pool (ONNX semantics; strides default to the kernel, as in
+PyTorch), global_avg_pool and global_max_pool."""
 
 from __future__ import annotations
 
@@ -128,3 +128,63 @@ class GlobalAvgPool(Op):
 
     def to_onnx(self, b, x):
         return b.node("GlobalAveragePool", [x])
+
+
+class GlobalMaxPool(Op):
+    name = "global_max_pool"
+    onnx = "GlobalMaxPool"
+    # onnx.reference's GlobalMaxPool reduces the wrong axes unless there are two spatial axes, so the
+    # contract examples are 2-D; tests/ops/test_pool.py checks 1-D and 3-D against onnxruntime.
+    examples = (Example((In((2, 3, 5, 4)),)), Example((In((1, 4, 1, 6), low=-5, high=-1),)))
+
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        if x.rank < 3:
+            raise ShapeError(f"global_max_pool needs [N, C, *spatial] (rank >= 3), got {x}")
+        return TensorType(x.dtype, tuple(x.shape[:2]) + (Dim(1),) * (x.rank - 2))
+
+    def compute(self, x):
+        return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+    def to_onnx(self, b, x):
+        return b.node("GlobalMaxPool", [x])
+
+
+class LpPool(_Pool):
+    """The p-norm of each window, (sum |x|^p)^(1/p); p = 2 is L2-norm pooling (PyTorch's lp_pool2d
+    with norm_type 2, which has no padding). Padded cells are zeros, so they add nothing. ONNX
+    LpPool has no dilations or ceil_mode before opset 18, so neither is offered here."""
+
+    name = "lp_pool"
+    onnx = "LpPool"
+    p: int = 2
+    examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
+                Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
+                Example((In((1, 2, 9, 7)),), {"kernel": [3, 2], "strides": [1, 2], "pads": [0, 1, 2, 0], "p": 1}),
+                Example((In((2, 3, 10)),), {"kernel": 4, "strides": 3, "p": 3}),
+                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same"}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        if self.p < 1:
+            raise ShapeError(f"p must be at least 1, got {self.p}")
+        if self.ceil_mode:
+            raise ShapeError("lp_pool does not support ceil_mode (ONNX LpPool lacks it before opset 18)")
+        if self.dilations not in (1, [1] * max(x.rank - 2, 0)):
+            raise ShapeError(f"lp_pool does not support dilations, got {self.dilations} "
+                             "(ONNX LpPool lacks them before opset 18)")
+        return super().infer(x)
+
+    def compute(self, x):
+        cols, geometry = self._windows(x, 0.0)
+        axes = tuple(range(-geometry[0], 0))
+        if self.p == 1:
+            return np.abs(cols).sum(axis=axes).astype(x.dtype)
+        if self.p == 2:
+            return np.sqrt((cols * cols).sum(axis=axes)).astype(x.dtype)
+        total = (np.abs(cols) ** self.p).sum(axis=axes)
+        return (total ** (1.0 / self.p)).astype(x.dtype)
+
+    def to_onnx(self, b, x):
+        attrs = self._onnx_attrs(b.type_of(x).rank)
+        attrs.pop("ceil_mode")
+        return b.node("LpPool", [x], p=self.p, **attrs)

@@ -7,10 +7,10 @@ from typing import Callable
 import numpy as np
 
 from ..dims import Dim
-from .base import Example, In, Op, ShapeError, TensorType, axis_index
+from .base import Example, In, Op, ShapeError, TensorType, axis_index, require_float
 
 
-def _reduction(op_name: str, onnx_type: str, kernel: Callable) -> type[Op]:
+def _reduction(op_name: str, onnx_type: str, kernel: Callable, floats_only: bool = False) -> type[Op]:
     class Reduce(Op):
         name = op_name
         onnx = onnx_type
@@ -29,7 +29,9 @@ def _reduction(op_name: str, onnx_type: str, kernel: Callable) -> type[Op]:
             return axes
 
         def infer(self, x: TensorType) -> TensorType:
-            if x.dtype == "bool":
+            if floats_only:
+                require_float(x)
+            elif x.dtype == "bool":
                 raise ShapeError(f"{op_name} needs numbers, got {x}")
             axes = self.normalized(x.rank)
             shape = [Dim(1) if i in axes else d for i, d in enumerate(x.shape) if self.keepdims or i not in axes]
@@ -48,3 +50,11 @@ def _reduction(op_name: str, onnx_type: str, kernel: Callable) -> type[Op]:
 ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean)
 ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum)
 ReduceMax = _reduction("reduce_max", "ReduceMax", np.max)
+ReduceMin = _reduction("reduce_min", "ReduceMin", np.min)
+
+
+def _l2(x, axis, keepdims):
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
+
+
+ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, floats_only=True)

@@ -1,12 +1,14 @@
 """Ops that move data without arithmetic: reshape, transpose, flatten, concat, split, slice, gather,
-squeeze, unsqueeze. Their shape rules keep free dims symbolic."""
+squeeze, unsqueeze, expand, tile, pad, flip. Their shape rules keep free dims symbolic."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
-from .base import Example, In, Op, ShapeError, TensorType, axis_index, same_dtype
+from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -319,3 +321,160 @@ class Squeeze(Op):
 
     def to_onnx(self, b, x):
         return b.node("Squeeze", [x, b.ints(self.axes)])
+
+
+class Expand(Op):
+    """ONNX Expand: broadcast x and `shape` against each other (NumPy rules, both ways), so a 1 in
+    `shape` keeps x's dim. Dims in `shape` may be free (`[B, T, 64]`)."""
+
+    name = "expand"
+    onnx = "Expand"
+    shape: list[DimValue]
+    examples = (Example((In((3, 1)),), {"shape": [2, 3, 4]}),
+                Example((In((2, 1, 5)),), {"shape": [4, 1]}),
+                Example((In((1,), "int64"),), {"shape": [3]}),
+                Example((In((4, 1), "bool"),), {"shape": [1, 1, 6]}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        dims = [as_dim(d) for d in self.shape]
+        for d in dims:
+            if d.known_sign() != 1:
+                raise ShapeError(f"shape {format_shape(dims)} has a dim that is not positive: {d}")
+        rank = max(x.rank, len(dims))
+        xs = (Dim(1),) * (rank - x.rank) + tuple(x.shape)
+        ts = (Dim(1),) * (rank - len(dims)) + tuple(dims)
+        out = []
+        for i, (a, t) in enumerate(zip(xs, ts)):
+            if a == t or t == 1:
+                out.append(a)
+            elif a == 1:
+                out.append(t)
+            else:
+                sure = a.is_const() and t.is_const()
+                raise ShapeError(f"cannot expand {x} to shape {format_shape(dims)}: dim {i - rank} is {a} in x "
+                                 f"but {t} in shape{'' if sure else ' (not provably equal)'}; "
+                                 "each pair must match or one of them be 1")
+        return TensorType(x.dtype, tuple(out))
+
+    def compute(self, x):
+        target = np.broadcast_shapes(x.shape, tuple(int(d) for d in self.shape))
+        return np.array(np.broadcast_to(x, target))
+
+    def to_onnx(self, b, x):
+        return b.node("Expand", [x, b.dims_tensor(self.shape)])
+
+
+class Tile(Op):
+    """ONNX Tile: repeat x `repeats[i]` times along axis i; one positive repeat per axis."""
+
+    name = "tile"
+    onnx = "Tile"
+    repeats: list[DimValue]
+    examples = (Example((In((2, 3)),), {"repeats": [2, 3]}),
+                Example((In((2, 1, 3)),), {"repeats": [1, 4, 1]}),
+                Example((In((3,), "int64"),), {"repeats": [2]}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        repeats = [as_dim(r) for r in self.repeats]
+        if len(repeats) != x.rank:
+            raise ShapeError(f"repeats {format_shape(repeats)} has {len(repeats)} values but x {x} has rank {x.rank}")
+        for r in repeats:
+            if r.known_sign() != 1:
+                raise ShapeError(f"repeats {format_shape(repeats)} has a value that is not positive: {r}")
+        return TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, repeats)))
+
+    def compute(self, x):
+        return np.tile(x, [int(r) for r in self.repeats])
+
+    def to_onnx(self, b, x):
+        return b.node("Tile", [x, b.dims_tensor(self.repeats)])
+
+
+class Pad(Op):
+    """ONNX Pad: `pads` is [begin_0, begin_1, ..., end_0, end_1, ...], one begin and one end per axis,
+    none negative. mode constant fills with `value`; reflect mirrors without repeating the edge
+    (each pad at most dim - 1); edge repeats the edge."""
+
+    name = "pad"
+    onnx = "Pad"
+    pads: list[DimValue]
+    mode: Literal["constant", "reflect", "edge"] = "constant"
+    value: float = 0.0
+    examples = (Example((In((2, 3)),), {"pads": [1, 0, 0, 2]}),
+                Example((In((1, 2, 4, 5)),), {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "value": -1.5}),
+                Example((In((2, 4, 5)),), {"pads": [0, 3, 1, 0, 2, 4], "mode": "reflect"}),
+                Example((In((3, 4)),), {"pads": [2, 1, 0, 3], "mode": "edge"}),
+                Example((In((3, 2), "int64", -5, 5),), {"pads": [1, 1, 1, 1], "value": 7}))
+
+    def amounts(self, rank: int) -> list[tuple[Dim, Dim]]:
+        pads = [as_dim(p) for p in self.pads]
+        if len(pads) != 2 * rank:
+            raise ShapeError(f"pads has {len(pads)} values but a rank-{rank} input needs {2 * rank} "
+                             "(begins for every axis, then ends)")
+        for p in pads:
+            if p.known_sign() not in (0, 1):
+                raise ShapeError(f"pads {format_shape(pads)} has a negative value: {p}")
+        return list(zip(pads[:rank], pads[rank:]))
+
+    def infer(self, x: TensorType) -> TensorType:
+        amounts = self.amounts(x.rank)
+        if self.mode != "constant" and self.value != 0:
+            raise ShapeError(f"value {self.value} is used only with mode constant, not {self.mode}")
+        if x.dtype not in FLOAT_DTYPES and not float(self.value).is_integer():
+            raise ShapeError(f"value {self.value} is not a whole number, but x is {x}")
+        if x.dtype == "bool" and self.value not in (0, 1):
+            raise ShapeError(f"value {self.value} must be 0 or 1 to pad a bool tensor")
+        if self.mode == "reflect":
+            for axis, (d, (begin, end)) in enumerate(zip(x.shape, amounts)):
+                for p in (begin, end):
+                    if d.is_const() and p.is_const() and p.value > d.value - 1:
+                        raise ShapeError(f"reflect pad {p} on axis {axis} of {x} is too large: at most {d.value - 1} "
+                                         "(the dim - 1)")
+        return TensorType(x.dtype, tuple(d + begin + end for d, (begin, end) in zip(x.shape, amounts)))
+
+    def compute(self, x):
+        widths = [(int(begin), int(end)) for begin, end in self.amounts(x.ndim)]
+        if self.mode == "constant":
+            return np.pad(x, widths, constant_values=np.asarray(self.value).astype(x.dtype))
+        return np.pad(x, widths, mode=self.mode)
+
+    def to_onnx(self, b, x):
+        inputs = [x, b.dims_tensor(self.pads)]
+        if self.mode == "constant" and self.value != 0:
+            inputs.append(b.const(np.asarray(self.value).astype(b.dtype_of(x))))
+        return b.node("Pad", inputs, mode=self.mode)
+
+
+class Flip(Op):
+    """Reverse the order of elements along `axes` (every axis when none are listed); lowered to an
+    ONNX Slice with step -1."""
+
+    name = "flip"
+    onnx = "Slice (steps -1)"
+    axes: list[int] | None = None
+    examples = (Example((In((3, 4)),), {"axes": [1]}),
+                Example((In((2, 3, 4)),), {"axes": [0, -1]}),
+                Example((In((2, 5)),)),
+                Example((In((5,), "int64", 0, 9),), {"axes": [0]}))
+
+    def normalized(self, rank: int) -> list[int]:
+        if self.axes is None:
+            return list(range(rank))
+        axes = [axis_index(a, rank) for a in self.axes]
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"axes {self.axes} repeat an axis")
+        return axes
+
+    def infer(self, x: TensorType) -> TensorType:
+        self.normalized(x.rank)
+        return x
+
+    def compute(self, x):
+        return np.flip(x, self.normalized(x.ndim)).copy()
+
+    def to_onnx(self, b, x):
+        axes = self.normalized(b.type_of(x).rank)
+        if not axes:
+            return b.node("Identity", [x])
+        n = len(axes)
+        return b.node("Slice", [x, b.ints([-1] * n), b.ints([-2**63] * n), b.ints(axes), b.ints([-1] * n)])

@@ -1,0 +1,129 @@
+"""N-d transposed convolution (ONNX ConvTranspose, PyTorch conv_transpose*d): the gradient of conv
+with respect to its input, used to upsample. Weight layout [C_in, C_out/groups, *kernel]."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dims import Dim, dim_prod
+from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
+from .conv import resolve_pads
+
+
+class ConvTranspose(Op):
+    """Each input cell scatters kernel-weighted copies into the output, `strides` apart:
+    out = (in - 1) * stride - pad_begin - pad_end + dilation * (kernel - 1) + 1 + output_padding.
+    `pads` crop the full result (one number, one per axis, or [begins..., ends...]);
+    `output_padding` adds cells at the end of each axis (smaller than the stride or the dilation,
+    as PyTorch requires) to pick one of the input sizes a strided conv maps to the same output."""
+
+    name = "conv_transpose"
+    onnx = "ConvTranspose"
+    inputs = ("x", "w", "b?")
+    strides: int | list[int] = 1
+    pads: int | list[int] = 0
+    dilations: int | list[int] = 1
+    output_padding: int | list[int] = 0
+    groups: int = 1
+    examples = (
+        Example((In((2, 3, 5, 4)), In((3, 4, 3, 3)), In((4,))), {"strides": 2, "pads": 1, "output_padding": 1}),
+        Example((In((1, 4, 5, 5)), In((4, 1, 3, 3)), None), {"groups": 4, "dilations": 2, "pads": [1, 0, 2, 1]}),
+        Example((In((2, 2, 7)), In((2, 3, 4)), In((3,))), {"strides": 3, "dilations": 2, "output_padding": 2}),
+        Example((In((1, 2, 3, 3, 2)), In((2, 2, 2, 2, 2)), None), {"strides": [1, 2, 1], "pads": [0, 1, 0, 0, 0, 1]}),
+        Example((In((1, 3, 4, 4)), In((3, 2, 1, 1)), In((2,))), {}),
+        Example((In((1, 2, 3, 5)), In((2, 3, 2, 3)), None), {"strides": [2, 1], "output_padding": [1, 0],
+                                                            "pads": [0, 2]}),
+    )
+
+    def geometry(self, x: TensorType, w: TensorType):
+        n = x.rank - 2
+        if n < 1 or w.rank != x.rank:
+            raise ShapeError(f"conv_transpose needs x [N, C_in, *spatial] and w [C_in, C_out/groups, *kernel] "
+                             f"of one rank, got x {x} and w {w}")
+        kernel = [const_int(d, "kernel size") for d in w.shape[2:]]
+        strides = as_list(self.strides, n, "strides")
+        dilations = as_list(self.dilations, n, "dilations")
+        output_padding = as_list(self.output_padding, n, "output_padding")
+        pads = resolve_pads(self.pads, n)
+        for what, values, least in (("strides", strides, 1), ("dilations", dilations, 1), ("pads", pads, 0),
+                                    ("output_padding", output_padding, 0)):
+            if any(v < least for v in values):
+                raise ShapeError(f"{what} must be {'positive' if least else 'non-negative'}, got {values}")
+        for i in range(n):
+            if output_padding[i] >= max(strides[i], dilations[i]):
+                raise ShapeError(f"output_padding {output_padding[i]} on spatial axis {i} must be smaller than "
+                                 f"the stride {strides[i]} or the dilation {dilations[i]}")
+        return n, kernel, strides, dilations, pads, output_padding
+
+    def spatial(self, sizes, geometry) -> list[Dim]:
+        n, kernel, strides, dilations, pads, output_padding = geometry
+        out = []
+        for i in range(n):
+            size = sizes[i]
+            d = (size - 1) * strides[i] - pads[i] - pads[i + n] + dilations[i] * (kernel[i] - 1) + 1 \
+                + output_padding[i]
+            if d.is_const() and d.value < 1:
+                raise ShapeError(f"output length {d} along spatial axis {i} is not positive: pads "
+                                 f"{pads[i]} + {pads[i + n]} crop more than the {d + pads[i] + pads[i + n]} "
+                                 "cells the input spreads over")
+            out.append(d)
+        return out
+
+    def infer(self, x: TensorType, w: TensorType, b: TensorType | None = None) -> TensorType:
+        dtype = same_dtype(x, w)
+        require_float(x)
+        geometry = self.geometry(x, w)
+        if self.groups < 1:
+            raise ShapeError(f"groups must be positive, got {self.groups}")
+        channels = x.shape[1]
+        if channels != w.shape[0]:
+            raise ShapeError(f"input has {channels} channels but w {w} expects {w.shape[0]} "
+                             "(w is [C_in, C_out/groups, *kernel])")
+        if channels.is_const() and channels.value % self.groups:
+            raise ShapeError(f"{channels} input channels do not divide into {self.groups} groups")
+        out_channels = w.shape[1] * self.groups
+        if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
+            raise ShapeError(f"bias must be [{out_channels}] (C_out = {w.shape[1]} per group x {self.groups} "
+                             f"group{'s' if self.groups > 1 else ''}), got {b}")
+        return TensorType(dtype, (x.shape[0], out_channels, *self.spatial(x.shape[2:], geometry)))
+
+    def compute(self, x, w, b=None):
+        geometry = self.geometry(TensorType(str(x.dtype), x.shape), TensorType(str(w.dtype), w.shape))
+        n, kernel, strides, dilations, pads, _ = geometry
+        sizes = x.shape[2:]
+        out = [int(d) for d in self.spatial([Dim(s) for s in sizes], geometry)]
+        # The uncropped result, long enough for the cropped window and output_padding's extra cells.
+        full = [(sizes[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 for i in range(n)]
+        length = [max(full[i], pads[i] + out[i]) for i in range(n)]
+        g = self.groups
+        batch, channels = x.shape[:2]
+        per_out = w.shape[1]
+        xg = x.reshape((batch, g, channels // g) + sizes)
+        wg = w.reshape((g, channels // g, per_out) + tuple(kernel))
+        y = np.zeros((batch, g, per_out) + tuple(length), dtype=x.dtype)
+        letters = "hijkl"[:n]
+        for tap in np.ndindex(*kernel):
+            # Input cell p lands at p * stride + tap * dilation: scatter-add this tap's products.
+            part = np.einsum(f"ngc{letters},gcm->ngm{letters}", xg, wg[(slice(None),) * 3 + tap])
+            where = tuple(slice(tap[i] * dilations[i], tap[i] * dilations[i] + (sizes[i] - 1) * strides[i] + 1,
+                                strides[i]) for i in range(n))
+            y[(slice(None),) * 3 + where] += part
+        y = y.reshape((batch, g * per_out) + tuple(length))
+        y = y[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + out[i]) for i in range(n))]
+        if b is not None:
+            y = y + b.reshape((1, -1) + (1,) * n)
+        return np.ascontiguousarray(y, dtype=x.dtype)
+
+    def to_onnx(self, b, x, w, bias=None):
+        n, kernel, strides, dilations, pads, output_padding = self.geometry(b.type_of(x), b.type_of(w))
+        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel, pads=pads)
+        if any(output_padding):
+            attrs["output_padding"] = output_padding
+        return b.node("ConvTranspose", [x, w] + ([bias] if bias else []), **attrs)
+
+    def macs(self, ins, outs) -> Dim:
+        """Every input element meets C_out/groups x kernel-area weights: N x C_in x input area x
+        (C_out/groups) x kernel area, the count of conv seen from the other side (cropping by
+        pads is not subtracted, as fvcore and ptflops count it)."""
+        x, w = ins[0], ins[1]
+        return dim_prod(x.shape) * dim_prod(w.shape[1:])

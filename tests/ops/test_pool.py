@@ -1,0 +1,57 @@
+"""Pooling beyond the contract examples: global_max_pool on 1-D and 3-D inputs (where onnx.reference
+is wrong), lp_pool against PyTorch, and the lp_pool attributes it refuses."""
+
+import numpy as np
+import pytest
+
+from graphnet.ops import ShapeError, TensorType
+from graphnet.ops.pool import GlobalMaxPool, LpPool
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (1, 2, 3, 2, 4), (2, 2, 1, 1)])
+def test_global_max_pool_any_rank_matches_onnxruntime(shape, onnxruntime_run):
+    x = np.random.default_rng(0).uniform(-2, 2, shape).astype(np.float32)
+    op = GlobalMaxPool()
+    y = op.compute(x)
+    assert y.shape == shape[:2] + (1,) * (len(shape) - 2) == tuple(d.value for d in op.infer(
+        TensorType("float32", shape)).shape)
+    np.testing.assert_array_equal(y.reshape(shape[:2]), x.reshape(shape[:2] + (-1,)).max(-1))
+    for opset in (17, 21):
+        np.testing.assert_array_equal(onnxruntime_run(op, {"x": x}, opset), y)
+
+
+def test_global_max_pool_needs_spatial_axes():
+    message = r"global_max_pool needs \[N, C, \*spatial\] \(rank >= 3\), got float32\[2, 3\]"
+    with pytest.raises(ShapeError, match=message):
+        GlobalMaxPool().infer(TensorType("float32", (2, 3)))
+
+
+@pytest.mark.parametrize("kernel,strides", [(2, None), (3, 2), ([3, 2], [1, 2])])
+def test_l2_pool_matches_pytorch(kernel, strides):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install torch==2.13.0)")
+    x = np.random.default_rng(0).uniform(-2, 2, (2, 3, 8, 7)).astype(np.float32)
+    got = LpPool(kernel=kernel, strides=strides).compute(x)
+    want = torch.nn.functional.lp_pool2d(torch.from_numpy(x), 2, kernel, strides).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_lp_pool_is_the_p_norm_of_each_window():
+    x = np.float32([[[3.0, -4.0, 1.0, -2.0, 2.0]]])
+    assert LpPool(kernel=2).compute(x).tolist() == [[[5.0, np.sqrt(5, dtype=np.float32)]]]
+    assert LpPool(kernel=2, p=1).compute(x).tolist() == [[[7.0, 3.0]]]
+    np.testing.assert_allclose(LpPool(kernel=5, p=3).compute(x), [[[np.cbrt(27 + 64 + 1 + 8 + 8)]]], rtol=1e-6)
+    # padded cells are zeros: they add nothing to the norm
+    np.testing.assert_allclose(LpPool(kernel=3, strides=3, pads=1).compute(x), [[[5.0, 3.0]]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("attrs,message", [
+    ({"kernel": 2, "p": 0}, "p must be at least 1, got 0"),
+    ({"kernel": 2, "ceil_mode": True}, "lp_pool does not support ceil_mode"),
+    ({"kernel": 2, "dilations": 2}, r"lp_pool does not support dilations, got 2"),
+    ({"kernel": 2, "pads": 2}, "padding 2 must be smaller than the kernel 2"),
+    ({"kernel": [2, 2, 2]}, "kernel has 3 values but the input has 2 spatial axes"),
+    ({"kernel": 9}, r"window of 9 does not fit spatial dim 8"),
+])
+def test_lp_pool_refusals(attrs, message):
+    with pytest.raises(ShapeError, match=message):
+        LpPool(**attrs).infer(TensorType("float32", (1, 2, 8, 8)))
