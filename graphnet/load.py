@@ -41,19 +41,24 @@ def load_program(path: str | Path) -> Program:
     return Program(spec, library, path)
 
 
+_std_cache: dict[tuple, Library] = {}
+
+
 def load_std() -> Library:
-    """The std library: every YAML file in graphnet/std, merged into one namespace."""
-    return _std({})
+    """The std library: every YAML file in graphnet/std, merged into one namespace. Parsed once
+    per process while the files are unchanged (a load would otherwise spend most of its time here)."""
+    files = sorted(STD_DIR.glob("*.yaml"))
+    key = tuple((f.name, st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()])
+    if key not in _std_cache:
+        _std_cache.clear()
+        _std_cache[key] = _parse_std(files)
+    return _std_cache[key]
 
 
-def _std(cache: dict) -> Library:
-    key = STD_DIR.resolve()
-    if key in cache:
-        return cache[key]
+def _parse_std(files: list[Path]) -> Library:
     lib = Library("std", {}, {}, is_std=True)
-    cache[key] = lib
     lib.uses = {"std": lib}
-    for file in sorted(STD_DIR.glob("*.yaml")):
+    for file in files:
         model = validate_model(LibraryFile, load_yaml(file, _std_display(file)), _std_display(file))
         for name, block in model.blocks.items():
             if name in lib.blocks:
@@ -75,7 +80,7 @@ def _load_uses(uses: list[str], owner, folder: Path, cache: dict) -> dict[str, L
     for i, entry in enumerate(uses):
         loc = owner.loc_of("use", i)
         if entry == "std":
-            lib = _std(cache)
+            lib = load_std()
         else:
             lib = _load_file_library(entry, loc, folder, cache)
         if lib.name in out:
