@@ -1,0 +1,31 @@
+"""Generated docs are current, and the pieces that generate them read what they should."""
+
+from pathlib import Path
+
+from graphnet.dims import Dim
+from graphnet.docgen import human_formula, notes_of, zoo_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_zoo_doc_is_current():
+    assert (ROOT / "docs" / "zoo.md").read_text() == zoo_markdown(ROOT / "specs"), \
+        "regenerate: python -m graphnet.docgen zoo specs > docs/zoo.md"
+
+
+def test_every_spec_cites_the_notes():
+    missing = [p.name for p in (ROOT / "specs").glob("*.yaml") if not notes_of(p.read_text())]
+    assert not missing
+
+
+def test_notes_are_read_from_the_notes_sentence():
+    text = "# Paper: X (2017). Notes: 000 (Q/K/V, 2017),\n# 001 and 003 (encoder stack). Params: 123 456.\n"
+    assert notes_of(text) == ["000", "001", "003"]
+    assert notes_of("# no citation here\n") == []
+
+
+def test_human_formula():
+    B, T = Dim("B"), Dim("T")
+    assert human_formula(18874368 * B * T + 6144 * B * T * T) == "6.14K·B·T² + 18.87M·B·T"
+    assert human_formula(Dim(1814073344) * B) == "1.81G·B"
+    assert human_formula(Dim(12)) == "12"
