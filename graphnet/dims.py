@@ -226,19 +226,32 @@ class Dim:
             self._hash = hash(self.key())
         return self._hash
 
-    def known_sign(self) -> int | None:
-        """0 if zero, +1 if provably >= 0, -1 if provably <= 0, None if it depends on the symbols.
+    def _lower_bound(self) -> int | None:
+        """A lower bound when every non-constant term has a non-negative coefficient, using
+        symbols >= 1 (floordiv, min and max atoms of dims are only known to be >= 0)."""
+        total = 0
+        for mono, coeff in self.terms.items():
+            if mono and coeff < 0:
+                return None
+            total += coeff * (all(isinstance(a, str) for a, _ in mono) if mono else 1)
+        return total
 
-        Every atom stands for a dim, so every monomial is non-negative.
-        """
+    def known_sign(self) -> int | None:
+        """0 if zero, +1 if provably >= 0, -1 if provably <= 0, None if it depends on the symbols."""
         if not self.terms:
             return 0
-        coeffs = self.terms.values()
-        if all(c > 0 for c in coeffs):
+        lower = self._lower_bound()
+        if lower is not None and lower >= 0:
             return 1
-        if all(c < 0 for c in coeffs):
+        upper = (-self)._lower_bound()
+        if upper is not None and upper >= 0:
             return -1
         return None
+
+    def is_positive(self) -> bool:
+        """Provably >= 1 for every value of the symbols (each symbol is a positive whole number)."""
+        lower = self._lower_bound()
+        return lower is not None and lower >= 1
 
     def __int__(self):
         return self.value

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import expr
 from .dims import Dim, as_dim, format_shape
-from .errors import Diagnostic, Diagnostics, Location, Note, SpecError, did_you_mean
+from .errors import Diagnostic, Diagnostics, Location, Note, did_you_mean
 from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
@@ -174,7 +174,7 @@ class _Expander:
         value = self.eval_expr(raw, scope, loc, what)
         if isinstance(value, bool) or not isinstance(value, (int, Dim)):
             self.fail(loc, f"{what} must be a whole number, got {_show(value)}")
-        if as_dim(value).known_sign() != 1:
+        if not as_dim(value).is_positive():
             self.fail(loc, f"{what} must be positive, got {value}")
         return value
 
@@ -385,10 +385,16 @@ class _Expander:
 
     def node_inputs(self, body: Body, node: NodeSpec, previous: str | None, chained: Result | None,
                     first_only: bool = False) -> list[Tensor | Absent]:
-        """Resolve a node's inputs. Copies after the first take the previous copy's output first."""
+        """Resolve a node's inputs: a list, or a mapping when the node names them (a list with
+        first_only). Copies after the first take the previous copy's output as their first input."""
         if chained is not None:
-            rest = self.node_inputs(body, node, previous, None)[1:] if not first_only else []
-            return [self.single_output(chained, node, "the previous copy")] + rest
+            carried = self.single_output(chained, node, "the previous copy")
+            if first_only:
+                return [carried]
+            fresh = self.node_inputs(body, node, previous, None)
+            if isinstance(fresh, dict):
+                return {**fresh, next(iter(fresh)): carried}
+            return [carried] + fresh[1:]
         if node.inputs is None:
             if node.op is not None and node.op in OPS and not OPS[node.op].inputs:
                 return []   # constant, range: nothing to chain from
@@ -401,7 +407,9 @@ class _Expander:
             return [self.single_output(prev, node, f"the previous node '{previous}'")]
         refs = [node.inputs] if isinstance(node.inputs, str) else node.inputs
         if isinstance(refs, dict):
-            return {k: self.resolve(body, v, node.loc_of("inputs", k)) for k, v in refs.items()}  # type: ignore[return-value]
+            items = list(refs.items())[:1] if first_only else refs.items()
+            resolved = {k: self.resolve(body, v, node.loc_of("inputs", k)) for k, v in items}
+            return list(resolved.values()) if first_only else resolved  # type: ignore[return-value]
         out = []
         for i, ref in enumerate(refs):
             if first_only and i > 0:

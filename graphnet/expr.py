@@ -338,17 +338,30 @@ def _compare(op: str, a, b, col: int) -> bool:
         if isinstance(a, float) or isinstance(b, float):
             raise ExprError(f"cannot compare the dim {a} with a float", col)
         diff = Dim(a) - Dim(b)
-        sign = diff.known_sign()
-        # A non-constant difference is only provably >= 0 or <= 0, never strictly so.
         if diff.is_const():
             a, b = diff.value, 0
-        elif (op == ">=" and sign == 1) or (op == "<=" and sign == -1):
-            return True
         else:
-            raise ExprError(f"cannot decide {a} {op} {b} for every value of the free dims", col)
+            decided = _decide(op, diff)
+            if decided is None:
+                raise ExprError(f"cannot decide {a} {op} {b} for every value of the free dims", col)
+            return decided
     if type(a) is not type(b) and not (_is_number(a) and _is_number(b)):
         raise ExprError(f"cannot compare {_type_name(a)} with {_type_name(b)}", col)
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _decide(op: str, diff: Dim) -> bool | None:
+    """a OP b from what the symbols' positivity proves about diff = a - b, or None."""
+    if diff.is_positive():                       # a >= b + 1
+        return op in (">", ">=")
+    if (-diff).is_positive():                    # a <= b - 1
+        return op in ("<", "<=")
+    sign = diff.known_sign()
+    if sign == 1 and op in (">=", "<"):          # a >= b
+        return op == ">="
+    if sign == -1 and op in ("<=", ">"):         # a <= b
+        return op == "<="
+    return None
 
 
 def _truth(v, col) -> bool:

@@ -47,3 +47,12 @@ def test_printing_and_products():
     assert dim_prod([B, 3, T]) == 3 * B * T
     with pytest.raises(ZeroDivisionError):
         B // 0
+
+
+def test_symbols_are_at_least_one():
+    # a free dim is a positive whole number, so these are decided; T - 1 may be 0, so it is not positive
+    assert dim_min(1, T) == 1 and dim_max(1, T) == T
+    assert (T - 1).known_sign() == 1 and not (T - 1).is_positive()
+    assert (1 - T).known_sign() == -1
+    assert (B * T + 1).is_positive()
+    assert (B * T - 2).known_sign() is None

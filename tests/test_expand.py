@@ -236,3 +236,35 @@ def test_text_attributes_are_never_expressions(tmp_path):
     """))
     assert net.outputs == {"y": ("B", 3, 5)}
     assert net.graph.nodes[0].op.equation == "btd,de->bte"
+
+
+def test_named_inputs_with_repeat_and_skip(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: mapinp
+        use: [std]
+        dims: {B: ~, T: ~}
+        inputs: {x: [B, T, 8]}
+        nodes:
+          - {name: attn, block: std.mha, args: {heads: 2}, repeat: 2, inputs: {q: x, kv: x}}
+          - {name: skip, block: std.mha, args: {heads: 2}, if: false, inputs: {q: attn, kv: x}}
+        outputs: {y: skip}
+    """))
+    # the second copy reads the first copy's output as q (its first named input), x as kv
+    second = [n for n in net.graph.nodes if n.name == "attn.1.q_proj.matmul"][0]
+    assert second.inputs[0] == "attn.0.out_proj.add"
+    assert net.graph.outputs == {"y": "attn.1.out_proj.add"}
+
+
+def test_slicing_the_first_step_of_a_free_dim(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: first
+        dims: {B: ~, T: ~}
+        inputs: {x: [B, T, 8]}
+        nodes:
+          - {name: s, op: slice, attrs: {starts: [0], ends: [1], axes: [1]}}
+          - {name: r, op: reshape, attrs: {shape: [B, 8]}}
+        outputs: {y: r}
+    """))
+    assert net.outputs == {"y": ("B", 8)}

@@ -67,3 +67,9 @@ def test_nesting_and_length_are_bounded():
 def test_attribute_access_is_not_part_of_the_language():
     with pytest.raises(ExprError):
         evaluate_text("cfg.__class__", SCOPE)
+
+
+@pytest.mark.parametrize("text,expected", [("H >= 1", True), ("H <= 0", False), ("H > 0", True),
+                                           ("H + 1 > H", True), ("H < H + 2", True)])
+def test_comparisons_decided_by_positivity(text, expected):
+    assert evaluate_text(text, SCOPE) is expected

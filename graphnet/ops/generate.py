@@ -42,7 +42,7 @@ class Constant(Op):
             if isinstance(self.value, list):
                 raise ShapeError("give either a nested-list value or a scalar value with a shape")
             for d in self.shape:
-                if as_dim(d).known_sign() != 1:
+                if not as_dim(d).is_positive():
                     raise ShapeError(f"shape {format_shape(self.shape)} has a dim that is not positive")
             return TensorType(self.dtype, tuple(self.shape))
         return TensorType(self.dtype, _nested_shape(self.value))
@@ -87,7 +87,7 @@ class Range(Op):
         d = delta.value
         if span.is_const():
             return TensorType(self.dtype, (Dim(max(0, -(-span.value // d))),))
-        if d < 0 or span.known_sign() != 1:
+        if d < 0 or not span.is_positive():
             raise ShapeError(f"cannot show that the range from {self.start} to {self.limit} is not empty")
         return TensorType(self.dtype, (span.ceil_div(d),))
 

@@ -30,7 +30,7 @@ class Reshape(Op):
         if len(unknown) > 1:
             raise ShapeError(f"shape {format_shape(dims)} has more than one -1")
         for d in dims:
-            if d != -1 and d.known_sign() != 1:
+            if d != -1 and not d.is_positive():
                 raise ShapeError(f"shape {format_shape(dims)} has a dim that is not positive: {d}")
         total = dim_prod(in_shape)
         known = dim_prod(d for d in dims if d != -1)
@@ -338,7 +338,7 @@ class Expand(Op):
     def infer(self, x: TensorType) -> TensorType:
         dims = [as_dim(d) for d in self.shape]
         for d in dims:
-            if d.known_sign() != 1:
+            if not d.is_positive():
                 raise ShapeError(f"shape {format_shape(dims)} has a dim that is not positive: {d}")
         rank = max(x.rank, len(dims))
         xs = (Dim(1),) * (rank - x.rank) + tuple(x.shape)
@@ -379,7 +379,7 @@ class Tile(Op):
         if len(repeats) != x.rank:
             raise ShapeError(f"repeats {format_shape(repeats)} has {len(repeats)} values but x {x} has rank {x.rank}")
         for r in repeats:
-            if r.known_sign() != 1:
+            if not r.is_positive():
                 raise ShapeError(f"repeats {format_shape(repeats)} has a value that is not positive: {r}")
         return TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, repeats)))
 
