@@ -372,3 +372,338 @@ def test_zfnet_matches_torch():
     assert _params(module) == net.graph.param_count(trainable=True)
     w = net.init_weights(seed=19)
     _compare(net, _load(module, module.state_from(w)), _image(20), w)
+
+
+# MobileNet V3 and EfficientNet-B0: torchvision's Conv2dNormActivation, SqueezeExcitation,
+# InvertedResidual (V3) and MBConv, with its module names.
+
+def _make_divisible(v, divisor=8):
+    """torchvision's _make_divisible: the nearest multiple of divisor (at least divisor), one step up
+    if rounding down lost more than 10%."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _conv_norm_act(cin, cout, kernel, stride=1, groups=1, act=None, eps=1e-5):
+    """torchvision.ops.Conv2dNormActivation: Sequential(conv, batch norm[, activation])."""
+    return nn.Sequential(*_conv_bn(cin, cout, kernel, stride, groups, eps), *([act()] if act else []))
+
+
+class _SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation."""
+
+    def __init__(self, channels, squeeze, act, scale_act):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation, self.scale_activation = act(), scale_act()
+
+    def forward(self, x):
+        return self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x))))) * x
+
+
+class _SEInvertedResidual(nn.Module):
+    """torchvision's MobileNet V3 InvertedResidual and EfficientNet MBConv (stochastic depth is the
+    identity in eval mode): `block` holds the layers that exist, numbered from 0."""
+
+    def __init__(self, cin, kernel, expanded, cout, stride, act, squeeze, se_act, se_scale_act, eps):
+        super().__init__()
+        layers = [_conv_norm_act(cin, expanded, 1, act=act, eps=eps)] if expanded != cin else []
+        layers.append(_conv_norm_act(expanded, expanded, kernel, stride, expanded, act, eps))
+        if squeeze:
+            layers.append(_SqueezeExcitation(expanded, squeeze, se_act, se_scale_act))
+        layers.append(_conv_norm_act(expanded, cout, 1, eps=eps))
+        self.block = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.block(x)
+        return y + x if self.use_res else y
+
+
+# torchvision's _mobilenet_v3_conf: (input channels, kernel, expanded, out, SE, activation, stride).
+MOBILENET_V3_LARGE = [(16, 3, 16, 16, False, "RE", 1), (16, 3, 64, 24, False, "RE", 2), (24, 3, 72, 24, False, "RE", 1),
+                      (24, 5, 72, 40, True, "RE", 2), (40, 5, 120, 40, True, "RE", 1), (40, 5, 120, 40, True, "RE", 1),
+                      (40, 3, 240, 80, False, "HS", 2), (80, 3, 200, 80, False, "HS", 1),
+                      (80, 3, 184, 80, False, "HS", 1), (80, 3, 184, 80, False, "HS", 1),
+                      (80, 3, 480, 112, True, "HS", 1), (112, 3, 672, 112, True, "HS", 1),
+                      (112, 5, 672, 160, True, "HS", 2), (160, 5, 960, 160, True, "HS", 1),
+                      (160, 5, 960, 160, True, "HS", 1)]
+MOBILENET_V3_SMALL = [(16, 3, 16, 16, True, "RE", 2), (16, 3, 72, 24, False, "RE", 2), (24, 3, 88, 24, False, "RE", 1),
+                      (24, 5, 96, 40, True, "HS", 2), (40, 5, 240, 40, True, "HS", 1), (40, 5, 240, 40, True, "HS", 1),
+                      (40, 5, 120, 48, True, "HS", 1), (48, 5, 144, 48, True, "HS", 1),
+                      (48, 5, 288, 96, True, "HS", 2), (96, 5, 576, 96, True, "HS", 1), (96, 5, 576, 96, True, "HS", 1)]
+
+
+class _MobileNetV3(nn.Module):
+    """torchvision.models.MobileNetV3 (width 1.0): features.0 to features.N+1, classifier.0 and .3;
+    batch norm eps 0.001."""
+
+    def __init__(self, table, last_channel, classes=1000):
+        super().__init__()
+        features = [_conv_norm_act(3, table[0][0], 3, 2, act=nn.Hardswish, eps=0.001)]
+        for cin, kernel, expanded, cout, se, nl, stride in table:
+            act = nn.Hardswish if nl == "HS" else nn.ReLU
+            squeeze = _make_divisible(expanded // 4) if se else 0
+            features.append(_SEInvertedResidual(cin, kernel, expanded, cout, stride, act, squeeze, nn.ReLU,
+                                                nn.Hardsigmoid, 0.001))
+        features.append(_conv_norm_act(cout, 6 * cout, 1, act=nn.Hardswish, eps=0.001))
+        self.features = nn.Sequential(*features)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(6 * cout, last_channel), nn.Hardswish(), nn.Dropout(0.2),
+                                        nn.Linear(last_channel, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+# torchvision's _efficientnet_conf for B0: (expand ratio, kernel, stride, input channels, out, layers).
+EFFICIENTNET_B0 = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+                   (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+
+
+class _EfficientNet(nn.Module):
+    """torchvision.models.EfficientNet with MBConv stages: features.0 (stem), features.1 to .7 (the
+    stages), features.8, classifier.1; batch norm eps 1e-5 (torchvision's B0)."""
+
+    def __init__(self, table, classes=1000):
+        super().__init__()
+        features = [_conv_norm_act(3, table[0][3], 3, 2, act=nn.SiLU)]
+        for t, kernel, stride, cin, cout, n in table:
+            stage = []
+            for i in range(n):
+                c = cin if i == 0 else cout
+                stage.append(_SEInvertedResidual(c, kernel, _make_divisible(c * t), cout, stride if i == 0 else 1,
+                                                 nn.SiLU, max(1, c // 4), nn.SiLU, nn.Sigmoid, 1e-5))
+            features.append(nn.Sequential(*stage))
+        features.append(_conv_norm_act(cout, 4 * cout, 1, act=nn.SiLU))
+        self.features = nn.Sequential(*features)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * cout, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _torchvision_block_names(weights: dict) -> dict:
+    """Our param names -> torchvision's. They are the same but inside `block`: our layers keep
+    their index (0 expansion, 1 depthwise, 2 SE, 3 projection) when one is skipped, torchvision
+    numbers the layers that exist."""
+    def split(name):  # "features.4.block.2.fc1.weight" -> ("features.4.block", 2, "fc1.weight")
+        parts = name.split(".")
+        if "block" not in parts:
+            return None
+        i = len(parts) - 1 - parts[::-1].index("block")
+        return ".".join(parts[: i + 1]), int(parts[i + 1]), ".".join(parts[i + 2:])
+
+    present: dict[str, set] = {}
+    for name in weights:
+        if s := split(name):
+            present.setdefault(s[0], set()).add(s[1])
+    out = {}
+    for name, value in weights.items():
+        if s := split(name):
+            name = f"{s[0]}.{sorted(present[s[0]]).index(s[1])}.{s[2]}"
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("name, module", [
+    ("mobilenet_v3_large", lambda: _MobileNetV3(MOBILENET_V3_LARGE, 1280)),
+    ("mobilenet_v3_small", lambda: _MobileNetV3(MOBILENET_V3_SMALL, 1024)),
+    ("efficientnet_b0", lambda: _EfficientNet(EFFICIENTNET_B0)),
+])
+def test_se_mobile_nets_match_torch(name, module):
+    net = gn.load(SPECS / f"{name}.yaml")
+    module = module()
+    assert _params(module) == net.graph.param_count(trainable=True)
+    w = _with_random_batch_norm(net.init_weights(seed=21), seed=22)
+    state = _torchvision_block_names(w)
+    assert set(state) != set(w)  # some blocks skip a layer
+    _compare(net, _load(module, state), _image(23), w)
+
+
+# The Transformer family (specs/transformer.yaml, bert_base.yaml, vit_b16.yaml), rebuilt from
+# torch.nn: nn.MultiheadAttention packs q, k, v into in_proj, which our separate q_proj, k_proj,
+# v_proj concatenate into. Outputs are compared on the reduced variants (2 layers, d_model 32);
+# the full-size rebuilds, made on the meta device (no memory, no init), have the published counts.
+
+_SMALL_ATTENTION = {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2}
+
+
+def _attention_in_proj(w: dict, ours: str, theirs: str) -> dict:
+    state = {f"{theirs}in_proj_weight": np.concatenate([w[f"{ours}{p}_proj.weight"] for p in "qkv"]),
+             f"{theirs}in_proj_bias": np.concatenate([w[f"{ours}{p}_proj.bias"] for p in "qkv"])}
+    for kind in ("weight", "bias"):
+        state[f"{theirs}out_proj.{kind}"] = w[f"{ours}out_proj.{kind}"]
+    return state
+
+
+def _transformer_layer_state(w: dict, ours: str, theirs: str, norms: dict, attentions=("self_attn",)) -> dict:
+    """std.encoder_layer / std.decoder_layer params -> torch.nn.Transformer*Layer's."""
+    state = {}
+    for a in attentions:
+        state.update(_attention_in_proj(w, f"{ours}{a}.", f"{theirs}{a}."))
+    for kind in ("weight", "bias"):
+        for j in (1, 2):
+            state[f"{theirs}linear{j}.{kind}"] = w[f"{ours}ffn.linear{j}.{kind}"]
+        for our_norm, their_norm in norms.items():
+            state[f"{theirs}{their_norm}.{kind}"] = w[f"{ours}{our_norm}.{kind}"]
+    return state
+
+
+def _random_layer_norms(w: dict, seed: int) -> dict:
+    # Layer norms start as the identity; random ones check that each is mapped to its place.
+    rng = np.random.default_rng(seed)
+    out = dict(w)
+    for k, v in w.items():
+        if k.split(".")[-2:-1] in (["norm1"], ["norm2"], ["norm3"], ["ln_1"], ["ln_2"], ["ln"], ["LayerNorm"]):
+            out[k] = (rng.uniform(0.5, 1.5, v.shape) if k.endswith("weight") else rng.normal(0, 0.1, v.shape)).astype(np.float32)
+    return out
+
+
+class _Seq2SeqTransformer(nn.Module):
+    """The base Transformer: one embedding for source, target and the output projection, scaled by
+    sqrt(d_model), sinusoidal positions, nn.TransformerEncoder/Decoder without final norms."""
+
+    def __init__(self, vocab=32000, d=512, heads=8, d_ff=2048, layers=6):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.empty(vocab, d))
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, heads, d_ff, batch_first=True), layers,
+                                             enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(d, heads, d_ff, batch_first=True), layers)
+        self.d = d
+
+    def embed(self, tokens):
+        T = tokens.shape[1]
+        angle = torch.arange(T, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, self.d, 2) / self.d)
+        pe = torch.stack([torch.sin(angle), torch.cos(angle)], -1).reshape(T, self.d).float()
+        return self.embedding[tokens] * self.d ** 0.5 + pe
+
+    def forward(self, src, tgt):
+        memory = self.encoder(self.embed(src))
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1])
+        y = self.decoder(self.embed(tgt), memory, tgt_mask=causal)
+        return torch.softmax(y @ self.embedding.T, -1)
+
+
+def test_transformer_matches_torch():
+    with torch.device("meta"):
+        full = _Seq2SeqTransformer()
+        reference = nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)
+    assert _params(full) == 60_522_496 == gn.load(SPECS / "transformer.yaml").graph.param_count()
+    # nn.Transformer adds a LayerNorm after each stack and has no embeddings
+    assert _params(full) == _params(reference) - 2 * 2 * 512 + 32000 * 512
+    net = gn.load(SPECS / "transformer.yaml", {"vocab": 50, **_SMALL_ATTENTION})
+    module = _Seq2SeqTransformer(50, 32, 4, 64, 2)
+    w = _random_layer_norms(net.init_weights(seed=30), seed=31)
+    state = {"embedding": w["embedding"]}
+    for i in range(2):
+        state.update(_transformer_layer_state(w, f"encoder.layers.{i}.", f"encoder.layers.{i}.",
+                                              {"norm1": "norm1", "norm2": "norm2"}))
+        state.update(_transformer_layer_state(w, f"decoder.layers.{i}.", f"decoder.layers.{i}.",
+                                              {f"norm{j}": f"norm{j}" for j in (1, 2, 3)},
+                                              ("self_attn", "multihead_attn")))
+    module = _load(module, state)
+    rng = np.random.default_rng(32)
+    src, tgt = rng.integers(0, 50, (2, 7)), rng.integers(0, 50, (2, 5))
+    ours = net.run({"src": src, "tgt": tgt}, w)["probs"]
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(src), torch.from_numpy(tgt)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+class _Bert(nn.Module):
+    """Hugging Face's BertModel (its module names for the embeddings and the pooler) from torch.nn:
+    a BertLayer is nn.TransformerEncoderLayer(post-norm, GELU, eps 1e-12)."""
+
+    def __init__(self, vocab=30522, positions=512, types=2, d=768, heads=12, d_ff=3072, layers=12):
+        super().__init__()
+        self.embeddings = nn.Module()
+        self.embeddings.word_embeddings = nn.Embedding(vocab, d)
+        self.embeddings.position_embeddings = nn.Embedding(positions, d)
+        self.embeddings.token_type_embeddings = nn.Embedding(types, d)
+        self.embeddings.LayerNorm = nn.LayerNorm(d, eps=1e-12)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, heads, d_ff, activation="gelu", layer_norm_eps=1e-12, batch_first=True)
+            for _ in range(layers))
+        self.pooler = nn.Module()
+        self.pooler.dense = nn.Linear(d, d)
+        self.heads = heads
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        e = self.embeddings
+        B, T = input_ids.shape
+        x = e.word_embeddings(input_ids) + e.position_embeddings(torch.arange(T)) + e.token_type_embeddings(token_type_ids)
+        x = e.LayerNorm(x)
+        bias = (1.0 - attention_mask.float()) * torch.finfo(torch.float32).min       # HF's extended mask
+        bias = bias[:, None, None, :].expand(B, self.heads, T, T).reshape(B * self.heads, T, T)
+        for layer in self.encoder.layer:
+            x = layer(x, src_mask=bias)
+        return x, torch.tanh(self.pooler.dense(x[:, 0]))
+
+
+def test_bert_base_matches_torch():
+    with torch.device("meta"):
+        assert _params(_Bert()) == 109_482_240
+    net = gn.load(SPECS / "bert_base.yaml", {"vocab": 100, "max_positions": 16, **_SMALL_ATTENTION})
+    module = _Bert(100, 16, 2, 32, 4, 64, 2)
+    assert _params(module) == net.graph.param_count()
+    w = _random_layer_norms(net.init_weights(seed=33), seed=34)
+    state = {k: w[k] for k in w if k.startswith(("embeddings.", "pooler."))}
+    for i in range(2):
+        state.update(_transformer_layer_state(w, f"encoder.layer.{i}.", f"encoder.layer.{i}.",
+                                              {"norm1": "norm1", "norm2": "norm2"}))
+    module = _load(module, state)
+    rng = np.random.default_rng(35)
+    feed = {"input_ids": rng.integers(0, 100, (3, 9)), "token_type_ids": rng.integers(0, 2, (3, 9)),
+            "attention_mask": np.ones((3, 9), np.int64)}
+    feed["attention_mask"][1, 6:] = 0
+    feed["attention_mask"][2, 2:] = 0
+    ours = net.run(feed, w)
+    with torch.no_grad():
+        hidden, pooled = module(*(torch.from_numpy(feed[k]) for k in ("input_ids", "token_type_ids", "attention_mask")))
+    np.testing.assert_allclose(ours["last_hidden_state"], hidden.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours["pooler_output"], pooled.numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _VisionTransformer(nn.Module):
+    """torchvision.models.VisionTransformer: its EncoderBlock is nn.TransformerEncoderLayer(pre-norm,
+    GELU, eps 1e-6); torchvision's names with encoder.* flattened."""
+
+    def __init__(self, image=(224, 224), patch=16, d=768, heads=12, d_ff=3072, layers=12, classes=1000):
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, d, patch, patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embedding = nn.Parameter(torch.empty(1, (image[0] // patch) * (image[1] // patch) + 1, d))
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, heads, d_ff, dropout=0.0, activation="gelu", layer_norm_eps=1e-6,
+                                       batch_first=True, norm_first=True) for _ in range(layers))
+        self.ln = nn.LayerNorm(d, eps=1e-6)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embedding
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.ln(x)[:, 0])
+
+
+def test_vit_b16_matches_torch():
+    with torch.device("meta"):
+        assert _params(_VisionTransformer()) == 86_567_656
+    net = gn.load(SPECS / "vit_b16.yaml", {"H": 32, "W": 48, "classes": 10, **_SMALL_ATTENTION})
+    module = _VisionTransformer((32, 48), 16, 32, 4, 64, 2, 10)
+    assert _params(module) == net.graph.param_count()
+    w = _random_layer_norms(net.init_weights(seed=36), seed=37)
+    w["class_token"] = np.random.default_rng(38).normal(0, 1, w["class_token"].shape).astype(np.float32)
+    state = {"class_token": w["class_token"], "pos_embedding": w["encoder.pos_embedding"],
+             **{f"{m}.{k}": w[f"{o}.{k}"] for o, m in (("conv_proj", "conv_proj"), ("encoder.ln", "ln"),
+                                                        ("heads.head", "head")) for k in ("weight", "bias")}}
+    for i in range(2):
+        state.update(_transformer_layer_state(w, f"encoder.layers.{i}.", f"layers.{i}.",
+                                              {"ln_1": "norm1", "ln_2": "norm2"}))
+    _compare(net, _load(module, state), _image(39, (2, 3, 32, 48)), w)
