@@ -63,10 +63,10 @@ def cmd_validate(args) -> int:
                 "inputs": {k: list(v) for k, v in net.inputs.items()},
                 "outputs": {k: list(v) for k, v in net.outputs.items()},
                 "nodes": [{**r, "macs": r["macs"].value if r["macs"].is_const() else str(r["macs"])}
-                          for r in summary_rows(g, dims)],
+                          for r in summary_rows(g, dims, args.depth)],
             })
         else:
-            print(net.summary(dims))
+            print(net.summary(dims, args.depth))
             print(f"{path}: ok")
     if args.json:
         print(json.dumps(reports if len(args.specs) > 1 else (reports[0] if reports else None), indent=2))
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a spec: shapes, params, MACs")
     common(v, many=True)
     v.add_argument("--json", action="store_true", help="print a JSON report")
+    v.add_argument("--depth", type=int, metavar="N", help="collapse block calls below N path levels")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a spec on random or given inputs")

@@ -42,9 +42,10 @@ class Network:
     def outputs(self) -> dict[str, tuple]:
         return {k: _shape_view(self.graph.types[t]) for k, t in self.graph.outputs.items()}
 
-    def summary(self, dims: dict[str, int] | None = None) -> str:
+    def summary(self, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
+        """The summary table; with `depth`, block calls below that many path levels are collapsed."""
         from .summary import summary_table
-        return summary_table(self.graph, dims)
+        return summary_table(self.graph, dims, depth)
 
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         return init_weights(self.graph, seed)

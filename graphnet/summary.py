@@ -38,27 +38,38 @@ def bound_macs(graph: Graph, dims: dict[str, int] | None) -> Dim:
     return total.subs(dims) if dims else total
 
 
-def summary_rows(graph: Graph, dims: dict[str, int] | None = None) -> list[dict]:
+def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> list[dict]:
+    """One row per primitive node, or with `depth`, per block call that many path levels down:
+    its block, the output shape of its last node, and its params and MACs summed."""
     params = node_params(graph)
-    rows = []
+    rows: list[dict] = []
     for node in graph.nodes:
+        path, kind = _group(node, depth)
         out = graph.types[node.outputs[0]]
-        shape = [d.subs(dims) if dims else d for d in out.shape]
+        shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in out.shape) + "]"
         macs = graph.node_macs(node)
-        if dims:
-            macs = macs.subs(dims)
-        rows.append({
-            "path": node.name,
-            "op": node.op.name,
-            "shape": "[" + ", ".join(str(d) for d in shape) + "]",
-            "params": params[node.name],
-            "macs": macs,
-        })
+        macs = macs.subs(dims) if dims else macs
+        if rows and rows[-1]["path"] == path:
+            row = rows[-1]
+            row.update(shape=shape, params=row["params"] + params[node.name], macs=row["macs"] + macs)
+        else:
+            rows.append({"path": path, "op": kind, "shape": shape, "params": params[node.name], "macs": macs})
     return rows
 
 
-def summary_table(graph: Graph, dims: dict[str, int] | None = None) -> str:
-    rows = summary_rows(graph, dims)
+def _group(node, depth: int | None) -> tuple[str, str]:
+    """The path a node is summarized under at `depth`, and what to call it: its op, or the block."""
+    parts = node.name.split(".")
+    if depth is None or len(parts) <= depth:
+        return node.name, node.op.name
+    path = ".".join(parts[:depth])
+    # the outermost frame inside the group that sits in a block names the block the group calls
+    inner = next((f for f in reversed(node.trace) if f.path.count(".") >= depth and f.block), None)
+    return path, inner.block if inner is not None and inner.block else "block"
+
+
+def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
+    rows = summary_rows(graph, dims, depth)
     header = ("node", "op", "output shape", "params", "MACs")
     table = [header] + [(r["path"], r["op"], r["shape"], f"{r['params']:,}" if r["params"] else "",
                          _fmt_count(r["macs"]) if r["macs"] != 0 else "") for r in rows]
