@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .errors import Location, SpecError
 
@@ -45,7 +46,8 @@ def cmd_validate(args) -> int:
     from .summary import bound_macs, summary_rows
     dims = _dims(args.dim)
     reports, failed = [], False
-    for path in args.specs:
+    paths = _spec_paths(args.specs)
+    for path in paths:
         try:
             net = _load(path, dims)
         except SpecError as e:
@@ -59,18 +61,38 @@ def cmd_validate(args) -> int:
                 "name": g.name,
                 "params": g.param_count(),
                 "trainable_params": g.param_count(trainable=True),
-                "macs": macs.value if macs.is_const() else str(macs),
+                "macs": _number(macs),
                 "inputs": {k: list(v) for k, v in net.inputs.items()},
                 "outputs": {k: list(v) for k, v in net.outputs.items()},
-                "nodes": [{**r, "macs": r["macs"].value if r["macs"].is_const() else str(r["macs"])}
+                "nodes": [{**r, **{k: _number(r[k]) for k in ("macs", "bytes")}}
                           for r in summary_rows(g, dims, args.depth)],
             })
         else:
             print(net.summary(dims, args.depth))
             print(f"{path}: ok")
     if args.json:
-        print(json.dumps(reports if len(args.specs) > 1 else (reports[0] if reports else None), indent=2))
+        print(json.dumps(reports if len(paths) > 1 else (reports[0] if reports else None), indent=2))
     return EXIT_ERROR if failed else 0
+
+
+def _spec_paths(given: list[str]) -> list[str]:
+    """Spec files as given, a folder standing for the .yaml files directly in it."""
+    out = []
+    for item in given:
+        folder = Path(item)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.glob("*.yaml"))
+            if not found:
+                raise SpecError.at(Location(item), "no .yaml files in this folder")
+            out += found
+        else:
+            out.append(item)
+    return out
+
+
+def _number(d):
+    """A count for JSON: an int when known, else its formula in the free dims."""
+    return d.value if d.is_const() else str(d)
 
 
 def _weights(net, args):
@@ -186,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--output", required=True, metavar="FILE.npz")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_init_weights)
+
+    from .render import add_parser as add_render_parser   # graphnet render: Mermaid, DOT, SVG
+    add_render_parser(sub, common)
+
+    def cmd_schema(args) -> int:
+        from .schema import print_schema
+        return print_schema(args.library)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of spec files, for editors")
+    s.add_argument("--library", action="store_true", help="the schema of block library files instead")
+    s.set_defaults(func=cmd_schema)
     return p
 
 

@@ -327,3 +327,23 @@ def shape_ints(shape: Iterable[DimLike]) -> tuple[int, ...] | None:
             return None
         out.append(d.value)
     return tuple(out)
+
+
+def _units(n: int) -> str:
+    # Exact below 100,000 (a dim like 1024 reads as itself), three significant places above.
+    if abs(n) < 100_000:
+        return str(n)
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{suffix}"
+    return str(n)
+
+
+def humanize(d: DimLike) -> str:
+    """A count in readable units, biggest terms first: 18874368*B*T + 6144*B*T^2 -> '6.14K·B·T² + 18.87M·B·T'."""
+    d = as_dim(d)
+    terms = []
+    for mono, coeff in sorted(d.terms.items(), key=lambda mc: (-sum(p for _, p in mc[0]), str(mc[0]))):
+        factors = "·".join(str(a) + ("²" if p == 2 else f"^{p}" if p > 2 else "") for a, p in mono)
+        terms.append("·".join(x for x in (_units(coeff), factors) if x))
+    return " + ".join(terms) or "0"

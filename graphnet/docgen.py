@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from .dims import Dim
+from .dims import humanize
 from .network import load
 
 def notes_of(text: str) -> list[str]:
@@ -26,28 +26,12 @@ def notes_of(text: str) -> list[str]:
     return re.findall(r"\b(\d{3})\b", sentence)
 
 
-def _count(n: float, unit: str = "") -> str:
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{suffix}{unit}"
-    return f"{n:g}{unit}"
-
-
-def human_formula(d: Dim) -> str:
-    """A dim in readable units, biggest terms first: 18874368*B*T + 6144*B*T^2 -> '18.87M·B·T + 6.14K·B·T²'."""
-    terms = []
-    for mono, coeff in sorted(d.terms.items(), key=lambda mc: (-sum(p for _, p in mc[0]), str(mc[0]))):
-        symbols = "·".join(str(a) + ("²" if p == 2 else f"^{p}" if p > 2 else "") for a, p in mono)
-        terms.append("·".join(x for x in (_count(coeff), symbols) if x))
-    return " + ".join(terms) or "0"
-
-
 def zoo_markdown(folder: Path) -> str:
     rows = []
     for path in sorted(folder.glob("*.yaml")):
         net = load(path)
         g = net.graph
-        macs = human_formula(g.total_macs())
+        macs = humanize(g.total_macs())
         inputs = ", ".join(f"{k} {list(v)}" for k, v in net.inputs.items()).replace("'", "")
         notes = ", ".join(notes_of(path.read_text())) or "–"
         rows.append(f"| [{g.name}](../specs/{path.name}) | {inputs} | {g.param_count(trainable=True):,} | "

@@ -1,22 +1,12 @@
-"""The validated summary: per node path, op, output shape, params and MACs, then totals."""
+"""The validated summary: a tree of block calls and ops with output shapes, params, MACs and
+activation memory, then totals. With free dims left unbound, MACs and memory are formulas in them."""
 
 from __future__ import annotations
 
-from .dims import Dim
-from .graph import Graph
+from .dims import Dim, dim_prod, humanize
+from .graph import Graph, Node
 
-
-def _fmt_count(value: Dim) -> str:
-    if value.is_const():
-        return f"{value.value:,}"
-    return str(value)
-
-
-def _human(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
+ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
 
 
 def node_params(graph: Graph) -> dict[str, int]:
@@ -38,41 +28,75 @@ def bound_macs(graph: Graph, dims: dict[str, int] | None) -> Dim:
     return total.subs(dims) if dims else total
 
 
+def output_bytes(graph: Graph, node: Node) -> Dim:
+    return sum((dim_prod(graph.types[t].shape) * ITEMSIZE[graph.types[t].dtype] for t in node.outputs), Dim(0))
+
+
 def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> list[dict]:
-    """One row per primitive node, or with `depth`, per block call that many path levels down:
-    its block, the output shape of its last node, and its params and MACs summed."""
+    """Rows in graph order. Without `depth`, one per primitive node. With it, a tree: a row for each
+    block call (and each repeat) up to `depth` path levels, indented by `level`, holding the sums of
+    what is inside it and its last output shape; primitive nodes above that depth keep their rows."""
     params = node_params(graph)
     rows: list[dict] = []
+    open_groups: list[dict] = []
     for node in graph.nodes:
-        path, kind = _group(node, depth)
-        out = graph.types[node.outputs[0]]
-        shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in out.shape) + "]"
-        macs = graph.node_macs(node)
-        macs = macs.subs(dims) if dims else macs
-        if rows and rows[-1]["path"] == path:
-            row = rows[-1]
-            row.update(shape=shape, params=row["params"] + params[node.name], macs=row["macs"] + macs)
-        else:
-            rows.append({"path": path, "op": kind, "shape": shape, "params": params[node.name], "macs": macs})
+        parts = node.name.split(".")
+        shown = len(parts) if depth is None else min(len(parts), depth)
+        # close groups this node is not in, open the ones it enters
+        groups = [".".join(parts[:k]) for k in range(1, shown + 1)] if depth is not None else []
+        if len(parts) <= shown:
+            groups = groups[:-1]
+        while open_groups and (len(open_groups) > len(groups) or open_groups[-1]["path"] != groups[len(open_groups) - 1]):
+            open_groups.pop()
+        for level in range(len(open_groups), len(groups)):
+            row = {"path": groups[level], "op": _block_of(node, level + 1), "level": level, "shape": "",
+                   "params": 0, "macs": Dim(0), "bytes": Dim(0), "children": set()}
+            rows.append(row)
+            open_groups.append(row)
+        shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in graph.types[node.outputs[0]].shape) + "]"
+        macs, size = graph.node_macs(node), output_bytes(graph, node)
+        if dims:
+            macs, size = macs.subs(dims), size.subs(dims)
+        for level, row in enumerate(open_groups):
+            row["children"].add(parts[level + 1])
+            row.update(shape=shape, params=row["params"] + params[node.name], macs=row["macs"] + macs,
+                       bytes=row["bytes"] + size)
+        if len(parts) <= shown:
+            rows.append({"path": node.name, "op": node.op.name, "level": len(open_groups), "shape": shape,
+                         "params": params[node.name], "macs": macs, "bytes": size})
+    for row in rows:
+        children = row.pop("children", None)
+        if children and all(c.isdigit() for c in children):   # the copies of a repeat or for_each
+            row["op"] = f"{row['op']} x{len(children)}"
     return rows
 
 
-def _group(node, depth: int | None) -> tuple[str, str]:
-    """The path a node is summarized under at `depth`, and what to call it: its op, or the block."""
-    parts = node.name.split(".")
-    if depth is None or len(parts) <= depth:
-        return node.name, node.op.name
-    path = ".".join(parts[:depth])
-    # the outermost frame inside the group that sits in a block names the block the group calls
-    inner = next((f for f in reversed(node.trace) if f.path.count(".") >= depth and f.block), None)
-    return path, inner.block if inner is not None and inner.block else "block"
+def _block_of(node: Node, level: int) -> str:
+    """The block that the call `level` path components deep (on this node's path) expands: named
+    by the outermost frame below that call, which records the block it sits in."""
+    inner = next((f for f in reversed(node.trace) if f.path.count(".") >= level and f.block), None)
+    return inner.block if inner is not None else "block"
+
+
+def _count(value: Dim) -> str:
+    return "" if value == 0 else (f"{value.value:,}" if value.is_const() else humanize(value))
+
+
+def _bytes(value: Dim) -> str:
+    if value.is_const():
+        n = value.value
+        for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+            if n >= scale:
+                return f"{n / scale:.1f} {unit}"
+        return f"{n} B"
+    return f"({humanize(value)}) bytes"
 
 
 def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
     rows = summary_rows(graph, dims, depth)
     header = ("node", "op", "output shape", "params", "MACs")
-    table = [header] + [(r["path"], r["op"], r["shape"], f"{r['params']:,}" if r["params"] else "",
-                         _fmt_count(r["macs"]) if r["macs"] != 0 else "") for r in rows]
+    table = [header] + [("  " * r.get("level", 0) + r["path"], r["op"], r["shape"],
+                         f"{r['params']:,}" if r["params"] else "", _count(r["macs"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     rule = "  ".join("-" * w for w in widths)
 
@@ -84,11 +108,16 @@ def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int |
     total = graph.param_count()
     trainable = graph.param_count(trainable=True)
     macs = bound_macs(graph, dims)
+    activations = sum((output_bytes(graph, n) for n in graph.nodes), Dim(0))
+    activations = activations.subs(dims) if dims else activations
+    weights = sum(p.size * ITEMSIZE[p.type.dtype] for p in graph.params.values())
     inputs = ", ".join(f"{k}: {t}" for k, t in graph.inputs.items())
     outputs = ", ".join(f"{k}: {graph.types[t]}" for k, t in graph.outputs.items())
     lines = [f"{graph.name}  ({inputs}) -> ({outputs})", line(header), rule]
     lines += [line(r) for r in table[1:]]
     lines += [rule,
-              f"params: {total:,} ({trainable:,} trainable, {total - trainable:,} non-trainable)",
-              f"MACs: {_fmt_count(macs)}" + (f" ({_human(macs.value)})" if macs.is_const() else "")]
+              f"params: {total:,} ({trainable:,} trainable, {total - trainable:,} non-trainable), "
+              f"{_bytes(Dim(weights))}",
+              f"MACs: {humanize(macs)}" + (f" ({macs.value:,})" if macs.is_const() and macs.value >= 100_000 else ""),
+              f"activations: {_bytes(activations)} (every op's output, none freed)"]
     return "\n".join(lines)

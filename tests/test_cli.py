@@ -27,10 +27,18 @@ def test_validate_json_report(capsys):
     assert report["inputs"] == {"x": [4, 784]} and report["outputs"] == {"logits": [4, 10]}
     assert report["macs"] == 4 * (784 * 1024 + 1024 * 1024 + 1024 * 10)
     # a param is counted on the first node that reads it: the linear's weight transpose
-    assert report["nodes"][0] == {"path": "fc1.weight_t", "op": "transpose", "shape": "[784, 1024]",
-                                  "params": 784 * 1024, "macs": 0}
-    assert report["nodes"][1] == {"path": "fc1.matmul", "op": "matmul", "shape": "[4, 1024]",
-                                  "params": 0, "macs": 4 * 784 * 1024}
+    assert report["nodes"][0] == {"path": "fc1.weight_t", "op": "transpose", "shape": "[784, 1024]", "level": 0,
+                                  "params": 784 * 1024, "macs": 0, "bytes": 4 * 784 * 1024}
+    assert report["nodes"][1] == {"path": "fc1.matmul", "op": "matmul", "shape": "[4, 1024]", "level": 0,
+                                  "params": 0, "macs": 4 * 784 * 1024, "bytes": 4 * 4 * 1024}
+
+
+def test_validate_json_depth_collapses_blocks(capsys):
+    assert main(["validate", MLP, "--json", "--depth", "1"]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert [(n["path"], n["op"]) for n in nodes] == [("fc1", "std.linear"), ("relu1", "relu"), ("fc2", "std.linear"),
+                                                     ("relu2", "relu"), ("fc3", "std.linear")]
+    assert nodes[0]["params"] == 784 * 1024 + 1024 and nodes[0]["macs"] == "802816*B"
 
 
 def test_validate_json_keeps_free_dims_as_formulas(capsys):
@@ -109,3 +117,22 @@ def test_a_closed_pipe_ends_quietly():
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "error" not in err
+
+
+def test_validate_a_folder_reports_every_spec(tmp_path, capsys):
+    (tmp_path / "good.yaml").write_text((SPECS / "mlp.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("graphnet: 1\nname: bad\ninputs: {x: [2]}\nnodes: [{op: rleu}]\noutputs: {y: '0'}\n")
+    (tmp_path / "notes.txt").write_text("not a spec")
+    assert main(["validate", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'good.yaml'}: ok" in captured.out
+    assert captured.err.startswith(f"{tmp_path / 'bad.yaml'}:4:14: error: unknown op 'rleu'")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", str(empty)]) == 1
+    assert f"{empty}:1:1: error: no .yaml files in this folder" in capsys.readouterr().err
+
+
+def test_the_whole_zoo_validates_as_a_folder(capsys):
+    assert main(["validate", str(SPECS), "--depth", "1"]) == 0
+    assert capsys.readouterr().out.count(": ok") == len(list(SPECS.glob("*.yaml")))

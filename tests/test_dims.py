@@ -2,7 +2,7 @@
 
 import pytest
 
-from graphnet.dims import Dim, dim_max, dim_min, dim_prod
+from graphnet.dims import Dim, dim_max, dim_min, dim_prod, humanize
 
 B, T, H = Dim("B"), Dim("T"), Dim("H")
 
@@ -56,3 +56,10 @@ def test_symbols_are_at_least_one():
     assert (1 - T).known_sign() == -1
     assert (B * T + 1).is_positive()
     assert (B * T - 2).known_sign() is None
+
+
+def test_humanize():
+    assert humanize(18874368 * B * T + 6144 * B * T * T) == "6144·B·T² + 18.87M·B·T"
+    assert humanize(250_000 * B) == "250.00K·B"
+    assert humanize(Dim(1814073344) * B) == "1.81G·B"
+    assert humanize(Dim(12)) == "12"

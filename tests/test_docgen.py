@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from graphnet.dims import Dim
-from graphnet.docgen import human_formula, notes_of, zoo_markdown
+from graphnet.docgen import notes_of, zoo_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,10 +21,3 @@ def test_notes_are_read_from_the_notes_sentence():
     text = "# Paper: X (2017). Notes: 000 (Q/K/V, 2017),\n# 001 and 003 (encoder stack). Params: 123 456.\n"
     assert notes_of(text) == ["000", "001", "003"]
     assert notes_of("# no citation here\n") == []
-
-
-def test_human_formula():
-    B, T = Dim("B"), Dim("T")
-    assert human_formula(18874368 * B * T + 6144 * B * T * T) == "6.14K·B·T² + 18.87M·B·T"
-    assert human_formula(Dim(1814073344) * B) == "1.81G·B"
-    assert human_formula(Dim(12)) == "12"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import graphnet as gn
+from graphnet.dims import Dim
 from graphnet.summary import summary_rows
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -24,7 +25,19 @@ def test_every_spec_summarizes_on_one_screen(name):
 def test_collapsed_rows_name_the_block_and_its_last_shape():
     rows = summary_rows(gn.load(SPECS / "resnet18.yaml").graph, depth=1)
     layer2 = next(r for r in rows if r["path"] == "layer2")
-    assert layer2["op"] == "std.basic_block" and layer2["shape"] == "[B, 128, 28, 28]"
+    assert layer2["op"] == "std.basic_block x2" and layer2["shape"] == "[B, 128, 28, 28]"
     # two BasicBlocks: 3x3 convs 64->128, 128->128 (x3), BN, and the 1x1 downsample with its BN
     assert layer2["params"] == 9 * (64 * 128 + 3 * 128 * 128) + 64 * 128 + 5 * 4 * 128
     assert [r["op"] for r in rows[:4]] == ["std.conv2d", "std.batch_norm", "relu", "max_pool"]
+    deeper = summary_rows(gn.load(SPECS / "resnet18.yaml").graph, depth=2)
+    copies = [(r["path"], r["level"], r["op"]) for r in deeper if r["path"].startswith("layer2")]
+    assert copies == [("layer2", 0, "std.basic_block x2"), ("layer2.0", 1, "std.basic_block"),
+                      ("layer2.1", 1, "std.basic_block")]
+
+
+def test_activation_memory_is_a_formula_in_the_free_dims():
+    graph = gn.load(SPECS / "mlp.yaml").graph
+    rows = summary_rows(graph)
+    # float32 outputs: fc1 [B, 1024] matmul and add, relu, ... and the weight transposes (no B)
+    assert rows[1]["path"] == "fc1.matmul" and rows[1]["bytes"] == 4 * 1024 * Dim("B")
+    assert rows[0]["bytes"] == 4 * 784 * 1024
