@@ -1,6 +1,8 @@
-"""Generated documentation: docs/zoo.md from the specs, so the table cannot drift from them.
+"""Generated documentation, so it cannot drift: docs/zoo.md from the specs, docs/ops.md from the
+op registry.
 
     python -m graphnet.docgen zoo specs > docs/zoo.md
+    python -m graphnet.docgen ops > docs/ops.md
 """
 
 from __future__ import annotations
@@ -52,11 +54,52 @@ def zoo_markdown(folder: Path) -> str:
     ])
 
 
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "none" if value is None else f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def ops_markdown() -> str:
+    from .ops import REGISTRY
+    rows = []
+    for cls in REGISTRY:
+        doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).replace("|", "\\|")
+        attrs = "made by a `scan:` node" if getattr(cls, "takes_body", False) else \
+            ", ".join(f"`{k}` ({_default(f)})" for k, f in cls.model_fields.items())
+        outputs = "y0, y1, ..." if cls.name == "split" else ", ".join(cls.outputs)
+        rows.append(f"| `{cls.name}` | {', '.join(cls.inputs) or 'none'} | {outputs} | {attrs} | "
+                    f"{cls.onnx} | {doc} |")
+    return "\n".join([
+        "# Ops",
+        "",
+        "The primitive ops, generated from the registry in `graphnet/ops/` by",
+        "`python -m graphnet.docgen ops > docs/ops.md` (a test checks it is current). Inputs marked `?` are",
+        "optional; `*xs` takes any number. Attribute values in a spec may be expressions; size attributes",
+        "(`reshape.shape`, `expand.shape`, `tile.repeats`, `pad.pads`, `slice` bounds, `split.sizes`,",
+        "`constant.shape`, `range` bounds) may be free dims. `pads`, `strides`, `dilations` and `kernel` take",
+        "one number for every spatial axis or one per axis (`pads` also `[begins..., ends...]`, or",
+        "`same`/`valid` for `conv` and the pools). Where an op follows ONNX, the semantics are the ONNX",
+        "operator's; each op is tested against onnxruntime running its lowering.",
+        "",
+        "| op | inputs | outputs | attributes (default) | ONNX | what it computes |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "zoo":
-        print("usage: python -m graphnet.docgen zoo SPEC_FOLDER", file=sys.stderr)
+    if argv == ["ops"]:
+        sys.stdout.write(ops_markdown())
+    elif len(argv) == 2 and argv[0] == "zoo":
+        sys.stdout.write(zoo_markdown(Path(argv[1])))
+    else:
+        print("usage: python -m graphnet.docgen zoo SPEC_FOLDER | ops", file=sys.stderr)
         return 1
-    sys.stdout.write(zoo_markdown(Path(argv[1])))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from graphnet.docgen import notes_of, zoo_markdown
+from graphnet.docgen import notes_of, ops_markdown, zoo_markdown
+from graphnet.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,3 +22,13 @@ def test_notes_are_read_from_the_notes_sentence():
     text = "# Paper: X (2017). Notes: 000 (Q/K/V, 2017),\n# 001 and 003 (encoder stack). Params: 123 456.\n"
     assert notes_of(text) == ["000", "001", "003"]
     assert notes_of("# no citation here\n") == []
+
+
+def test_ops_doc_is_current():
+    assert (ROOT / "docs" / "ops.md").read_text() == ops_markdown(), \
+        "regenerate: python -m graphnet.docgen ops > docs/ops.md"
+
+
+def test_every_op_says_what_it_computes():
+    # the first paragraph of each op's docstring is its line in docs/ops.md
+    assert [cls.name for cls in REGISTRY if not cls.__doc__ or cls.__doc__.startswith("Base of every")] == []

@@ -82,6 +82,8 @@ def pad_amounts(shape: tuple, kernel, strides, dilations, pads, out) -> list[tup
 
 
 class Conv(Op):
+    """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
+
     name = "conv"
     onnx = "Conv"
     inputs = ("x", "w", "b?")

@@ -10,7 +10,7 @@ import numpy as np
 from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
 
 
-def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool = True,
+def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
             extra: tuple[Example, ...] = ()) -> type[Op]:
     class Binary(Op):
         name = op_name
@@ -34,6 +34,7 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, numeric_only: bool =
             return b.node(onnx_type, [x, y])
 
     Binary.__name__ = Binary.__qualname__ = op_name.title().replace("_", "")
+    Binary.__doc__ = doc
     return Binary
 
 
@@ -43,15 +44,17 @@ def _true_divide(a, b):
     return a / b
 
 
-Add = _binary("add", "Add", np.add)
-Sub = _binary("sub", "Sub", np.subtract)
-Mul = _binary("mul", "Mul", np.multiply)
-Div = _binary("div", "Div", _true_divide)
-Max = _binary("max", "Max", np.maximum, extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
-Min = _binary("min", "Min", np.minimum, extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
+Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.")
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.")
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.")
+Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).")
+Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
+Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
 
 class Pow(Op):
+    """a ** b, a float base; b broadcasts."""
+
     name = "pow"
     onnx = "Pow"
     inputs = ("a", "b")
@@ -68,7 +71,7 @@ class Pow(Op):
         return b.node("Pow", [x, y])
 
 
-def _unary(op_name: str, onnx_type: str, kernel: Callable, low: float = -3.0, high: float = 3.0,
+def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float = -3.0, high: float = 3.0,
            floats_only: bool = True, extra: tuple[Example, ...] = ()) -> type[Op]:
     class Unary(Op):
         name = op_name
@@ -89,6 +92,7 @@ def _unary(op_name: str, onnx_type: str, kernel: Callable, low: float = -3.0, hi
             return b.node(onnx_type, [x])
 
     Unary.__name__ = Unary.__qualname__ = op_name.title().replace("_", "")
+    Unary.__doc__ = doc
     return Unary
 
 
@@ -98,22 +102,23 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
 
 
-Neg = _unary("neg", "Neg", np.negative, floats_only=False)
-Exp = _unary("exp", "Exp", np.exp)
-Log = _unary("log", "Log", np.log, low=0.05, high=5.0)
-Sqrt = _unary("sqrt", "Sqrt", np.sqrt, low=0.0, high=5.0)
-Tanh = _unary("tanh", "Tanh", np.tanh)
-Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid)
-Relu = _unary("relu", "Relu", lambda x: np.maximum(x, 0).astype(x.dtype))
-Abs = _unary("abs", "Abs", np.abs, floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
-Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, low=0.25, high=4.0,
+Neg = _unary("neg", "Neg", np.negative, "-x.", floats_only=False)
+Exp = _unary("exp", "Exp", np.exp, "e to the x.")
+Log = _unary("log", "Log", np.log, "The natural logarithm.", low=0.05, high=5.0)
+Sqrt = _unary("sqrt", "Sqrt", np.sqrt, "The square root.", low=0.0, high=5.0)
+Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.")
+Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).")
+Relu = _unary("relu", "Relu", lambda x: np.maximum(x, 0).astype(x.dtype), "max(x, 0).")
+Abs = _unary("abs", "Abs", np.abs, "|x|.", floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
+Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, "1 / x.", low=0.25, high=4.0,
                     extra=(Example((In((4, 3), low=-4.0, high=-0.25),)),))
-Sin = _unary("sin", "Sin", np.sin, low=-7.0, high=7.0)
-Cos = _unary("cos", "Cos", np.cos, low=-7.0, high=7.0)
+Sin = _unary("sin", "Sin", np.sin, "The sine.", low=-7.0, high=7.0)
+Cos = _unary("cos", "Cos", np.cos, "The cosine.", low=-7.0, high=7.0)
 Softplus = _unary("softplus", "Softplus", lambda x: np.logaddexp(x.dtype.type(0), x).astype(x.dtype),
-                  low=-12.0, high=12.0)
+                  "log(1 + e^x).", low=-12.0, high=12.0)
 HardSwish = _unary("hard_swish", "HardSwish",
                    lambda x: (x * np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1)).astype(x.dtype),
+                   "x * max(0, min(1, x / 6 + 1/2)): ONNX HardSwish, PyTorch's Hardswish.",
                    low=-5.0, high=5.0)
 
 
@@ -143,6 +148,8 @@ class Clip(Op):
 
 
 class LeakyRelu(Op):
+    """x where x >= 0, else alpha * x."""
+
     name = "leaky_relu"
     onnx = "LeakyRelu"
     alpha: float = 0.01
@@ -173,6 +180,8 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 class Gelu(Op):
+    """x * Phi(x), exactly with erf (`approximate: none`) or with the tanh approximation."""
+
     name = "gelu"
     onnx = "Gelu (opset 20) or Erf/Tanh arithmetic"
     approximate: Literal["none", "tanh"] = "none"
@@ -225,6 +234,8 @@ class Dropout(Op):
 
 
 class Where(Op):
+    """a where cond is true, else b, all three broadcast together."""
+
     name = "where"
     onnx = "Where"
     inputs = ("cond", "a", "b")
@@ -242,7 +253,7 @@ class Where(Op):
         return b.node("Where", [c, x, y])
 
 
-Erf = _unary("erf", "Erf", erf)
+Erf = _unary("erf", "Erf", erf, "The error function.")
 
 
 class Elu(Op):
@@ -309,6 +320,8 @@ class Silu(Op):
 
 
 class Identity(Op):
+    """y = x."""
+
     name = "identity"
     onnx = "Identity"
     examples = (Example((In((2, 3)),)), Example((In((4,), "bool"),)), Example((In((2, 2), "int64"),)))

@@ -9,6 +9,8 @@ from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_fl
 
 
 class Matmul(Op):
+    """The matrix product with NumPy batch broadcasting; a 1-D operand is a vector."""
+
     name = "matmul"
     onnx = "MatMul"
     inputs = ("a", "b")

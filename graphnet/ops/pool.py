@@ -60,6 +60,8 @@ class _Pool(Op):
 
 
 class MaxPool(_Pool):
+    """The maximum over each window; strides default to the kernel (as in PyTorch)."""
+
     name = "max_pool"
     onnx = "MaxPool"
     examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
@@ -113,6 +115,8 @@ class AvgPool(_Pool):
 
 
 class GlobalAvgPool(Op):
+    """The mean over every spatial axis of [N, C, *spatial], kept with size 1."""
+
     name = "global_avg_pool"
     onnx = "GlobalAveragePool"
     examples = (Example((In((2, 3, 5, 4)),)), Example((In((2, 3, 7)),)))
@@ -131,6 +135,8 @@ class GlobalAvgPool(Op):
 
 
 class GlobalMaxPool(Op):
+    """The maximum over every spatial axis of [N, C, *spatial], kept with size 1."""
+
     name = "global_max_pool"
     onnx = "GlobalMaxPool"
     # onnx.reference's GlobalMaxPool reduces the wrong axes unless there are two spatial axes, so the

@@ -10,7 +10,7 @@ from ..dims import Dim
 from .base import Example, In, Op, ShapeError, TensorType, axis_index, require_float
 
 
-def _reduction(op_name: str, onnx_type: str, kernel: Callable, floats_only: bool = False) -> type[Op]:
+def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats_only: bool = False) -> type[Op]:
     class Reduce(Op):
         name = op_name
         onnx = onnx_type
@@ -44,17 +44,19 @@ def _reduction(op_name: str, onnx_type: str, kernel: Callable, floats_only: bool
             return b.reduce(onnx_type, x, list(self.normalized(b.type_of(x).rank)), self.keepdims)
 
     Reduce.__name__ = Reduce.__qualname__ = op_name.title().replace("_", "")
+    Reduce.__doc__ = (f"The {what} over `axes` (every axis when none are listed); with keepdims the "
+                      "reduced axes stay, with size 1.")
     return Reduce
 
 
-ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean)
-ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum)
-ReduceMax = _reduction("reduce_max", "ReduceMax", np.max)
-ReduceMin = _reduction("reduce_min", "ReduceMin", np.min)
+ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean, "mean")
+ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum, "sum")
+ReduceMax = _reduction("reduce_max", "ReduceMax", np.max, "maximum")
+ReduceMin = _reduction("reduce_min", "ReduceMin", np.min, "minimum")
 
 
 def _l2(x, axis, keepdims):
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
 
 
-ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, floats_only=True)
+ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", floats_only=True)

@@ -17,6 +17,8 @@ from .base import Op, ShapeError, TensorType, axis_index
 
 
 class Scan(Op):
+    """A block's graph applied at each step along `axis`, carrying state; made by a `scan:` node."""
+
     name = "scan"
     onnx = "Scan"
     inputs = ("*xs",)

@@ -15,6 +15,8 @@ TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT
 
 
 class Reshape(Op):
+    """To `shape`, one entry of which may be -1; free dims stay symbolic."""
+
     name = "reshape"
     onnx = "Reshape"
     shape: list[DimValue]
@@ -56,6 +58,8 @@ class Reshape(Op):
 
 
 class Transpose(Op):
+    """Permute the axes by `perm` (reverse them when it is not given)."""
+
     name = "transpose"
     onnx = "Transpose"
     perm: list[int] | None = None
@@ -100,6 +104,8 @@ class Flatten(Op):
 
 
 class Concat(Op):
+    """Join the inputs along `axis`; every other dim must be equal."""
+
     name = "concat"
     onnx = "Concat"
     inputs = ("*xs",)
@@ -256,6 +262,8 @@ def _slice_length(n: Dim, start: Dim, end: Dim, step: int) -> Dim:
 
 
 class Gather(Op):
+    """Take `indices` along `axis` (ONNX Gather): an embedding lookup on axis 0."""
+
     name = "gather"
     onnx = "Gather"
     inputs = ("data", "indices")
@@ -280,6 +288,8 @@ class Gather(Op):
 
 
 class Unsqueeze(Op):
+    """Insert axes of size 1 at the listed positions of the result."""
+
     name = "unsqueeze"
     onnx = "Unsqueeze"
     axes: list[int]
@@ -304,6 +314,8 @@ class Unsqueeze(Op):
 
 
 class Squeeze(Op):
+    """Remove the listed axes, each of which must be 1."""
+
     name = "squeeze"
     onnx = "Squeeze"
     axes: list[int]

@@ -21,6 +21,8 @@ class _AlongAxis(Op):
 
 
 class Softmax(_AlongAxis):
+    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
+
     name = "softmax"
     onnx = "Softmax"
 
@@ -30,6 +32,8 @@ class Softmax(_AlongAxis):
 
 
 class LogSoftmax(_AlongAxis):
+    """log(softmax(x)) along `axis`, computed stably."""
+
     name = "log_softmax"
     onnx = "LogSoftmax"
 
