@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from graphnet.docgen import notes_of, ops_markdown, zoo_markdown
+from graphnet.docgen import notes_of, ops_markdown, std_markdown, zoo_markdown
 from graphnet.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +32,8 @@ def test_ops_doc_is_current():
 def test_every_op_says_what_it_computes():
     # the first paragraph of each op's docstring is its line in docs/ops.md
     assert [cls.name for cls in REGISTRY if not cls.__doc__ or cls.__doc__.startswith("Base of every")] == []
+
+
+def test_std_doc_is_current():
+    assert (ROOT / "docs" / "std.md").read_text() == std_markdown(), \
+        "regenerate: python -m graphnet.docgen std > docs/std.md"
