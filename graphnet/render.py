@@ -1,0 +1,572 @@
+"""`graphnet render`: a spec drawn as a Mermaid flowchart, a Graphviz DOT graph or (through Graphviz's
+`dot`) an SVG.
+
+What is drawn is a DAG of *units*. By default every top-level block call is one unit, a box named by
+its path and labelled with its block and key args (the conv geometry when the block has one conv,
+the out features of a linear, else the out channels and the stride); primitive ops outside blocks
+are units of their own. `depth` N opens N levels of block calls: an opened call is a subgraph
+(cluster) named by its path and titled with its block, and the calls N + 1 levels down become the
+units; `depth=None` opens every call, down to the primitives. Edges carry the shape of the tensor
+they move (free dims stay symbolic: `B×64×56×56`). Params are not drawn: they are folded into the
+label of the op that reads them, as are nodes computed only from params and constants (a weight's
+transpose, a position range). Where an `add` joins two branches from one fork, the shorter branch
+is the shortcut, and its edges are dotted (`-.->`, `style=dashed`).
+
+The output is a pure function of the graph and the options: the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .graph import Graph, Node
+
+FORMATS = ("mermaid", "dot", "svg")
+SUFFIXES = {".svg": "svg", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
+# The longest chain of units drawn left to right; longer nets are drawn top to bottom.
+LR_MAX_CHAIN = 12
+# Mermaid's own limits (its default config): more edges fail to parse, more text fails to render.
+MERMAID_MAX_EDGES = 500
+MERMAID_MAX_TEXT = 50_000
+
+_CONVS = ("conv", "conv_transpose")
+_POOLS = ("max_pool", "avg_pool", "lp_pool")
+_JOINS = ("add", "mul")
+_FOLD_NAMES = ("add", "sub", "mul", "div", "where", "gather")
+
+
+# -- the diagram: units, clusters, edges ---------------------------------------------------------
+
+@dataclass
+class Unit:
+    id: str
+    kind: str                  # 'op' (a primitive), 'call' (a collapsed block call), 'input', 'output'
+    title: str                 # 'call': the call's path; else ''
+    text: str                  # the op and its key attrs, the block and its key args, or the io name
+    op: str = ""               # 'op': the op's name
+    round: bool = False        # drawn as a circle (an add or mul joining two branches)
+
+
+@dataclass
+class Cluster:
+    id: str
+    path: str
+    block: str
+    items: list = field(default_factory=list)     # Units and Clusters, in order of first appearance
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    label: str
+    shortcut: bool = False
+
+
+@dataclass
+class Diagram:
+    name: str
+    direction: str             # 'LR' or 'TB'
+    items: list                # the top level: Units and Clusters
+    units: dict[str, Unit]
+    edges: list[Edge]
+
+
+def build(graph: "Graph", dims: dict[str, int] | None = None, depth: int | None = 0) -> Diagram:
+    """The diagram of `graph` with block calls opened `depth` levels down (None: all of them)."""
+    static = _static_tensors(graph)
+    ids = _Ids()
+    units: dict[str, Unit] = {}
+    unit_of: dict[tuple, str] = {}         # ('call', path) or ('op', node name) -> unit id
+    members: dict[str, list] = {}          # unit id -> its nodes
+    root = Cluster("", "", "")
+    clusters: dict[str, Cluster] = {}
+
+    def place(item, chain) -> None:
+        parent = root
+        for path, block in chain:
+            if path not in clusters:
+                clusters[path] = Cluster(ids.make("s", path), path, block)
+                parent.items.append(clusters[path])
+            parent = clusters[path]
+        parent.items.append(item)
+
+    producer: dict[str, str] = {}         # tensor -> the unit that makes it
+    for name in graph.inputs:
+        unit = Unit(ids.make("in", name), "input", "", name)
+        units[unit.id] = unit
+        root.items.append(unit)
+        producer[name] = unit.id
+
+    for node in graph.nodes:
+        if all(t in static for t in node.outputs):
+            continue
+        calls = _calls(node)
+        opened = calls if depth is None else calls[:depth]
+        if len(opened) < len(calls):
+            path, block = calls[len(opened)]
+            key = ("call", path)
+            if key not in unit_of:
+                parent = opened[-1][0] + "." if opened else ""
+                title = path[len(parent):] if path.startswith(parent) else path
+                unit = Unit(ids.make("n", path), "call", title, block)
+                unit_of[key] = unit.id
+                units[unit.id] = unit
+                members[unit.id] = []
+                place(unit, opened)
+            uid = unit_of[key]
+        else:
+            unit = Unit(ids.make("n", node.name), "op", "", "", node.op.name)
+            uid = unit_of[("op", node.name)] = unit.id
+            units[uid] = unit
+            members[uid] = []
+            place(unit, opened)
+        members[uid].append(node)
+        for t in node.outputs:
+            producer[t] = uid
+
+    for uid, nodes in members.items():
+        unit = units[uid]
+        if unit.kind == "op":
+            unit.text = _op_label(graph, nodes[0], static, dims)
+            dynamic = [t for t in nodes[0].inputs if t is not None and t not in static]
+            unit.round = nodes[0].op.name in _JOINS and len(dynamic) >= 2
+        else:
+            args = _call_args(graph, nodes, static, dims)
+            unit.text = f"{unit.text} {args}" if args else unit.text
+
+    edges: list[Edge] = []
+    seen: set[tuple[str, str, str]] = set()
+    for uid, nodes in members.items():
+        for node in nodes:
+            for t in node.inputs:
+                if t is None or t in static or t not in producer:
+                    continue
+                src = producer[t]
+                if src != uid and (src, uid, t) not in seen:
+                    seen.add((src, uid, t))
+                    edges.append(Edge(src, uid, _type_label(graph, t, dims)))
+    for name, t in graph.outputs.items():
+        unit = Unit(ids.make("out", name), "output", "", name)
+        units[unit.id] = unit
+        root.items.append(unit)
+        if t in producer:
+            edges.append(Edge(producer[t], unit.id, _type_label(graph, t, dims)))
+
+    chain = _mark_shortcuts(units, edges)
+    return Diagram(graph.name, "LR" if chain <= LR_MAX_CHAIN else "TB", root.items, units, edges)
+
+
+def _calls(node: "Node") -> list[tuple[str, str]]:
+    """The block calls a node sits in, outermost first, as (call path, block called). A trace frame
+    records the block its own line sits in, so the block a call calls is the next inner frame's."""
+    frames = node.trace
+    return [(frames[k].path, frames[k - 1].block) for k in range(len(frames) - 1, 0, -1)]
+
+
+def _static_tensors(graph: "Graph") -> set[str]:
+    """Params, and the outputs of nodes computed from params and constants only."""
+    static = set(graph.params)
+    for node in graph.nodes:
+        if all(t is None or t in static for t in node.inputs):
+            static.update(node.outputs)
+    return static
+
+
+class _Ids:
+    """Mermaid- and DOT-safe ids from paths: a prefix, then the path with every character outside
+    [A-Za-z0-9] as '_'; a clash with an id already made gets a numbered suffix."""
+
+    def __init__(self):
+        self.used: set[str] = set()
+
+    def make(self, prefix: str, path: str) -> str:
+        base = f"{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', path)}"
+        out, n = base, 2
+        while out in self.used:
+            out, n = f"{base}_{n}", n + 1
+        self.used.add(out)
+        return out
+
+
+# -- labels ----------------------------------------------------------------------------------------
+
+def _dim(d, dims) -> str:
+    if dims:
+        d = d.subs(dims)
+    text = str(d)
+    return text if re.fullmatch(r"\w+", text) else f"({text})"
+
+
+def _shape(shape, dims) -> str:
+    return "×".join(_dim(d, dims) for d in shape) if shape else "scalar"
+
+
+def _type_label(graph: "Graph", tensor: str, dims) -> str:
+    t = graph.types[tensor]
+    shape = _shape(t.shape, dims)
+    return shape if t.dtype == "float32" else f"{t.dtype} {shape}"
+
+
+def _ints(value) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def _per_axis(value, n: int) -> list[str]:
+    """An int-or-list attribute (strides, kernel) as one string per spatial axis."""
+    return _ints(value) if isinstance(value, (list, tuple)) else _ints(value) * n
+
+
+def _window(kernel: list[str], strides: list[str]) -> list[str]:
+    parts = ["x".join(kernel)]
+    if any(s != "1" for s in strides):
+        parts.append("stride " + ("x".join(strides) if len(set(strides)) > 1 else strides[0]))
+    return parts
+
+
+def _op_args(graph: "Graph", node: "Node", static: set[str], dims) -> str:
+    """An op's key attributes, the notes' way: `3x3,128,stride 2`."""
+    op, name = node.op, node.op.name
+    if name in _CONVS:
+        x, w = graph.types[node.inputs[0]], graph.types[node.inputs[1]]
+        out = graph.types[node.outputs[0]]
+        kernel = [_dim(d, dims) for d in w.shape[2:]]
+        parts = _window(kernel, _per_axis(op.strides, len(kernel)))
+        parts.insert(1, _dim(out.shape[1], dims))
+        if op.groups > 1:
+            parts.append("depthwise" if x.shape[1] == op.groups else f"groups {op.groups}")
+        if any(v != "1" for v in _ints(op.dilations)):
+            parts.append("dilation " + "x".join(_ints(op.dilations)))
+        return ",".join(parts)
+    if name in _POOLS:
+        n = graph.types[node.inputs[0]].rank - 2
+        kernel = _per_axis(op.kernel, n)
+        strides = kernel if op.strides is None else _per_axis(op.strides, n)
+        return ",".join(_window(kernel, strides))
+    if name == "matmul" and node.inputs[1] in static:
+        w = graph.types[node.inputs[1]]
+        return "W " + _shape(w.shape, dims)
+    if name == "clip":
+        return f"{_num(op.min)}..{_num(op.max)}"
+    if name == "dropout":
+        return _num(op.ratio)
+    if name in ("lstm", "gru", "rnn"):
+        text = f"hidden {op.hidden_size}"
+        return text if op.direction == "forward" else f"{text},{op.direction}"
+    if name == "einsum":
+        return op.equation
+    if name == "scan":
+        return "reverse" if op.reverse else ""
+    folded = [t.rsplit(".", 1)[-1].rsplit(":", 1)[-1] for t in node.inputs if t is not None and t in static]
+    if name in ("concat", "split", "flatten", "softmax", "log_softmax"):
+        return ",".join([f"axis {op.axis}"] + folded)
+    if name in _FOLD_NAMES:
+        # a bias, a scale, an embedding table, a mask: name what the op reads that is not drawn
+        return ",".join(folded)
+    return ""
+
+
+def _num(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _op_label(graph: "Graph", node: "Node", static: set[str], dims) -> str:
+    args = _op_args(graph, node, static, dims)
+    return f"{node.op.name} {args}" if args else node.op.name
+
+
+def _call_args(graph: "Graph", nodes: list, static: set[str], dims) -> str:
+    """A collapsed call's key args, from what it computes: the geometry of its one conv, pool or
+    weighted matmul (a linear's out features), else its out channels and stride."""
+    key = [n for n in nodes if n.op.name in _CONVS + _POOLS or (n.op.name == "matmul" and n.inputs[1] in static)]
+    if not key:
+        return ""
+    if len(key) == 1:
+        node = key[0]
+        if node.op.name == "matmul":
+            return _dim(graph.types[node.outputs[0]].shape[-1], dims)
+        return _op_args(graph, node, static, dims)
+    inside = {t for n in nodes for t in n.outputs}
+    ins = [t for n in nodes for t in n.inputs if t is not None and t not in static and t not in inside]
+    out = graph.types[nodes[-1].outputs[0]]
+    if not out.shape:
+        return ""
+    if not any(n.op.name in _CONVS for n in nodes) or out.rank < 3:
+        return _dim(out.shape[-1], dims)
+    text = _dim(out.shape[1], dims)
+    if ins:
+        x = graph.types[ins[0]]
+        if x.rank == out.rank:
+            a, b = x.shape[2], out.shape[2]
+            if dims:
+                a, b = a.subs(dims), b.subs(dims)
+            if a.is_const() and b.is_const() and b.value and a.value > b.value and a.value % b.value == 0:
+                text += f",stride {a.value // b.value}"
+    return text
+
+
+# -- shortcuts -------------------------------------------------------------------------------------
+
+def _mark_shortcuts(units: dict[str, Unit], edges: list[Edge]) -> int:
+    """Dot the shorter branch into each `add` that joins two branches from one fork; return the
+    number of units on the longest chain."""
+    succ: dict[str, list[str]] = {u: [] for u in units}
+    pred: dict[str, list[str]] = {u: [] for u in units}
+    for e in edges:
+        if e.dst not in succ[e.src]:
+            succ[e.src].append(e.dst)
+            pred[e.dst].append(e.src)
+    order = _topo(units, pred, succ)
+    if order is None:
+        return len(units)
+    index = {u: i for i, u in enumerate(order)}
+    longest: dict[str, int] = {}
+    for u in order:
+        longest[u] = 1 + max((longest[p] for p in pred[u]), default=0)
+
+    def ancestors(u: str) -> set[str]:
+        seen, stack = {u}, [u]
+        while stack:
+            for p in pred[stack.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return seen
+
+    def distance(f: str, to: str, between: set[str]) -> int:
+        """Edges on the longest path from f to `to` through `between`."""
+        dist = {f: 0}
+        for u in sorted(between, key=index.__getitem__):
+            if u != f:
+                ds = [dist[p] for p in pred[u] if p in dist]
+                if ds:
+                    dist[u] = 1 + max(ds)
+        return dist.get(to, 0)
+
+    dotted: set[tuple[str, str]] = set()
+    for v in order:
+        unit = units[v]
+        if unit.op != "add" or len(pred[v]) != 2:
+            continue
+        a, b = pred[v]
+        anc_a, anc_b = ancestors(a), ancestors(b)
+        common = anc_a & anc_b
+        if not common:
+            continue
+        f = max(common, key=index.__getitem__)
+        below = _descendants(f, succ)
+        da, db = distance(f, a, below & anc_a), distance(f, b, below & anc_b)
+        if da == db:
+            continue
+        s, anc_s = (a, anc_a) if da < db else (b, anc_b)
+        branch = (below & anc_s) - {f}
+        if any(not set(succ[x]) <= branch | {v} or not set(pred[x]) <= branch | {f} for x in branch):
+            continue
+        if branch:
+            dotted.update((f, x) for x in branch if f in pred[x])
+            dotted.update((x, y) for x in branch for y in succ[x] if y in branch or y == v)
+        else:
+            dotted.add((f, v))
+    for e in edges:
+        e.shortcut = (e.src, e.dst) in dotted
+    return max(longest.values(), default=0)
+
+
+def _descendants(u: str, succ) -> set[str]:
+    seen, stack = {u}, [u]
+    while stack:
+        for s in succ[stack.pop()]:
+            if s not in seen:
+                seen.add(s)
+                stack.append(s)
+    return seen
+
+
+def _topo(units, pred, succ) -> list[str] | None:
+    indegree = {u: len(pred[u]) for u in units}
+    ready = [u for u in units if not indegree[u]]
+    order = []
+    while ready:
+        u = ready.pop(0)
+        order.append(u)
+        for s in succ[u]:
+            indegree[s] -= 1
+            if not indegree[s]:
+                ready.append(s)
+    return order if len(order) == len(units) else None
+
+
+# -- Mermaid -----------------------------------------------------------------------------------------
+
+_MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;",
+                    "\n": "#10;", "\r": "#13;"}
+
+
+def _mm(text: str) -> str:
+    """Text safe inside a quoted Mermaid label: the characters Mermaid or HTML would read as syntax
+    as Mermaid's entity codes (`#quot;`)."""
+    return "".join(_MERMAID_ESCAPES.get(c, c) for c in text)
+
+
+def _mermaid_label(unit: Unit) -> str:
+    if unit.kind == "call":
+        return f"{_mm(unit.title)}<br>{_mm(unit.text)}"
+    return _mm(unit.text)
+
+
+def to_mermaid(d: Diagram) -> str:
+    lines = [f"flowchart {d.direction}"]
+
+    def emit(items, indent):
+        pad = "    " * indent
+        for item in items:
+            if isinstance(item, Cluster):
+                lines.append(f'{pad}subgraph {item.id}["{_mm(item.path)}: {_mm(item.block)}"]')
+                emit(item.items, indent + 1)
+                lines.append(f"{pad}end")
+            else:
+                label = _mermaid_label(item)
+                if item.kind in ("input", "output"):
+                    shape = f'(["{label}"])'
+                elif item.kind == "call":
+                    shape = f'[["{label}"]]'
+                elif item.round:
+                    shape = f'(("{label}"))'
+                else:
+                    shape = f'["{label}"]'
+                lines.append(f"{pad}{item.id}{shape}")
+
+    emit(d.items, 1)
+    for e in d.edges:
+        arrow = "-.->" if e.shortcut else "-->"
+        lines.append(f'    {e.src} {arrow}|"{_mm(e.label)}"| {e.dst}')
+    head = [f"%% {_comment(d.name)}: rendered by graphnet"]
+    size = sum(len(line) + 1 for line in lines)
+    if len(d.edges) > MERMAID_MAX_EDGES or size > MERMAID_MAX_TEXT:
+        head.append(f"%% {len(d.edges)} edges, {size} characters: above Mermaid's default limits (maxEdges "
+                    f"{MERMAID_MAX_EDGES}, maxTextSize {MERMAID_MAX_TEXT}); raise them in mermaid.initialize "
+                    "or render with a smaller --depth")
+    return "\n".join(head + lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    return re.sub(r"[\x00-\x1f]", " ", text)
+
+
+# -- Graphviz ----------------------------------------------------------------------------------------
+
+def _dq(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "") + '"'
+
+
+def to_dot(d: Diagram) -> str:
+    lines = [f"digraph {_dq(d.name)} {{",
+             f"    rankdir={d.direction};",
+             '    node [shape=box, fontname="Helvetica", fontsize=11];',
+             '    edge [fontname="Helvetica", fontsize=9];']
+
+    def emit(items, indent):
+        pad = "    " * indent
+        for item in items:
+            if isinstance(item, Cluster):
+                lines.append(f"{pad}subgraph {_dq('cluster_' + item.id)} {{")
+                lines.append(f"{pad}    label={_dq(item.path + ': ' + item.block)};")
+                lines.append(f'{pad}    style="rounded"; color="gray50";')
+                emit(item.items, indent + 1)
+                lines.append(f"{pad}}}")
+            else:
+                if item.kind in ("input", "output"):
+                    attrs = f"label={_dq(item.text)}, shape=ellipse"
+                elif item.kind == "call":
+                    attrs = f'label={_dq(item.title + chr(10) + item.text)}, style="rounded,bold"'
+                elif item.round:
+                    attrs = f"label={_dq(item.text)}, shape=circle"
+                else:
+                    attrs = f"label={_dq(item.text)}"
+                lines.append(f"{pad}{_dq(item.id)} [{attrs}];")
+
+    emit(d.items, 1)
+    for e in d.edges:
+        style = ", style=dashed" if e.shortcut else ""
+        lines.append(f"    {_dq(e.src)} -> {_dq(e.dst)} [label={_dq(e.label)}{style}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_svg(dot: str) -> bytes:
+    """The DOT text laid out by Graphviz's `dot`; a located error when it is missing or fails."""
+    from .errors import Location, SpecError
+    exe = shutil.which("dot")
+    if exe is None:
+        raise SpecError.at(Location("<command line>"),
+                           "--format svg needs Graphviz's 'dot' on PATH (https://graphviz.org/download/, "
+                           "e.g. apt-get install graphviz); --format dot writes the graph for it")
+    r = subprocess.run([exe, "-Tsvg"], input=dot.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        message = r.stderr.decode(errors="replace").strip().splitlines()
+        raise SpecError.at(Location("<command line>"),
+                           f"Graphviz's dot failed (exit {r.returncode}): {message[0] if message else 'no message'}")
+    return r.stdout
+
+
+def render(graph: "Graph", fmt: str = "mermaid", depth: int | None = 0, dims: dict[str, int] | None = None) -> bytes:
+    """The graph drawn in `fmt` ('mermaid', 'dot' or 'svg'), as the bytes to write."""
+    d = build(graph, dims, depth)
+    if fmt == "mermaid":
+        return to_mermaid(d).encode()
+    dot = to_dot(d)
+    return dot.encode() if fmt == "dot" else to_svg(dot)
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+def add_parser(sub, common) -> None:
+    """The `render` subcommand, on the `graphnet` parser's subparsers."""
+    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
+    common(r)
+    r.add_argument("--format", choices=FORMATS, help="mermaid (the default), dot, or svg (needs Graphviz's dot); "
+                   "without it, -o FILE.svg / .dot / .gv pick svg / dot")
+    level = r.add_mutually_exclusive_group()
+    level.add_argument("--depth", type=int, default=0, metavar="N",
+                       help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
+    level.add_argument("--expand", action="store_true", help="open every block call, down to the primitive ops")
+    r.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    r.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: "argparse.Namespace") -> int:
+    import sys
+    from pathlib import Path
+
+    from .cli import _dims, _load
+    from .errors import Location, SpecError
+    from .files import atomic_write
+    if args.depth < 0:
+        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
+    fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
+    dims = _dims(args.dim)
+    net = _load(args.spec, dims)
+    data = render(net.graph, fmt, None if args.expand else args.depth, dims)
+    if args.output:
+        with atomic_write(args.output) as f:
+            f.write(data)
+        print(f"wrote {args.output} ({fmt})")
+    else:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:
+            sys.stdout.write(data.decode())
+        else:
+            sys.stdout.flush()
+            out.write(data)
+            out.flush()
+    return 0
