@@ -32,11 +32,24 @@ def output_bytes(graph: Graph, node: Node) -> Dim:
     return sum((dim_prod(graph.types[t].shape) * ITEMSIZE[graph.types[t].dtype] for t in node.outputs), Dim(0))
 
 
+def static_nodes(graph: Graph) -> set[str]:
+    """Nodes computed from params and constants alone (a weight's transpose, a mask table): their
+    outputs are derived weights, the same for every input, so they are not activation memory."""
+    static_tensors = set(graph.params)
+    out = set()
+    for node in graph.nodes:
+        if all(t is None or t in static_tensors for t in node.inputs):
+            out.add(node.name)
+            static_tensors.update(node.outputs)
+    return out
+
+
 def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> list[dict]:
     """Rows in graph order. Without `depth`, one per primitive node. With it, a tree: a row for each
     block call (and each repeat) up to `depth` path levels, indented by `level`, holding the sums of
     what is inside it and its last output shape; primitive nodes above that depth keep their rows."""
     params = node_params(graph)
+    static = static_nodes(graph)
     rows: list[dict] = []
     open_groups: list[dict] = []
     for node in graph.nodes:
@@ -54,7 +67,8 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
             rows.append(row)
             open_groups.append(row)
         shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in graph.types[node.outputs[0]].shape) + "]"
-        macs, size = graph.node_macs(node), output_bytes(graph, node)
+        macs = graph.node_macs(node)
+        size = Dim(0) if node.name in static else output_bytes(graph, node)
         if dims:
             macs, size = macs.subs(dims), size.subs(dims)
         for level, row in enumerate(open_groups):
@@ -82,33 +96,42 @@ def _count(value: Dim) -> str:
     return "" if value == 0 else (f"{value.value:,}" if value.is_const() else humanize(value))
 
 
+def _byte_units(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def _bytes(value: Dim) -> str:
-    if value.is_const():
-        n = value.value
-        for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-            if n >= scale:
-                return f"{n / scale:.1f} {unit}"
-        return f"{n} B"
-    return f"({humanize(value)}) bytes"
+    """Bytes in binary units, per unit of the free dims when there are some: '3.1 MiB·B'."""
+    if value == 0:
+        return ""
+    terms = []
+    for mono, coeff in sorted(value.terms.items(), key=lambda mc: (-sum(p for _, p in mc[0]), str(mc[0]))):
+        factors = "·".join(str(a) + ("²" if p == 2 else f"^{p}" if p > 2 else "") for a, p in mono)
+        terms.append(_byte_units(coeff) + (f"·{factors}" if factors else ""))
+    return " + ".join(terms)
 
 
 def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
     rows = summary_rows(graph, dims, depth)
-    header = ("node", "op", "output shape", "params", "MACs")
+    header = ("node", "op", "output shape", "params", "MACs", "memory")
     table = [header] + [("  " * r.get("level", 0) + r["path"], r["op"], r["shape"],
-                         f"{r['params']:,}" if r["params"] else "", _count(r["macs"])) for r in rows]
+                         f"{r['params']:,}" if r["params"] else "", _count(r["macs"]), _bytes(r["bytes"]))
+                        for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     rule = "  ".join("-" * w for w in widths)
 
     def line(row):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]),
-                 row[3].rjust(widths[3]), row[4].rjust(widths[4])]
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         return "  ".join(cells).rstrip()
 
     total = graph.param_count()
     trainable = graph.param_count(trainable=True)
     macs = bound_macs(graph, dims)
-    activations = sum((output_bytes(graph, n) for n in graph.nodes), Dim(0))
+    static = static_nodes(graph)
+    activations = sum((output_bytes(graph, n) for n in graph.nodes if n.name not in static), Dim(0))
     activations = activations.subs(dims) if dims else activations
     weights = sum(p.size * ITEMSIZE[p.type.dtype] for p in graph.params.values())
     inputs = ", ".join(f"{k}: {t}" for k, t in graph.inputs.items())
@@ -117,7 +140,7 @@ def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int |
     lines += [line(r) for r in table[1:]]
     lines += [rule,
               f"params: {total:,} ({trainable:,} trainable, {total - trainable:,} non-trainable), "
-              f"{_bytes(Dim(weights))}",
+              f"{_bytes(Dim(weights)) or '0 bytes'}",
               f"MACs: {humanize(macs)}" + (f" ({macs.value:,})" if macs.is_const() and macs.value >= 100_000 else ""),
-              f"activations: {_bytes(activations)} (every op's output, none freed)"]
+              f"activations: {_bytes(activations) or '0 bytes'} (every op's output on the inputs, none freed)"]
     return "\n".join(lines)

@@ -38,6 +38,9 @@ def test_collapsed_rows_name_the_block_and_its_last_shape():
 def test_activation_memory_is_a_formula_in_the_free_dims():
     graph = gn.load(SPECS / "mlp.yaml").graph
     rows = summary_rows(graph)
-    # float32 outputs: fc1 [B, 1024] matmul and add, relu, ... and the weight transposes (no B)
+    # float32 outputs on the input: fc1's matmul [B, 1024]; a weight's transpose depends on no input,
+    # so it is a derived weight, not activation memory
     assert rows[1]["path"] == "fc1.matmul" and rows[1]["bytes"] == 4 * 1024 * Dim("B")
-    assert rows[0]["bytes"] == 4 * 784 * 1024
+    assert rows[0]["path"] == "fc1.weight_t" and rows[0]["bytes"] == 0
+    total = sum((r["bytes"] for r in rows), Dim(0))
+    assert total == 4 * Dim("B") * (2 * 1024 + 1024 + 2 * 1024 + 1024 + 2 * 10)
