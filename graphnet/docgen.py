@@ -30,15 +30,18 @@ def notes_of(text: str) -> list[str]:
 
 
 def zoo_markdown(folder: Path) -> str:
-    rows = []
+    from .render import render
+    rows, diagrams = [], []
     for path in sorted(folder.glob("*.yaml")):
         net = load(path)
         g = net.graph
-        macs = humanize(g.total_macs())
         inputs = ", ".join(f"{k} {list(v)}" for k, v in net.inputs.items()).replace("'", "")
         notes = ", ".join(notes_of(path.read_text())) or "–"
-        rows.append(f"| [{g.name}](../specs/{path.name}) | {inputs} | {g.param_count(trainable=True):,} | "
-                    f"{macs} | {notes} |")
+        rows.append(f"| [{g.name}](#{g.name}) | {inputs} | {g.param_count(trainable=True):,} | "
+                    f"{humanize(g.total_macs())} | {notes} |")
+        diagrams += [f"## {g.name}", "", f"[specs/{path.name}](../specs/{path.name}); "
+                     f"`graphnet render specs/{path.name} --depth 1` opens the blocks.", "",
+                     "```mermaid", render(g, "mermaid").decode().rstrip("\n"), "```", ""]
     return "\n".join([
         "# The zoo",
         "",
@@ -46,12 +49,13 @@ def zoo_markdown(folder: Path) -> str:
         "checks it is current). Params are trainable parameters (batch-norm running statistics are",
         "buffers, as in PyTorch); MACs follow the convention in [spec.md](spec.md#the-macs-convention),",
         "as formulas in the free dims. Notes name the files in the source notes that describe each",
-        "network.",
+        "network. Below the table, each network's diagram at block level, as `graphnet render` draws it.",
         "",
         "| spec | inputs | params | MACs | notes |",
         "|---|---|---|---|---|",
         *rows,
         "",
+        *diagrams,
     ])
 
 

@@ -82,6 +82,16 @@ class Graph:
     def producers(self) -> dict[str, Node]:
         return {t: node for node in self.nodes for t in node.outputs}
 
+    @cached_property
+    def static_tensors(self) -> frozenset[str]:
+        """Params, and the outputs of nodes computed from params and constants alone (a weight's
+        transpose, a mask table): the same for every input, so drawn and counted as weights."""
+        static = set(self.params)
+        for node in self.nodes:
+            if all(t is None or t in static for t in node.inputs):
+                static.update(node.outputs)
+        return frozenset(static)
+
     def free_dims(self) -> list[str]:
         seen: dict[str, None] = {}
         for t in self.inputs.values():

@@ -81,7 +81,7 @@ class Diagram:
 
 def build(graph: "Graph", dims: dict[str, int] | None = None, depth: int | None = 0) -> Diagram:
     """The diagram of `graph` with block calls opened `depth` levels down (None: all of them)."""
-    static = _static_tensors(graph)
+    static = graph.static_tensors
     ids = _Ids()
     units: dict[str, Unit] = {}
     unit_of: dict[tuple, str] = {}         # ('call', path) or ('op', node name) -> unit id
@@ -169,15 +169,6 @@ def _calls(node: "Node") -> list[tuple[str, str]]:
     records the block its own line sits in, so the block a call calls is the next inner frame's."""
     frames = node.trace
     return [(frames[k].path, frames[k - 1].block) for k in range(len(frames) - 1, 0, -1)]
-
-
-def _static_tensors(graph: "Graph") -> set[str]:
-    """Params, and the outputs of nodes computed from params and constants only."""
-    static = set(graph.params)
-    for node in graph.nodes:
-        if all(t is None or t in static for t in node.inputs):
-            static.update(node.outputs)
-    return static
 
 
 class _Ids:

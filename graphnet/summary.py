@@ -32,24 +32,11 @@ def output_bytes(graph: Graph, node: Node) -> Dim:
     return sum((dim_prod(graph.types[t].shape) * ITEMSIZE[graph.types[t].dtype] for t in node.outputs), Dim(0))
 
 
-def static_nodes(graph: Graph) -> set[str]:
-    """Nodes computed from params and constants alone (a weight's transpose, a mask table): their
-    outputs are derived weights, the same for every input, so they are not activation memory."""
-    static_tensors = set(graph.params)
-    out = set()
-    for node in graph.nodes:
-        if all(t is None or t in static_tensors for t in node.inputs):
-            out.add(node.name)
-            static_tensors.update(node.outputs)
-    return out
-
-
 def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> list[dict]:
     """Rows in graph order. Without `depth`, one per primitive node. With it, a tree: a row for each
     block call (and each repeat) up to `depth` path levels, indented by `level`, holding the sums of
     what is inside it and its last output shape; primitive nodes above that depth keep their rows."""
     params = node_params(graph)
-    static = static_nodes(graph)
     rows: list[dict] = []
     open_groups: list[dict] = []
     for node in graph.nodes:
@@ -68,7 +55,7 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
             open_groups.append(row)
         shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in graph.types[node.outputs[0]].shape) + "]"
         macs = graph.node_macs(node)
-        size = Dim(0) if node.name in static else output_bytes(graph, node)
+        size = Dim(0) if set(node.outputs) <= graph.static_tensors else output_bytes(graph, node)
         if dims:
             macs, size = macs.subs(dims), size.subs(dims)
         for level, row in enumerate(open_groups):
@@ -130,8 +117,8 @@ def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int |
     total = graph.param_count()
     trainable = graph.param_count(trainable=True)
     macs = bound_macs(graph, dims)
-    static = static_nodes(graph)
-    activations = sum((output_bytes(graph, n) for n in graph.nodes if n.name not in static), Dim(0))
+    activations = sum((output_bytes(graph, n) for n in graph.nodes if not set(n.outputs) <= graph.static_tensors),
+                      Dim(0))
     activations = activations.subs(dims) if dims else activations
     weights = sum(p.size * ITEMSIZE[p.type.dtype] for p in graph.params.values())
     inputs = ", ".join(f"{k}: {t}" for k, t in graph.inputs.items())
