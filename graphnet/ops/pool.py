@@ -114,27 +114,29 @@ class AvgPool(_Pool):
         return b.node("AveragePool", [x], count_include_pad=int(self.count_include_pad), **attrs)
 
 
-class GlobalAvgPool(Op):
+class _GlobalPool(Op):
+    def infer(self, x: TensorType) -> TensorType:
+        require_float(x)
+        if x.rank < 3:
+            raise ShapeError(f"{self.name} needs [N, C, *spatial] (rank >= 3), got {x}")
+        return TensorType(x.dtype, tuple(x.shape[:2]) + (Dim(1),) * (x.rank - 2))
+
+    def to_onnx(self, b, x):
+        return b.node(self.onnx, [x])
+
+
+class GlobalAvgPool(_GlobalPool):
     """The mean over every spatial axis of [N, C, *spatial], kept with size 1."""
 
     name = "global_avg_pool"
     onnx = "GlobalAveragePool"
     examples = (Example((In((2, 3, 5, 4)),)), Example((In((2, 3, 7)),)))
 
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        if x.rank < 3:
-            raise ShapeError(f"global_avg_pool needs [N, C, *spatial], got {x}")
-        return TensorType(x.dtype, tuple(x.shape[:2]) + (Dim(1),) * (x.rank - 2))
-
     def compute(self, x):
         return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
 
-    def to_onnx(self, b, x):
-        return b.node("GlobalAveragePool", [x])
 
-
-class GlobalMaxPool(Op):
+class GlobalMaxPool(_GlobalPool):
     """The maximum over every spatial axis of [N, C, *spatial], kept with size 1."""
 
     name = "global_max_pool"
@@ -143,17 +145,8 @@ class GlobalMaxPool(Op):
     # contract examples are 2-D; tests/ops/test_pool.py checks 1-D and 3-D against onnxruntime.
     examples = (Example((In((2, 3, 5, 4)),)), Example((In((1, 4, 1, 6), low=-5, high=-1),)))
 
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        if x.rank < 3:
-            raise ShapeError(f"global_max_pool needs [N, C, *spatial] (rank >= 3), got {x}")
-        return TensorType(x.dtype, tuple(x.shape[:2]) + (Dim(1),) * (x.rank - 2))
-
     def compute(self, x):
         return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
-
-    def to_onnx(self, b, x):
-        return b.node("GlobalMaxPool", [x])
 
 
 class LpPool(_Pool):
