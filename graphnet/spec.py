@@ -140,7 +140,7 @@ class BlockSpec(Located):
     inputs: dict[str, InputSpec] = {}
     params: dict[str, ParamSpec] = {}
     nodes: list[NodeSpec]
-    outputs: dict[str, str]
+    outputs: dict[str, str] = Field(min_length=1)
 
     _inputs_short = field_validator("inputs", mode="before")(lambda v: _shorthand(v, "shape"))
     _args_short = field_validator("args", mode="before")(lambda v: _shorthand(v, "type"))
@@ -180,28 +180,41 @@ def validate_model(model: type[Located], raw: Any, file: str) -> Located:
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        raise SpecError([_diagnostic(err, raw, file, model) for err in _best_errors(e.errors())]) from None
+        raise SpecError([_diagnostic(err, raw, file, model) for err in _best_errors(e.errors(), raw)]) from None
 
 
-def _best_errors(errors: list[dict]) -> list[dict]:
+def _best_errors(errors: list[dict], raw: Any) -> list[dict]:
     # A union reports one error per alternative at the same place; keep the first per place.
     seen, out = set(), []
     for err in errors:
-        key = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
+        key = _data_path(err, raw)
         if key not in seen:
             seen.add(key)
             out.append(err)
     return out
 
 
-def _is_type_tag(step) -> bool:
-    return isinstance(step, str) and any(c in step for c in "[]") or step in (
-        "str", "int", "float", "bool", "list", "dict", "none", "function-after", "function-wrap",
-        "function-before", "function-plain", "list[union[int,str]]", "json-or-python[json=any,python=any]")
+def _data_path(err: dict, raw: Any) -> tuple:
+    """The error's location as keys and indices into the YAML data. Pydantic puts union branch
+    tags ('list[...]', 'function-after[...]') between them; a step that names nothing in the data is
+    such a tag, whatever it looks like (a user's key may well be '[]'). The last step of an unknown
+    or missing key names nothing yet, so it is kept."""
+    steps = list(err["loc"])
+    path, current = [], raw
+    for i, step in enumerate(steps):
+        if isinstance(current, dict) and step in current:
+            path.append(step)
+            current = current[step]
+        elif isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current):
+            path.append(step)
+            current = current[step]
+        elif i == len(steps) - 1 and err["type"] in ("extra_forbidden", "missing"):
+            path.append(step)
+    return tuple(path)
 
 
 def _diagnostic(err: dict, raw: Any, file: str, model: type[Located]) -> Diagnostic:
-    path = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_type_tag(p))
+    path = _data_path(err, raw)
     where = ".".join(str(p) for p in path) or "top level"
     if err["type"] == "extra_forbidden":
         parent = location_of(raw, path[:-1], Location(file))
@@ -211,7 +224,7 @@ def _diagnostic(err: dict, raw: Any, file: str, model: type[Located]) -> Diagnos
                 container = container[step]
             except (KeyError, IndexError, TypeError):
                 break
-        key = str(path[-1])
+        key = str(path[-1]) if path else "?"
         loc = key_location(container, key) or parent
         allowed = _allowed_keys(model, path[:-1])
         hint = did_you_mean(key, allowed) if allowed else ""
