@@ -1,6 +1,7 @@
 """The docs cannot drift: every spec example in docs/spec.md validates (or fails, where the doc says
 so) and every shown output is what graphnet prints; every command in docs/cli.md prints what the
-doc shows. A line '...' in an expected output stands for any number of lines."""
+doc shows. A line '...' in an expected output stands for any number of lines. After an intended
+output change, `python tools/recapture_docs.py` re-captures them."""
 
 import os
 import re

@@ -843,33 +843,19 @@ def test_writing_weights_into_a_missing_folder_names_the_target(tmp_path, capsys
 
 # -- input files ----------------------------------------------------------------------------------
 
-def test_run_with_inputs_of_a_wrong_shape(tmp_path, capsys):
+@pytest.mark.parametrize("arrays,message", [
+    pytest.param({"x": np.zeros((2, 7), np.float32)}, "input 'x' dim 1 must be 8, got 7", id="shape"),
+    pytest.param({"x": np.zeros((2, 8, 1), np.float32)},
+                 "input 'x' must have rank 2 float32[B, 8], got shape (2, 8, 1)", id="rank"),
+    pytest.param({"y": np.zeros((2, 8), np.float32)}, "input 'x' was not given", id="missing"),
+    pytest.param({"x": np.zeros((2, 8), np.float64)}, "input 'x' must be float32, got float64", id="dtype"),
+])
+def test_run_with_inputs_that_do_not_fit(tmp_path, capsys, arrays, message):
+    # reported at the input's declaration, line 6 col 6 of the spec
     spec = write_spec(tmp_path, MLP)
     bad = tmp_path / "in.npz"
-    np.savez(bad, x=np.zeros((2, 7), np.float32))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6", "input 'x' dim 1 must be 8, got 7")
-
-
-def test_run_with_inputs_of_a_wrong_rank(tmp_path, capsys):
-    spec = write_spec(tmp_path, MLP)
-    bad = tmp_path / "in.npz"
-    np.savez(bad, x=np.zeros((2, 8, 1), np.float32))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6",
-                     "input 'x' must have rank 2 float32[B, 8], got shape (2, 8, 1)")
-
-
-def test_run_with_an_input_missing(tmp_path, capsys):
-    spec = write_spec(tmp_path, MLP)
-    bad = tmp_path / "in.npz"
-    np.savez(bad, y=np.zeros((2, 8), np.float32))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6", "input 'x' was not given")
-
-
-def test_run_with_an_input_of_the_wrong_dtype(tmp_path, capsys):
-    spec = write_spec(tmp_path, MLP)
-    bad = tmp_path / "in.npz"
-    np.savez(bad, x=np.zeros((2, 8), np.float64))
-    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6", "input 'x' must be float32, got float64")
+    np.savez(bad, **arrays)
+    assert_cli_error(capsys, ["run", spec, "--inputs", bad], f"{spec}:6:6", message)
 
 
 def test_run_with_a_corrupt_inputs_file(tmp_path, capsys):
