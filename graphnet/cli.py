@@ -95,13 +95,13 @@ def _number(d):
     return d.value if d.is_const() else str(d)
 
 
-def _weights(net, args):
-    from .weights import check_weights, load_npz
+def _weights(net, args) -> tuple[dict, dict]:
+    """The weights, read or made, and how the network should check them."""
+    from .weights import load_npz
+    checks = {"allow_nonfinite": args.allow_nonfinite}
     if args.weights:
-        weights = load_npz(args.weights)
-        check_weights(net.graph, weights, args.weights)
-        return weights
-    return net.init_weights(args.seed)
+        return load_npz(args.weights), {**checks, "source": args.weights}
+    return net.init_weights(args.seed), checks
 
 
 def cmd_run(args) -> int:
@@ -114,14 +114,14 @@ def cmd_run(args) -> int:
         inputs = load_npz(args.inputs)
     else:
         inputs = net.random_inputs(dims, seed=args.seed)
-    weights = _weights(net, args)
+    weights, checks = _weights(net, args)
     arrays = net.check_inputs(inputs)
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
-        outputs = net.run(arrays, weights)
+        outputs = net.session(weights, **checks).run(arrays)
     else:
-        outputs = _run_onnxruntime(net, arrays, weights, args.device)
+        outputs = _run_onnxruntime(net.to_onnx(weights, **checks), arrays, args.device)
     for name, value in outputs.items():
         value = np.asarray(value)
         stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
@@ -132,9 +132,8 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _run_onnxruntime(net, arrays, weights, device: str):
+def _run_onnxruntime(model, arrays, device: str):
     import onnxruntime as ort
-    model = net.to_onnx(weights)
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -152,8 +151,8 @@ def cmd_export(args) -> int:
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
     net = _load(args.spec, _dims(args.dim))
-    weights = _weights(net, args)
-    net.export_onnx(args.output, weights, args.opset)
+    weights, checks = _weights(net, args)
+    net.export_onnx(args.output, weights, args.opset, **checks)
     print(f"wrote {args.output} (opset {args.opset}, {net.graph.param_count():,} params)")
     return 0
 
@@ -189,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--inputs", metavar="FILE.npz")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
     r.add_argument("--weights", metavar="FILE.npz")
+    r.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("-o", "--output", metavar="OUT.npz")
     r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(e)
     e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
     e.add_argument("--weights", metavar="FILE.npz")
+    e.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--opset", type=int, default=17)
     e.set_defaults(func=cmd_export)

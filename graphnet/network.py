@@ -27,7 +27,6 @@ def _shape_view(t) -> tuple:
 class Network:
     def __init__(self, graph: Graph):
         self.graph = graph
-        self._plans: dict[tuple, Plan] = {}
 
     @property
     def name(self) -> str:
@@ -76,36 +75,38 @@ class Network:
     def _binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
         return bind_dims(self.graph, {k: a.shape for k, a in arrays.items()})
 
-    def plan(self, binding: dict[str, int]) -> Plan:
-        key = binding_key(binding)
-        if key not in self._plans:
-            self._plans[key] = compile_plan(self.graph, binding)
-        return self._plans[key]
+    def _checked(self, weights, source: str, allow_nonfinite: bool) -> dict[str, np.ndarray]:
+        """The given weights after checking them against the params (errors name `source`), or
+        those of init_weights(seed=0)."""
+        if weights is None:
+            return self.init_weights(0)
+        check_weights(self.graph, weights, source, allow_nonfinite)
+        return weights
+
+    def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
+                allow_nonfinite: bool = False, source: str = "<weights>") -> "Session":
+        """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
+        of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
+        rewrites (for debugging them)."""
+        return Session(self, self._checked(weights, source, allow_nonfinite), optimize)
 
     def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Run on the NumPy back end; without weights, those of init_weights(seed=0)."""
-        arrays = self.check_inputs(inputs)
-        if weights is None:
-            weights = self.init_weights(0)
-        else:
-            check_weights(self.graph, weights, "<weights>")
-        plan = self.plan(self._binding(arrays))
-        return run_plan(plan, {**weights, **arrays})
+        """Run once on the NumPy back end; for repeated runs, keep a `session()`."""
+        return self.session(weights).run(inputs)
 
-    def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17):
+    def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
+                allow_nonfinite: bool = False, source: str = "<weights>"):
         from .backends.onnx_export import to_onnx
-        if weights is None:
-            weights = self.init_weights(0)
-        else:
-            check_weights(self.graph, weights, "<weights>")
-        return to_onnx(self.graph, weights, opset)
+        return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
 
-    def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17):
-        """Write the model atomically after onnx's full checker accepts it; returns the ModelProto."""
+    def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
+                    **checks):
+        """Write the model atomically after onnx's full checker accepts it; returns the ModelProto.
+        `checks` are to_onnx's allow_nonfinite and source."""
         import onnx
 
         from .files import atomic_write
-        model = self.to_onnx(weights, opset)
+        model = self.to_onnx(weights, opset, **checks)
         onnx.checker.check_model(model, full_check=True)
         with atomic_write(path) as f:
             f.write(model.SerializeToString())
@@ -127,3 +128,23 @@ class Network:
             else:
                 out[name] = rng.integers(0, 2, shape).astype(t.dtype)
         return out
+
+
+class Session:
+    """Fixed weights and one compiled plan per binding of the free dims, like an ORT session."""
+
+    def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True):
+        self.net = net
+        self.weights = weights
+        self.optimize = optimize
+        self._plans: dict[tuple, Plan] = {}
+
+    def plan(self, binding: dict[str, int]) -> Plan:
+        key = binding_key(binding)
+        if key not in self._plans:
+            self._plans[key] = compile_plan(self.net.graph, binding)
+        return self._plans[key]
+
+    def run(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        arrays = self.net.check_inputs(inputs)
+        return run_plan(self.plan(self.net._binding(arrays)), {**self.weights, **arrays})

@@ -39,7 +39,8 @@ def check_weights(graph: Graph, weights: dict[str, np.ndarray], source: str, all
             diags.add(where, f"weight '{name}' has dtype {w.dtype} but the spec declares {p.type.dtype}")
         elif not allow_nonfinite and w.dtype.kind == "f" and not np.all(np.isfinite(w)):
             bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))
-            diags.add(where, f"weight '{name}' has {bad} NaN or infinite value{'s' if bad != 1 else ''}")
+            diags.add(where, f"weight '{name}' has {bad} NaN or infinite value{'s' if bad != 1 else ''} "
+                      "(--allow-nonfinite accepts them)")
     for name in weights:
         if name not in graph.params:
             diags.add(where, f"weight '{name}' is not a param of '{graph.name}'{did_you_mean(name, graph.params)}")
