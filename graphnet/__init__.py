@@ -7,6 +7,7 @@
     net.export_onnx("resnet18.onnx")
 """
 
+from . import openblas  # noqa: F401  (first: it must run before NumPy loads)
 from .errors import SpecError
 from .network import Network, load
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import Location, SpecError
+from .network import DEFAULT_MAX_MEMORY
 
 EXIT_ERROR = 1
 
@@ -90,6 +91,24 @@ def _spec_paths(given: list[str]) -> list[str]:
     return out
 
 
+def _size(text: str) -> int | None:
+    """A memory size: bytes, or with a K, M, G or T suffix (powers of 1024); 'none' for no limit."""
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.rstrip("BbIi").rstrip(), ""
+    if number and number[-1].upper() in units:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size like 8G, 512M or none") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a memory size must be positive, got '{text}'")
+    return int(value * units[unit])
+
+
 def _number(d):
     """A count for JSON: an int when known, else its formula in the free dims."""
     return d.value if d.is_const() else str(d)
@@ -113,13 +132,20 @@ def cmd_run(args) -> int:
     if args.inputs:
         inputs = load_npz(args.inputs)
     else:
+        # refuse a binding too big for memory before making its random inputs
+        net.check_memory(net.default_binding(dims), args.max_memory, args.optimize)
         inputs = net.random_inputs(dims, seed=args.seed)
     weights, checks = _weights(net, args)
+    session = net.session(weights, optimize=args.optimize, max_memory=args.max_memory, **checks)
     arrays = net.check_inputs(inputs)
+    net.check_memory(net.binding(arrays), args.max_memory, args.optimize)   # onnxruntime's needs are alike
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
-        outputs = net.session(weights, **checks).run(arrays)
+        timings = [] if args.profile else None
+        outputs = session.run(arrays, timings)
+        if args.profile:
+            print(profile_table(session.plan_for(arrays), timings))
     else:
         outputs = _run_onnxruntime(net.to_onnx(weights, **checks), arrays, args.device)
     for name, value in outputs.items():
@@ -130,6 +156,23 @@ def cmd_run(args) -> int:
         save_npz(args.output, outputs)
         print(f"wrote {args.output}")
     return 0
+
+
+def profile_table(plan, timings: list[float], top: int = 10) -> str:
+    """Where a NumPy run's time went: per op, then the slowest nodes."""
+    total = sum(timings) or 1e-12
+    per_op: dict[str, list] = {}
+    for step, t in zip(plan.steps, timings):
+        entry = per_op.setdefault(step.op, [0.0, 0])
+        entry[0] += t
+        entry[1] += 1
+    lines = [f"profile: {total * 1e3:.2f} ms in {len(timings)} steps", f"  {'op':<18}{'ms':>9}{'%':>7}{'steps':>7}"]
+    for op, (t, n) in sorted(per_op.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"  {op:<18}{t * 1e3:9.2f}{100 * t / total:7.1f}{n:7d}")
+    lines.append(f"  {'slowest nodes':<18}")
+    for step, t in sorted(zip(plan.steps, timings), key=lambda st: -st[1])[:top]:
+        lines.append(f"  {step.name:<40}{step.op:<14}{t * 1e3:9.3f} ms")
+    return "\n".join(lines)
 
 
 def _run_onnxruntime(model, arrays, device: str):
@@ -193,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", metavar="OUT.npz")
     r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    r.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="run the graph as written, without the NumPy back end's plan-time rewrites")
+    r.add_argument("--profile", action="store_true", help="print the NumPy back end's time per op and per node")
+    r.add_argument("--max-memory", type=_size, default=DEFAULT_MAX_MEMORY, metavar="SIZE",
+                   help="refuse runs estimated to need more (e.g. 8G, 512M; 'none' for no limit; "
+                        "default: three quarters of the RAM)")
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("export", help="export to ONNX")

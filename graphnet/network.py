@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, run_plan
+from .backends import rewrites
+from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, peak_bytes, run_plan
+from .dims import format_shape
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
+from .ops.base import format_bytes
 from .weights import check_weights, init_weights
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+# Three quarters of the machine's RAM: a run that needs more would swap or be killed by the OS.
+_RAM = _physical_memory()
+DEFAULT_MAX_MEMORY = _RAM * 3 // 4 if _RAM else None
 
 
 def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
@@ -67,13 +83,34 @@ class Network:
                 raise SpecError.at(g.input_locs[name], f"input '{name}' must be {t.dtype}, got {a.dtype}")
             arrays[name] = a
         try:
-            self._binding(arrays)
+            self.binding(arrays)
         except InputMismatch as e:
             raise SpecError.at(g.input_locs[e.input], str(e)) from None
         return arrays
 
-    def _binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    def binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+        """The free dims' values in these (checked) inputs."""
         return bind_dims(self.graph, {k: a.shape for k, a in arrays.items()})
+
+    def default_binding(self, dims: dict[str, int] | None = None) -> dict[str, int]:
+        """The free dims as random_inputs binds them: from `dims`, else 1."""
+        return {s: (dims or {}).get(s, 1) for s in self.graph.free_dims()}
+
+    def check_memory(self, binding: dict[str, int], max_memory: int | None = DEFAULT_MAX_MEMORY,
+                     optimize: bool = True) -> None:
+        """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
+        bytes (None: no limit); it reads only types, so nothing is allocated first."""
+        if max_memory is None:
+            return
+        graph = rewrites.hoist_from_scans(self.graph) if optimize else self.graph
+        need = peak_bytes(graph, binding)
+        if need > max_memory:
+            shapes = ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}"
+                               for k, t in self.graph.inputs.items())
+            where = next(iter(self.graph.input_locs.values()), Location(self.graph.source))
+            raise SpecError.at(where, f"running '{self.name}' on {shapes} needs about "
+                               f"{format_bytes(need)} beyond its weights, over the memory limit of "
+                               f"{format_bytes(max_memory)} (--max-memory)")
 
     def _checked(self, weights, source: str, allow_nonfinite: bool) -> dict[str, np.ndarray]:
         """The given weights after checking them against the params (errors name `source`), or
@@ -84,11 +121,13 @@ class Network:
         return weights
 
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
-                allow_nonfinite: bool = False, source: str = "<weights>") -> "Session":
+                allow_nonfinite: bool = False, source: str = "<weights>",
+                max_memory: int | None = DEFAULT_MAX_MEMORY) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
-        rewrites (for debugging them)."""
-        return Session(self, self._checked(weights, source, allow_nonfinite), optimize)
+        rewrites (for debugging them). A binding whose estimated peak memory is over `max_memory`
+        bytes (None: no limit) is refused before anything is allocated."""
+        return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory)
 
     def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Run once on the NumPy back end; for repeated runs, keep a `session()`."""
@@ -115,12 +154,10 @@ class Network:
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""
         rng = np.random.default_rng(seed)
+        binding = self.default_binding(dims)
         out = {}
         for name, t in self.graph.inputs.items():
-            shape = []
-            for d in t.shape:
-                v = d.subs({s: (dims or {}).get(s, 1) for s in d.symbols()})
-                shape.append(v.value)
+            shape = [d.subs(binding).value for d in t.shape]
             if t.dtype.startswith("float"):
                 out[name] = rng.standard_normal(shape).astype(t.dtype)
             elif t.dtype == "bool":
@@ -133,18 +170,24 @@ class Network:
 class Session:
     """Fixed weights and one compiled plan per binding of the free dims, like an ORT session."""
 
-    def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True):
+    def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True,
+                 max_memory: int | None = DEFAULT_MAX_MEMORY):
         self.net = net
         self.weights = weights
         self.optimize = optimize
+        self.max_memory = max_memory
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, binding: dict[str, int]) -> Plan:
         key = binding_key(binding)
         if key not in self._plans:
-            self._plans[key] = compile_plan(self.net.graph, binding)
+            self.net.check_memory(binding, self.max_memory, self.optimize)
+            self._plans[key] = compile_plan(self.net.graph, binding, self.weights, self.optimize)
         return self._plans[key]
 
-    def run(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
-        arrays = self.net.check_inputs(inputs)
-        return run_plan(self.plan(self.net._binding(arrays)), {**self.weights, **arrays})
+    def run(self, inputs: dict[str, Any], timings: list | None = None) -> dict[str, np.ndarray]:
+        """The outputs; with `timings`, the seconds of each step of `plan_for(inputs)` are appended."""
+        return run_plan(self.plan_for(inputs), self.net.check_inputs(inputs), timings)
+
+    def plan_for(self, inputs: dict[str, Any]) -> Plan:
+        return self.plan(self.net.binding(self.net.check_inputs(inputs)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from .dims import Dim, dim_prod, humanize
 from .graph import Graph, Node
+from .ops.base import ITEMSIZE, format_bytes
 
-ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
 
 
 def node_params(graph: Graph) -> dict[str, int]:
@@ -83,13 +83,6 @@ def _count(value: Dim) -> str:
     return "" if value == 0 else (f"{value.value:,}" if value.is_const() else humanize(value))
 
 
-def _byte_units(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
 def _bytes(value: Dim) -> str:
     """Bytes in binary units, per unit of the free dims when there are some: '3.1 MiB·B'."""
     if value == 0:
@@ -97,7 +90,7 @@ def _bytes(value: Dim) -> str:
     terms = []
     for mono, coeff in sorted(value.terms.items(), key=lambda mc: (-sum(p for _, p in mc[0]), str(mc[0]))):
         factors = "·".join(str(a) + ("²" if p == 2 else f"^{p}" if p > 2 else "") for a, p in mono)
-        terms.append(_byte_units(coeff) + (f"·{factors}" if factors else ""))
+        terms.append(format_bytes(coeff) + (f"·{factors}" if factors else ""))
     return " + ".join(terms)
 
 

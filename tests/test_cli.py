@@ -136,3 +136,34 @@ def test_validate_a_folder_reports_every_spec(tmp_path, capsys):
 def test_the_whole_zoo_validates_as_a_folder(capsys):
     assert main(["validate", str(SPECS), "--depth", "1"]) == 0
     assert capsys.readouterr().out.count(": ok") == len(list(SPECS.glob("*.yaml")))
+
+
+def test_a_run_over_the_memory_limit_is_refused_before_allocating(capsys, tmp_path):
+    # B = 10^6 images would need about 11 TiB; refused from types alone, in well under the time
+    # making the random inputs would take
+    code = main(["run", str(SPECS / "resnet18.yaml"), "--dim", "B=1000000"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{SPECS / 'resnet18.yaml'}:14:10: error: running 'resnet18' on image[1000000, 3, 224, 224] "
+                          "needs about ")
+    assert "TiB beyond its weights, over the memory limit of" in err
+    # a limit of one's own, in either back end; 'none' lifts it
+    for backend in ("numpy", "onnxruntime"):
+        assert main(["run", str(SPECS / "mlp.yaml"), "--dim", "B=64", "--max-memory", "100K", "--backend", backend]) == 1
+        assert "over the memory limit of 100.0 KiB" in capsys.readouterr().err
+    assert main(["run", str(SPECS / "mlp.yaml"), "--dim", "B=64", "--max-memory", "none"]) == 0
+    assert _exit_code(["run", str(SPECS / "mlp.yaml"), "--max-memory", "lots"]) == 1
+    assert "'lots' is not a size like 8G, 512M or none" in capsys.readouterr().err
+
+
+def test_no_optimize_gives_the_same_outputs_and_profile_names_the_ops(capsys, tmp_path):
+    spec = str(SPECS / "resnet18.yaml")
+    dims = ["--dim", "B=1", "--dim", "H=32", "--dim", "W=32"]
+    assert main(["run", spec, *dims, "-o", str(tmp_path / "a.npz"), "--profile"]) == 0
+    out = capsys.readouterr().out
+    # batch_norm is folded into the convolutions by default, so it takes no time of its own
+    assert "profile:" in out and "\n  conv " in out and "batch_norm" not in out
+    assert main(["run", spec, *dims, "-o", str(tmp_path / "b.npz"), "--no-optimize", "--profile"]) == 0
+    assert "\n  batch_norm " in capsys.readouterr().out
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-5, atol=1e-6)

@@ -6,29 +6,35 @@ and outputs live, and which slots die after it, so intermediates are freed at th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..graph import Graph
-from ..ops import Op
+from ..ops import Op, TensorType
+from ..ops.base import nbytes
+from . import rewrites
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
+    op: str                        # the op's name, for profiles
     kernel: object                 # the bound op's compute
     inputs: tuple[int | None, ...]
     outputs: tuple[int, ...]
     free: tuple[int, ...]          # slots whose last reader is this step
+    inplace: int | None = None     # the input position the kernel may overwrite with its result
 
 
 @dataclass(frozen=True)
 class Plan:
-    slots: dict[str, int]          # graph input and param name -> slot
+    inputs: dict[str, int]                        # graph input name -> slot
+    constants: tuple[tuple[int, np.ndarray], ...]  # (slot, array) set before every run: weights and folds
     steps: tuple[Step, ...]
-    outputs: dict[str, int]        # output name -> slot
-    size: int                      # number of slots
+    outputs: dict[str, int]                       # output name -> slot
+    size: int                                     # number of slots
 
 
 class InputMismatch(ValueError):
@@ -64,7 +70,14 @@ def bind_dims(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> dict[str, int
     return binding
 
 
-def compile_plan(graph: Graph, binding: dict[str, int]) -> Plan:
+def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
+                 optimize: bool = True) -> Plan:
+    """The steps that compute `graph` for this binding; `values` holds every param's array. With
+    `optimize`, the graph is first rewritten (backends/rewrites.py) and elementwise ops write into
+    an input buffer that nothing reads afterwards."""
+    if optimize:
+        values = dict(values)
+        graph = rewrites.optimize(graph, binding, values)
     slots: dict[str, int] = {}
 
     def slot(tensor: str) -> int:
@@ -80,6 +93,7 @@ def compile_plan(graph: Graph, binding: dict[str, int]) -> Plan:
             if t is not None:
                 last_use[t] = i
     keep = set(graph.outputs.values())
+    buffers = _Buffers(graph, last_use, keep) if optimize else None
     steps = []
     for i, node in enumerate(graph.nodes):
         op: Op = node.op.bind(binding) if binding else node.op
@@ -88,20 +102,117 @@ def compile_plan(graph: Graph, binding: dict[str, int]) -> Plan:
         dying = {t for t in node.inputs if t is not None and last_use.get(t) == i and t not in keep}
         # Outputs nobody reads die at once, except graph outputs.
         dying |= {t for t in node.outputs if t not in last_use and t not in keep}
-        steps.append(Step(node.name, op.compute, ins, outs, tuple(sorted(slots[t] for t in dying))))
-    io = {name: slots[name] for name in list(graph.inputs) + list(graph.params)}
-    return Plan(io, tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
+        inplace = buffers.reusable_input(i, node, op, binding) if buffers else None
+        steps.append(Step(node.name, op.name, op.compute, ins, outs, tuple(sorted(slots[t] for t in dying)), inplace))
+    return Plan({name: slots[name] for name in graph.inputs},
+                tuple((slots[name], values[name]) for name in graph.params),
+                tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
 
 
-def run_plan(plan: Plan, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+class _Buffers:
+    """Which tensors share memory. An op that is not `fresh` may return a view of its inputs, so its
+    outputs join its inputs' group; a group whose first tensor a fresh op made is owned by the plan.
+    An elementwise op may write its result into an input when that input's group is owned, no
+    tensor of it is read after this step or is a graph output, and the result has its shape and dtype."""
+
+    def __init__(self, graph: Graph, last_use: dict[str, int], keep: set[str]):
+        self.graph, self.last_use = graph, last_use
+        self.group: dict[str, str] = {}      # tensor -> its group's first tensor
+        self.members: dict[str, list[str]] = {}
+        self.owned: set[str] = set()
+        self.keep = keep
+
+    def _join(self, tensor: str, group: str) -> None:
+        self.group[tensor] = group
+        self.members.setdefault(group, []).append(tensor)
+
+    def reusable_input(self, i: int, node, op: Op, binding: dict[str, int]) -> int | None:
+        chosen = None
+        out_type = self._bound(node.outputs[0], binding)
+        for position in op.inplace:
+            t = node.inputs[position] if position < len(node.inputs) else None
+            if t is None or t not in self.group or self.group[t] not in self.owned:
+                continue
+            members = self.members[self.group[t]]
+            if any(self.last_use.get(m, -1) > i or m in self.keep for m in members):
+                continue
+            if self._bound(t, binding) == out_type and sum(x == t for x in node.inputs) == 1:
+                chosen = position
+                break
+        for out in node.outputs:
+            if chosen is not None:
+                self._join(out, self.group[node.inputs[chosen]])
+            elif type(op).fresh:
+                self._join(out, out)
+                self.owned.add(out)
+            else:
+                sources = [self.group.get(t, t) for t in node.inputs if t is not None]
+                group = sources[0] if sources else out
+                for other in sources[1:]:      # a view of several inputs ties them together
+                    for m in self.members.pop(other, [other]):
+                        self._join(m, group)
+                    self.owned.discard(other)
+                self._join(out, group)
+                self.owned.discard(group)
+        return chosen
+
+    def _bound(self, tensor: str, binding: dict[str, int]) -> tuple:
+        t = self.graph.types[tensor]
+        return t.dtype, tuple(d.subs(binding) for d in t.shape)
+
+
+def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
+    """An upper estimate of the memory a run allocates, beyond the weights, for this binding: the
+    inputs and derived constants, then at each step the tensors alive, the step's outputs and its
+    kernel's scratch space. It reads only types, so it can refuse a run before anything is allocated."""
+    types = {}
+
+    def bound(t: str) -> TensorType:
+        if t not in types:
+            tt = graph.types[t]
+            types[t] = TensorType(tt.dtype, tuple(d.subs(binding) for d in tt.shape)) if binding else tt
+        return types[t]
+
+    static = graph.static_tensors
+    last_use = {t: i for i, node in enumerate(graph.nodes) for t in node.inputs if t is not None}
+    keep = set(graph.outputs.values())
+    live = sum(nbytes(bound(t)) for t in graph.inputs)
+    # derived constants that are new arrays (a folded mask, a zero state), not views of weights
+    live += sum(nbytes(bound(t)) for node in graph.nodes for t in node.outputs if t in static and node.op.fresh)
+    peak = live
+    for i, node in enumerate(graph.nodes):
+        if set(node.outputs) <= static:
+            continue
+        ins = [bound(t) for t in node.inputs if t is not None]
+        outs = [bound(t) for t in node.outputs]
+        made = sum(nbytes(t) for t in outs)
+        op = node.op.bind(binding) if binding else node.op
+        peak = max(peak, live + made + op.scratch_bytes(ins, outs))
+        live += made
+        dead = {t for t in node.inputs if t is not None and last_use[t] == i and t not in keep and t not in static}
+        dead |= {t for t in node.outputs if t not in last_use and t not in keep}
+        live -= sum(nbytes(bound(t)) for t in dead if t not in graph.params)
+    return peak
+
+
+def run_plan(plan: Plan, inputs: dict[str, np.ndarray], timings: list | None = None) -> dict[str, np.ndarray]:
+    """The plan's outputs for these inputs; with `timings`, each step's seconds are appended to it."""
+    clock = time.perf_counter if timings is not None else None
     buffers: list = [None] * plan.size
-    for name, slot in plan.slots.items():
-        buffers[slot] = values[name]
+    for slot, value in plan.constants:
+        buffers[slot] = value
+    for name, slot in plan.inputs.items():
+        buffers[slot] = inputs[name]
     for step in plan.steps:
+        if clock:
+            started = clock()
         args = [buffers[s] if s is not None else None for s in step.inputs]
         while args and args[-1] is None:
             args.pop()
-        result = step.kernel(*args)
+        if step.inplace is None:
+            result = step.kernel(*args)
+        else:
+            result = step.kernel(*args, out=args[step.inplace])
         if len(step.outputs) == 1:
             buffers[step.outputs[0]] = result
         else:
@@ -109,6 +220,8 @@ def run_plan(plan: Plan, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
                 buffers[s] = r
         for s in step.free:
             buffers[s] = None
+        if clock:
+            timings.append(clock() - started)
     return {name: np.asarray(buffers[s]) for name, s in plan.outputs.items()}
 
 

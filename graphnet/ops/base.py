@@ -71,6 +71,10 @@ class Op(BaseModel):
     inputs: ClassVar[tuple[str, ...]] = ("x",)    # 'name?' optional, '*name' variadic
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     examples: ClassVar[tuple[Example, ...]] = ()
+    # For the NumPy plan: `fresh` ops return new arrays, never a view of an input; `inplace` lists the
+    # inputs that compute(..., out=that input) may overwrite with the result when shapes agree.
+    fresh: ClassVar[bool] = False
+    inplace: ClassVar[tuple[int, ...]] = ()
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -87,6 +91,11 @@ class Op(BaseModel):
     def macs(self, ins: list[TensorType], outs: list[TensorType]) -> Dim:
         """Multiply-accumulates: counted for matmul and convolution only (see docs/spec.md)."""
         return Dim(0)
+
+    def scratch_bytes(self, ins: list[TensorType], outs: list[TensorType]) -> int:
+        """Temporary memory the NumPy kernel may hold beyond its outputs, for these concrete types:
+        by default one array the size of the outputs (most kernels make one intermediate)."""
+        return sum(nbytes(t) for t in outs)
 
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""
@@ -165,6 +174,22 @@ def const_int(d: Dim, what: str) -> int:
     if not d.is_const():
         raise ShapeError(f"{what} must be a known number, got the free dim {d}")
     return d.value
+
+
+ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def nbytes(t: TensorType) -> int:
+    """The bytes of a tensor whose dims are all known."""
+    return int(np.prod([int(d) for d in t.shape], dtype=np.int64).item() if t.shape else 1) * ITEMSIZE[t.dtype]
+
+
+def format_bytes(n: int) -> str:
+    """Bytes in binary units: '3.1 MiB'."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 ONNX_DTYPES = {

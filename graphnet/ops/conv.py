@@ -8,7 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
+from .base import (ITEMSIZE, Example, In, Op, ShapeError, TensorType, as_list, const_int, nbytes, require_float,
+                   same_dtype)
 
 Pads = int | list[int] | Literal["same", "valid"]
 
@@ -85,6 +86,7 @@ class Conv(Op):
     """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
 
     name = "conv"
+    fresh = True
     onnx = "Conv"
     inputs = ("x", "w", "b?")
     strides: int | list[int] = 1
@@ -131,19 +133,23 @@ class Conv(Op):
         pads = resolve_pads(self.pads, n)
         out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
                for i in range(n)]
-        padded = np.pad(x, [(0, 0), (0, 0)] + pad_amounts(x.shape, kernel, strides, dilations, pads, out))
-        cols = windows(padded, kernel, strides, dilations, out)          # [N, C, *out, *k]
+        amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
         g = self.groups
         batch, channels = x.shape[:2]
-        cols = cols.reshape((batch, g, channels // g) + cols.shape[2:])  # copies once, im2col
-        wg = w.reshape((g, w.shape[0] // g) + w.shape[1:])
-        letters = "hijkl"[:n]
-        taps = "pqrst"[:n]
-        y = np.einsum(f"ngc{letters}{taps},gmc{taps}->ngm{letters}", cols, wg, optimize=True)
-        y = y.reshape((batch, w.shape[0]) + tuple(out))
+        taps = int(np.prod(kernel))
+        if taps == 1 and strides == [1] * n and not any(a or e for a, e in amounts):
+            cols = x.reshape(batch, g, channels // g, -1)                # 1x1: the input is the matrix
+        else:
+            padded = np.pad(x, [(0, 0), (0, 0)] + amounts) if any(a or e for a, e in amounts) else x
+            view = windows(padded, kernel, strides, dilations, out)      # [N, C, *out, *k]
+            # im2col: [N, groups, C/groups * taps, positions], one copy, then one GEMM per group
+            order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
+            cols = view.transpose(order).reshape(batch, g, channels // g * taps, -1)
+        wg = w.reshape(g, w.shape[0] // g, -1)
+        y = np.matmul(wg, cols).reshape((batch, w.shape[0]) + tuple(out))
         if b is not None:
-            y = y + b.reshape((1, -1) + (1,) * n)
-        return y.astype(x.dtype, copy=False)
+            y += b.reshape((1, -1) + (1,) * n)
+        return y
 
     def to_onnx(self, b, x, w, bias=None):
         n, kernel, strides, dilations, pads = self.geometry(b.type_of(x), b.type_of(w))
@@ -157,3 +163,10 @@ class Conv(Op):
     def macs(self, ins, outs) -> Dim:
         w = ins[1]
         return dim_prod(outs[0].shape) * dim_prod(w.shape[1:])
+
+    def scratch_bytes(self, ins, outs) -> int:
+        # the padded input and the im2col matrix: every output position times C/groups * taps
+        x, w = ins[0], ins[1]
+        cols = int(outs[0].shape[0]) * int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
+            int(np.prod([int(d) for d in outs[0].shape[2:]]))
+        return nbytes(x) + cols * ITEMSIZE[x.dtype]

@@ -10,12 +10,19 @@ import numpy as np
 from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
 
 
+class Elementwise(Op):
+    """Applied per element (inputs broadcast as in NumPy): the output at an index reads only the
+    inputs at that index, which lets rewrites batch such ops over a new leading axis."""
+
+
 def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
-            extra: tuple[Example, ...] = ()) -> type[Op]:
-    class Binary(Op):
+            extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+    class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
         inputs = ("a", "b")
+        fresh = True
+        inplace = (0, 1) if isinstance(kernel, np.ufunc) else ()
         examples = (
             Example((In((2, 3, 4)), In((3, 1)))),
             Example((In((5,)), In((4, 1, 5)))),
@@ -27,8 +34,8 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
                 raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
             return TensorType(dtype, broadcast(a.shape, b.shape))
 
-        def compute(self, a, b):
-            return kernel(a, b)
+        def compute(self, a, b, out=None):
+            return kernel(a, b) if out is None else kernel(a, b, out=out)
 
         def to_onnx(self, b, x, y):
             return b.node(onnx_type, [x, y])
@@ -52,7 +59,7 @@ Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, wit
 Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
 
-class Pow(Op):
+class Pow(Elementwise):
     """a ** b, a float base; b broadcasts."""
 
     name = "pow"
@@ -72,10 +79,16 @@ class Pow(Op):
 
 
 def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float = -3.0, high: float = 3.0,
-           floats_only: bool = True, extra: tuple[Example, ...] = ()) -> type[Op]:
-    class Unary(Op):
+           writes_out: bool | None = None,
+           floats_only: bool = True, extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+    if writes_out is None:     # whether kernel(x, out=...) writes its result there
+        writes_out = isinstance(kernel, np.ufunc)
+
+    class Unary(Elementwise):
         name = op_name
         onnx = onnx_type
+        fresh = True
+        inplace = (0,) if writes_out else ()
         examples = (Example((In((2, 3, 5), low=low, high=high),)),) + tuple(extra)
 
         def infer(self, x: TensorType) -> TensorType:
@@ -85,8 +98,8 @@ def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float 
                 raise ShapeError(f"{op_name} needs numbers, got {x}")
             return x
 
-        def compute(self, x):
-            return kernel(x)
+        def compute(self, x, out=None):
+            return kernel(x) if out is None else kernel(x, out=out)
 
         def to_onnx(self, b, x):
             return b.node(onnx_type, [x])
@@ -108,7 +121,11 @@ Log = _unary("log", "Log", np.log, "The natural logarithm.", low=0.05, high=5.0)
 Sqrt = _unary("sqrt", "Sqrt", np.sqrt, "The square root.", low=0.0, high=5.0)
 Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.")
 Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).")
-Relu = _unary("relu", "Relu", lambda x: np.maximum(x, 0).astype(x.dtype), "max(x, 0).")
+def _relu(x, out=None):
+    return np.maximum(x, x.dtype.type(0), out=out)
+
+
+Relu = _unary("relu", "Relu", _relu, "max(x, 0).", writes_out=True)
 Abs = _unary("abs", "Abs", np.abs, "|x|.", floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
 Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, "1 / x.", low=0.25, high=4.0,
                     extra=(Example((In((4, 3), low=-4.0, high=-0.25),)),))
@@ -122,7 +139,7 @@ HardSwish = _unary("hard_swish", "HardSwish",
                    low=-5.0, high=5.0)
 
 
-class Clip(Op):
+class Clip(Elementwise):
     """Clamp to [min, max]; relu6 is clip with min 0, max 6."""
 
     name = "clip"
@@ -138,8 +155,13 @@ class Clip(Op):
             raise ShapeError(f"min {self.min} is greater than max {self.max}")
         return x
 
-    def compute(self, x):
-        return np.clip(x, self.min, self.max).astype(x.dtype)
+    fresh = True
+    inplace = (0,)
+
+    def compute(self, x, out=None):
+        lo = None if self.min is None else x.dtype.type(self.min)
+        hi = None if self.max is None else x.dtype.type(self.max)
+        return np.clip(x, lo, hi, out=out)
 
     def to_onnx(self, b, x):
         lo = b.scalar(self.min, b.dtype_of(x)) if self.min is not None else ""
@@ -147,7 +169,7 @@ class Clip(Op):
         return b.node("Clip", [x, lo, hi])
 
 
-class LeakyRelu(Op):
+class LeakyRelu(Elementwise):
     """x where x >= 0, else alpha * x."""
 
     name = "leaky_relu"
@@ -179,7 +201,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.where(x64 >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
 
 
-class Gelu(Op):
+class Gelu(Elementwise):
     """x * Phi(x), exactly with erf (`approximate: none`) or with the tanh approximation."""
 
     name = "gelu"
@@ -213,7 +235,7 @@ class Gelu(Op):
         return b.node("Mul", [b.node("Mul", [x, half]), b.node("Add", [core, one])])
 
 
-class Dropout(Op):
+class Dropout(Elementwise):
     """Inference semantics: the identity. The ratio is kept for training back ends."""
 
     name = "dropout"
@@ -233,10 +255,11 @@ class Dropout(Op):
         return b.node("Identity", [x])
 
 
-class Where(Op):
+class Where(Elementwise):
     """a where cond is true, else b, all three broadcast together."""
 
     name = "where"
+    fresh = True
     onnx = "Where"
     inputs = ("cond", "a", "b")
     examples = (Example((In((3, 1), "bool"), In((3, 4)), In((4,)))),)
@@ -256,7 +279,7 @@ class Where(Op):
 Erf = _unary("erf", "Erf", erf, "The error function.")
 
 
-class Elu(Op):
+class Elu(Elementwise):
     """x where x > 0, else alpha * (exp(x) - 1)."""
 
     name = "elu"
@@ -276,7 +299,7 @@ class Elu(Op):
         return b.node("Elu", [x], alpha=float(self.alpha))
 
 
-class HardSigmoid(Op):
+class HardSigmoid(Elementwise):
     """max(0, min(1, alpha * x + beta)), with ONNX's defaults alpha 0.2, beta 0.5. PyTorch's
     hardsigmoid (relu6(x + 3) / 6) is alpha 1/6, beta 0.5: write `alpha: 0.16666666666666666`
     when porting a PyTorch model."""
@@ -301,7 +324,7 @@ class HardSigmoid(Op):
         return b.node("HardSigmoid", [x], alpha=float(self.alpha), beta=float(self.beta))
 
 
-class Silu(Op):
+class Silu(Elementwise):
     """x * sigmoid(x), also called swish; lowered as Mul(x, Sigmoid(x)) (ONNX has no Silu)."""
 
     name = "silu"
@@ -319,7 +342,7 @@ class Silu(Op):
         return b.node("Mul", [x, b.node("Sigmoid", [x])])
 
 
-class Identity(Op):
+class Identity(Elementwise):
     """y = x."""
 
     name = "identity"
@@ -336,7 +359,7 @@ class Identity(Op):
         return b.node("Identity", [x])
 
 
-class Cast(Op):
+class Cast(Elementwise):
     """Convert to dtype `to` with ONNX Cast semantics: floats to integers truncate toward zero,
     numbers to bool are `!= 0`. Out-of-range conversions are undefined, as in ONNX."""
 
@@ -361,8 +384,8 @@ class Cast(Op):
         return b.node("Cast", [x], to=b.onnx_dtype(self.to))
 
 
-def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra: tuple[Example, ...]) -> type[Op]:
-    class Compare(Op):
+def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra: tuple[Example, ...]) -> type[Elementwise]:
+    class Compare(Elementwise):
         name = op_name
         onnx = onnx_type
         inputs = ("a", "b")

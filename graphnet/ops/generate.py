@@ -28,6 +28,7 @@ class Constant(Op):
     """A literal tensor (`value`, nested lists) or a scalar `value` filled into `shape`."""
 
     name = "constant"
+    fresh = True
     onnx = "Constant / ConstantOfShape"
     inputs = ()
     value: Number | list
@@ -63,6 +64,7 @@ class Range(Op):
     """start, start + delta, ... up to (not including) limit; ints may be free dims (positions 0..T)."""
 
     name = "range"
+    fresh = True
     onnx = "Range"
     inputs = ()
     start: DimValue | float = 0

@@ -12,6 +12,7 @@ class Matmul(Op):
     """The matrix product with NumPy batch broadcasting; a 1-D operand is a vector."""
 
     name = "matmul"
+    fresh = True
     onnx = "MatMul"
     inputs = ("a", "b")
     examples = (

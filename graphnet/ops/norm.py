@@ -11,6 +11,7 @@ class BatchNorm(Op):
     """y = (x - mean) / sqrt(var + epsilon) * scale + bias, per channel (axis 1)."""
 
     name = "batch_norm"
+    fresh = True
     onnx = "BatchNormalization"
     inputs = ("x", "scale", "bias", "mean", "var")
     epsilon: float = 1e-5
@@ -40,6 +41,7 @@ class LayerNorm(Op):
     """Normalize over the axes from `axis` to the last; scale and bias have those axes' shape."""
 
     name = "layer_norm"
+    fresh = True
     onnx = "LayerNormalization"
     inputs = ("x", "scale", "bias?")
     axis: int = -1

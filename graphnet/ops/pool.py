@@ -47,6 +47,16 @@ class _Pool(Op):
         padded = np.pad(x, [(0, 0), (0, 0)] + amounts, constant_values=fill)
         return windows(padded, kernel, strides, dilations, out), (n, kernel, strides, dilations, pads, out, amounts)
 
+    @staticmethod
+    def _fold_taps(view: np.ndarray, n: int, ufunc) -> np.ndarray:
+        """ufunc.reduce over the last n (kernel) axes of a window view, one kernel tap at a time:
+        each step is a vectorised pass over the output, where reducing strided axes directly is not."""
+        taps = np.ndindex(*view.shape[-n:])
+        out = np.array(view[(Ellipsis, *next(taps))])
+        for tap in taps:
+            ufunc(out, view[(Ellipsis, *tap)], out=out)
+        return out
+
     def _onnx_attrs(self, rank: int) -> dict:
         n, kernel, strides, dilations, pads = self.geometry(rank)
         attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode))
@@ -63,6 +73,7 @@ class MaxPool(_Pool):
     """The maximum over each window; strides default to the kernel (as in PyTorch)."""
 
     name = "max_pool"
+    fresh = True
     onnx = "MaxPool"
     examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
                 Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
@@ -71,7 +82,7 @@ class MaxPool(_Pool):
 
     def compute(self, x):
         cols, geometry = self._windows(x, -np.inf)
-        return cols.max(axis=tuple(range(-geometry[0], 0)))
+        return self._fold_taps(cols, geometry[0], np.maximum)
 
     def to_onnx(self, b, x):
         return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
@@ -81,6 +92,7 @@ class AvgPool(_Pool):
     """Mean over each window; padded cells are left out of the count unless count_include_pad."""
 
     name = "avg_pool"
+    fresh = True
     onnx = "AveragePool"
     count_include_pad: bool = False
     examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
@@ -95,7 +107,6 @@ class AvgPool(_Pool):
 
     def compute(self, x):
         cols, (n, kernel, strides, dilations, pads, out, amounts) = self._windows(x, 0.0)
-        axes = tuple(range(-n, 0))
         # Which padded cells count: the input, plus the declared padding if count_include_pad;
         # never the cells past it that ceil_mode adds.
         counted = np.zeros((1, 1) + tuple(s + a + e for s, (a, e) in zip(x.shape[2:], amounts)), x.dtype)
@@ -106,8 +117,10 @@ class AvgPool(_Pool):
             region.append(slice(0, begin + size + declared_end) if self.count_include_pad
                           else slice(begin, begin + size))
         counted[tuple(region)] = 1
-        counts = windows(counted, kernel, strides, dilations, out).sum(axis=axes)
-        return (cols.sum(axis=axes) / counts).astype(x.dtype)
+        counts = self._fold_taps(windows(counted, kernel, strides, dilations, out), n, np.add)
+        total = self._fold_taps(cols, n, np.add)
+        total /= counts
+        return total
 
     def to_onnx(self, b, x):
         attrs = self._onnx_attrs(b.type_of(x).rank)
@@ -115,6 +128,8 @@ class AvgPool(_Pool):
 
 
 class _GlobalPool(Op):
+    fresh = True
+
     def infer(self, x: TensorType) -> TensorType:
         require_float(x)
         if x.rank < 3:

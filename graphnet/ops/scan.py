@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..dims import Dim
-from .base import Op, ShapeError, TensorType, axis_index
+from .base import Op, ShapeError, TensorType, axis_index, nbytes
 
 
 class Scan(Op):
@@ -31,6 +31,7 @@ class Scan(Op):
     axis: int = 1
     reverse: bool = False
     binding: dict[str, int] = {}
+    optimize: bool = False               # rewrite the body too (set by backends/rewrites.py)
 
     def output_names(self) -> tuple[str, ...]:
         return self.carried + self.stacked
@@ -69,13 +70,13 @@ class Scan(Op):
         names = self.body_inputs()
         state = list(xs[:nc])
         sequences = xs[nc:nc + ns]
-        params = dict(zip(self.params, xs[nc + ns:]))
-        plan = compile_plan(self.body, self.binding)
+        plan = compile_plan(self.body, self.binding, dict(zip(self.params, xs[nc + ns:])), self.optimize)
         length = sequences[0].shape[self.axis]
         steps: dict[str, list] = {n: [None] * length for n in self.stacked}
+        leads = [(slice(None),) * (self.axis % s.ndim) for s in sequences]
         for t in (range(length - 1, -1, -1) if self.reverse else range(length)):
-            slices = [np.take(s, t, axis=self.axis) for s in sequences]
-            out = run_plan(plan, {**params, **dict(zip(names, state + slices))})
+            slices = [s[lead + (t,)] for s, lead in zip(sequences, leads)]
+            out = run_plan(plan, dict(zip(names, state + slices)))
             state = [out[n] for n in self.carried]
             for n in self.stacked:
                 steps[n][t] = out[n]
@@ -96,6 +97,11 @@ class Scan(Op):
                       scan_input_directions=[int(self.reverse)] * ns,
                       scan_output_directions=[int(self.reverse)] * no)
         return (outs,) if isinstance(outs, str) else tuple(outs)
+
+    def scratch_bytes(self, ins, outs) -> int:
+        # one step's peak, plus the per-step outputs held until they are stacked (the outputs' size)
+        from ..backends.numpy_backend import peak_bytes
+        return peak_bytes(self.body, self.binding) + sum(nbytes(t) for t in outs)
 
     def macs(self, ins, outs) -> Dim:
         seq = ins[len(self.carried)]

@@ -107,6 +107,7 @@ class Concat(Op):
     """Join the inputs along `axis`; every other dim must be equal."""
 
     name = "concat"
+    fresh = True
     onnx = "Concat"
     inputs = ("*xs",)
     axis: int
@@ -181,8 +182,13 @@ class Split(Op):
         return tuple(outs)
 
     def compute(self, x):
-        sizes = [int(s) for s in self.parts(Dim(x.shape[self.axis]))]
-        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=self.axis))
+        if self.sizes is not None:
+            sizes = [int(s) for s in self.sizes]      # bound: plain numbers
+        else:
+            sizes = [x.shape[self.axis] // self.num] * self.num
+        lead = (slice(None),) * (self.axis % x.ndim)
+        ends = np.cumsum(sizes).tolist()
+        return tuple(x[lead + (slice(end - size, end),)] for size, end in zip(sizes, ends))
 
     def to_onnx(self, b, x):
         sizes = self.parts(b.type_of(x).shape[self.axis % b.type_of(x).rank])
@@ -265,6 +271,7 @@ class Gather(Op):
     """Take `indices` along `axis` (ONNX Gather): an embedding lookup on axis 0."""
 
     name = "gather"
+    fresh = True
     onnx = "Gather"
     inputs = ("data", "indices")
     axis: int = 0

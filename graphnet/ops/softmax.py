@@ -24,6 +24,7 @@ class Softmax(_AlongAxis):
     """exp(x) / sum(exp(x)) along `axis`, computed stably."""
 
     name = "softmax"
+    fresh = True
     onnx = "Softmax"
 
     def compute(self, x):
@@ -35,6 +36,7 @@ class LogSoftmax(_AlongAxis):
     """log(softmax(x)) along `axis`, computed stably."""
 
     name = "log_softmax"
+    fresh = True
     onnx = "LogSoftmax"
 
     def compute(self, x):

@@ -1,12 +1,15 @@
-"""The NumPy plan: dims bound from inputs and checked, buffers freed after their last reader."""
+"""The NumPy plan: dims bound from inputs and checked, buffers freed after their last reader, a plan
+per binding in a session."""
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.backends.numpy_backend import bind_dims, compile_plan
+from graphnet.backends import rewrites
+from graphnet.backends.numpy_backend import bind_dims, compile_plan, peak_bytes
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -28,9 +31,10 @@ def test_wrong_input_dtype_and_shape_are_spec_errors():
         net.run({"x": np.zeros((2, 783), np.float32)})
 
 
-def test_intermediates_are_freed_at_last_use():
+@pytest.mark.parametrize("optimize", [True, False])
+def test_intermediates_are_freed_at_last_use(optimize):
     net = gn.load(SPECS / "resnet18.yaml")
-    plan = compile_plan(net.graph, {"B": 1})
+    plan = compile_plan(net.graph, {"B": 1}, net.init_weights(0), optimize)
     freed = [s for step in plan.steps for s in step.free]
     assert len(freed) == len(set(freed))                  # each slot freed once
     produced = {s for step in plan.steps for s in step.outputs}
@@ -41,8 +45,33 @@ def test_intermediates_are_freed_at_last_use():
 
 def test_plans_are_cached_per_binding():
     net = gn.load(SPECS / "mlp.yaml")
-    w = net.init_weights(0)
-    net.run(net.random_inputs({"B": 2}), w)
-    net.run(net.random_inputs({"B": 2}, seed=1), w)
-    net.run(net.random_inputs({"B": 5}), w)
-    assert len(net._plans) == 2
+    session = net.session(net.init_weights(0))
+    session.run(net.random_inputs({"B": 2}))
+    session.run(net.random_inputs({"B": 2}, seed=1))
+    session.run(net.random_inputs({"B": 5}))
+    assert len(session._plans) == 2
+
+
+@pytest.mark.parametrize("name, dims", [("mlp", {"B": 64}), ("resnet18", {"B": 2, "H": 64, "W": 64}),
+                                        ("mobilenet_v2", {"B": 1, "H": 64, "W": 64}),
+                                        ("transformer_encoder", {"B": 2, "T": 32}), ("lstm", {"B": 4, "T": 16})])
+@pytest.mark.parametrize("optimize", [True, False])
+def test_peak_estimate_bounds_what_numpy_allocates(name, dims, optimize):
+    # tracemalloc sees NumPy's allocations. The estimate comes from types alone, so it is close, not
+    # exact: not far below them (a run it lets through fits), nor far above (it refuses no run that fits)
+    free = {k: v for k, v in dims.items() if k in ("B", "T")}
+    net = gn.load(SPECS / f"{name}.yaml", {k: v for k, v in dims.items() if k not in free})
+    session = net.session(net.init_weights(0), optimize=optimize)
+    inputs = net.random_inputs(free)
+    session.run(inputs)           # the plan, and its derived constants, are made once
+    tracemalloc.start()
+    try:
+        session.run(inputs)
+        measured = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    inputs_bytes = sum(a.nbytes for a in inputs.values())
+    graph = rewrites.hoist_from_scans(net.graph) if optimize else net.graph
+    estimate = peak_bytes(graph, free)
+    assert measured + inputs_bytes <= 1.25 * estimate      # the inputs existed before the run
+    assert estimate <= 3 * (measured + inputs_bytes)

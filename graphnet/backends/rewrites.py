@@ -1,0 +1,201 @@
+"""Plan-time rewrites of the Graph IR for the NumPy back end.
+
+Each rewrite takes a graph with its dims bound and `values`, the arrays known before any input
+arrives (the weights, then what earlier rewrites derived), and returns an equivalent graph; a
+derived array is added to `values` and declared as a non-trainable param of the new graph. They
+change how the NumPy back end computes, never what: tests/backends/test_rewrites.py runs every
+spec with and without them. `Network.session(optimize=False)` (`graphnet run --no-optimize`) skips
+them. The ONNX export does not use them: onnxruntime makes its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..graph import Graph, Node, Param
+from ..ops import TensorType
+from ..ops.base import axis_index
+from ..ops.elementwise import Elementwise
+from ..ops.linalg import Matmul
+from ..ops.conv import Conv
+from ..ops.norm import BatchNorm
+from ..ops.scan import Scan
+
+
+def optimize(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray]) -> Graph:
+    graph = hoist_from_scans(graph)
+    graph = fold_static(graph, binding, values)
+    return fold_batch_norm(graph, values)
+
+
+def _derived(node: Node, name: str, value: np.ndarray) -> Param:
+    return Param(name, TensorType(str(value.dtype), value.shape), init=None, trainable=False, loc=node.trace[0].loc)
+
+
+def _rebuilt(graph: Graph, nodes: list[Node], new_params: dict[str, Param], types: dict) -> Graph:
+    """The graph with these nodes, its params plus the new ones, less those no node reads."""
+    read = {t for node in nodes for t in node.inputs}
+    params = {k: p for k, p in {**graph.params, **new_params}.items() if k in read}
+    return dataclasses.replace(graph, nodes=nodes, params=params, types=types)
+
+
+def fold_static(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray]) -> Graph:
+    """Compute once the nodes that read only params and constants (a weight's transpose, a mask,
+    a zero initial state): they give the same arrays for every input."""
+    known = set(graph.params)
+    nodes, new_params, types = [], {}, dict(graph.types)
+    for node in graph.nodes:
+        if not all(t is None or t in known for t in node.inputs) or set(node.outputs) & set(graph.outputs.values()):
+            nodes.append(node)
+            continue
+        op = node.op.bind(binding) if binding else node.op
+        args = [values[t] if t is not None else None for t in node.inputs]
+        while args and args[-1] is None:
+            args.pop()
+        result = op.compute(*args)
+        results = (result,) if len(node.outputs) == 1 else tuple(result)
+        for name, value in zip(node.outputs, results):
+            value = np.asarray(value)
+            values[name] = value
+            new_params[name] = _derived(node, name, value)
+            types[name] = new_params[name].type
+            known.add(name)
+    return _rebuilt(graph, nodes, new_params, types)
+
+
+def fold_batch_norm(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
+    """conv then batch_norm with known statistics is one conv with scaled weights and a shifted bias:
+    w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel."""
+    readers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            if t is not None:
+                readers.setdefault(t, []).append(node)
+    producers = graph.producers
+    outputs = set(graph.outputs.values())
+    replaced: dict[str, Node | None] = {}       # node name -> its replacement (None: dropped)
+    new_params: dict[str, Param] = {}
+    types = dict(graph.types)
+    for bn in graph.nodes:
+        if not isinstance(bn.op, BatchNorm) or not all(t in values for t in bn.inputs[1:]):
+            continue
+        conv = producers.get(bn.inputs[0])
+        if (conv is None or not isinstance(conv.op, Conv) or conv.outputs[0] in outputs
+                or len(readers[conv.outputs[0]]) != 1 or any(t not in values for t in conv.inputs[1:] if t)):
+            continue
+        gamma, beta, mean, var = (values[t].astype(np.float64) for t in bn.inputs[1:])
+        w = values[conv.inputs[1]]
+        b = values[conv.inputs[2]].astype(np.float64) if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
+        s = gamma / np.sqrt(var + bn.op.epsilon)
+        folded_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        folded_b = ((b - mean) * s + beta).astype(w.dtype)
+        names = (f"{bn.name}#folded_weight", f"{bn.name}#folded_bias")
+        for name, value in zip(names, (folded_w, folded_b)):
+            values[name] = value
+            new_params[name] = _derived(bn, name, value)
+            types[name] = new_params[name].type
+        replaced[conv.name] = None
+        replaced[bn.name] = dataclasses.replace(conv, inputs=(conv.inputs[0],) + names, outputs=bn.outputs)
+    if not replaced:
+        return graph
+    nodes = [replaced.get(n.name, n) for n in graph.nodes]
+    return _rebuilt(graph, [n for n in nodes if n is not None], new_params, types)
+
+
+def hoist_from_scans(graph: Graph) -> Graph:
+    """Work in a scan's body that does not depend on the carried state (a recurrent cell's input
+    projection x_t W^T + b) is done once over the whole sequence before the loop: one large GEMM
+    instead of one small one per step. The hoisted tensors enter the scan as extra sequences. The
+    body left behind is marked to be optimized too, when its plan is made."""
+    if not any(isinstance(node.op, Scan) for node in graph.nodes):
+        return graph
+    nodes, types = [], dict(graph.types)
+    for node in graph.nodes:
+        if isinstance(node.op, Scan):
+            hoisted, node = _hoist(graph, node, types)
+            nodes += hoisted
+            node = dataclasses.replace(node, op=node.op.model_copy(update={"optimize": True}))
+        nodes.append(node)
+    return dataclasses.replace(graph, nodes=nodes, types=types)
+
+
+def _hoist(graph: Graph, scan: Node, types: dict[str, TensorType]) -> tuple[list[Node], Node]:
+    """The nodes to run before the scan, and the scan left; the hoisted tensors' types go to `types`."""
+    op: Scan = scan.op
+    body = op.body
+    names = op.body_inputs()
+    nc, ns = len(op.carried), len(op.sequences)
+    outer = dict(zip(names + list(op.params), scan.inputs))     # body tensor -> outer tensor
+    sequences = set(names[nc:nc + ns])
+    invariant = set(op.params)
+    moved: list[Node] = []
+    for node in body.nodes:
+        if all(t is None or t in invariant for t in node.inputs):
+            invariant.update(node.outputs)
+        elif _batchable(body, node, sequences, invariant, op.axis):
+            sequences.update(node.outputs)
+            moved.append(node)
+    if not moved:
+        return [], scan
+    moved_names = {n.name for n in moved}
+    kept, wanted = [], set(body.outputs.values())
+    for node in reversed(body.nodes):     # what the step still computes, less what nothing reads now
+        if node.name not in moved_names and set(node.outputs) & wanted:
+            kept.insert(0, node)
+            wanted.update(t for t in node.inputs if t is not None)
+    new_sequences = [t for n in moved for t in n.outputs if t in wanted]
+    needed = {t for n in moved for t in n.inputs if t is not None}
+    chosen = set(moved_names)
+    for node in reversed(body.nodes):    # the invariant nodes the moved ones read, however indirectly
+        if node.name not in chosen and set(node.outputs) & needed:
+            chosen.add(node.name)
+            needed.update(t for t in node.inputs if t is not None)
+
+    def rename(t: str | None) -> str | None:
+        return None if t is None else outer.get(t, f"{scan.name}#{t}")
+
+    hoisted = []
+    for node in body.nodes:
+        if node.name in chosen:
+            outs = tuple(rename(t) for t in node.outputs)
+            hoisted.append(dataclasses.replace(node, name=f"{scan.name}#{node.name}",
+                                               inputs=tuple(rename(t) for t in node.inputs), outputs=outs))
+            for t, o in zip(node.outputs, outs):
+                per_step = body.types[t]
+                if node.name in moved_names:
+                    at = axis_index(op.axis, per_step.rank + 1)
+                    length = graph.types[scan.inputs[nc]].shape[axis_index(op.axis, graph.types[scan.inputs[nc]].rank)]
+                    types[o] = TensorType(per_step.dtype, per_step.shape[:at] + (length,) + per_step.shape[at:])
+                else:
+                    types[o] = per_step
+    # sequences the step no longer reads are no longer sliced (one stays: it gives the length)
+    dropped = [t for t in names[nc:nc + ns] if t not in wanted][:ns - 1 + len(new_sequences)]
+    kept_sequences = [i for i, t in enumerate(names[nc:nc + ns]) if t not in dropped]
+    inputs = {k: v for k, v in body.inputs.items() if k not in dropped}
+    inputs.update({t: body.types[t] for t in new_sequences})
+    new_body = _rebuilt(dataclasses.replace(body, inputs=inputs), kept, {}, body.types)
+    new_op = op.model_copy(update={"body": new_body, "sequences": tuple(op.sequences[i] for i in kept_sequences)
+                                   + tuple(new_sequences)})
+    new_inputs = (scan.inputs[:nc] + tuple(scan.inputs[nc + i] for i in kept_sequences)
+                  + tuple(rename(t) for t in new_sequences) + scan.inputs[nc + ns:])
+    return hoisted, dataclasses.replace(scan, op=new_op, inputs=new_inputs)
+
+
+def _batchable(body: Graph, node: Node, sequences: set[str], invariant: set[str], axis: int) -> bool:
+    """Whether applying the node to whole sequences (a time axis inserted where the scan slices)
+    gives its per-step results stacked along that axis."""
+    rank = body.types[node.outputs[0]].rank
+    at = axis_index(axis, rank + 1)
+    ins = [t for t in node.inputs if t is not None]
+    if not all(t in sequences or t in invariant for t in ins):
+        return False
+    if isinstance(node.op, Elementwise):
+        # sequence operands line up with the output; an invariant one may only cover the axes after time
+        return all(body.types[t].rank == rank if t in sequences else body.types[t].rank <= rank - at for t in ins)
+    if isinstance(node.op, Matmul) and len(ins) == 2:
+        a, b = ins
+        return (a in sequences and b in invariant and body.types[b].rank == 2
+                and axis_index(axis, body.types[a].rank + 1) <= body.types[a].rank - 1)
+    return False

@@ -1,0 +1,117 @@
+"""Plan-time rewrites change how the NumPy back end computes, never what: every spec gives the same
+outputs (within 1e-5) with and without them, and each rewrite does the transformation it names."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import graphnet as gn
+from graphnet.backends import rewrites
+from graphnet.backends.numpy_backend import compile_plan
+from tests.test_specs import ALL, NONNEGATIVE_INPUTS, RUN_DIMS, SMALL_DIMS, SPECS, _load
+
+
+def _with_batch_norm_statistics(net, weights: dict, seed: int) -> dict:
+    """Weights whose batch-norm scale, shift, mean and variance are not the identity ones init
+    gives (1, 0, 0, 1), so that folding them into convolutions is visible."""
+    rng = np.random.default_rng(seed)
+    out = dict(weights)
+    for node in net.graph.nodes:
+        if node.op.name == "batch_norm":
+            scale, shift, mean, var = node.inputs[1:]
+            for name, low, high in ((scale, 0.5, 1.5), (shift, -0.2, 0.2), (mean, -0.2, 0.2), (var, 0.5, 2.0)):
+                out[name] = rng.uniform(low, high, weights[name].shape).astype(weights[name].dtype)
+    return out
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_rewrites_change_no_output(name):
+    net = _load(name, small=name in SMALL_DIMS)
+    weights = _with_batch_norm_statistics(net, net.init_weights(seed=2), seed=3)
+    plain, optimized = net.session(weights, optimize=False), net.session(weights)
+    for dims in RUN_DIMS.get(name, [{"B": 2}]):
+        inputs = net.random_inputs(dims, seed=5)
+        for key in NONNEGATIVE_INPUTS.get(name, ()):
+            inputs[key] = np.abs(inputs[key])
+        expected = plain.run(inputs)
+        got = optimized.run(inputs)
+        for key, value in expected.items():
+            assert np.all(np.isfinite(value))
+            np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5)
+        # in-place steps never write into the caller's arrays
+        again = net.random_inputs(dims, seed=5)
+        for key, value in inputs.items():
+            if key not in NONNEGATIVE_INPUTS.get(name, ()):
+                np.testing.assert_array_equal(value, again[key])
+
+
+def _ops(graph) -> list[str]:
+    return [n.op.name for n in graph.nodes]
+
+
+def test_batch_norm_is_folded_into_every_preceding_conv():
+    net = _load("resnet18", small=True)
+    values = dict(net.init_weights(0))
+    graph = rewrites.optimize(net.graph, {"B": 1}, values)
+    assert _ops(net.graph).count("batch_norm") == 20 and "batch_norm" not in _ops(graph)
+    assert _ops(graph).count("conv") == _ops(net.graph).count("conv")
+    first_bn = next(n for n in net.graph.nodes if n.op.name == "batch_norm")
+    folded = next(n for n in graph.nodes if n.op.name == "conv")
+    assert folded.outputs == first_bn.outputs and folded.inputs[1] == f"{first_bn.name}#folded_weight"
+
+
+def test_static_nodes_are_computed_once_at_plan_time():
+    net = gn.load(SPECS / "mlp.yaml")
+    values = dict(net.init_weights(0))
+    graph = rewrites.optimize(net.graph, {"B": 4}, values)
+    assert _ops(net.graph).count("transpose") == 3 and "transpose" not in _ops(graph)
+    transposes = [n for n in net.graph.nodes if n.op.name == "transpose"]
+    for node in transposes:
+        np.testing.assert_array_equal(values[node.outputs[0]], values[node.inputs[0]].T)
+
+
+def test_input_projection_is_hoisted_out_of_the_recurrence():
+    net = gn.load(SPECS / "lstm.yaml")
+    values = dict(net.init_weights(0))
+    graph = rewrites.optimize(net.graph, {"B": 2, "T": 5}, values)
+    scans = [n for n in graph.nodes if n.op.name == "scan"]
+    body_ops = _ops(scans[0].op.body)
+    assert body_ops.count("matmul") == 1          # h W_hh^T stays; x W_ih^T runs once per layer
+    assert _ops(graph).count("matmul") == 2 and all(s.op.optimize for s in scans)
+
+
+def _spec(tmp_path, text: str):
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(text))
+    return gn.load(path)
+
+
+def test_in_place_only_into_buffers_nothing_reads_later(tmp_path):
+    # 'v' is a view of 'a' that is read after 'b' = neg(a): writing b into a's buffer would change v.
+    net = _spec(tmp_path, """
+        graphnet: 1
+        name: aliasing
+        dims: {B: ~}
+        inputs:
+          x: [B, 6]
+        nodes:
+          - {name: a, op: exp, inputs: [x]}
+          - {name: v, op: reshape, inputs: [a], attrs: {shape: [B, 2, 3]}}
+          - {name: b, op: neg, inputs: [a]}
+          - {name: c, op: exp, inputs: [b]}
+          - {name: d, op: neg, inputs: [c]}
+          - {name: bv, op: reshape, inputs: [d], attrs: {shape: [B, 2, 3]}}
+          - {name: y, op: add, inputs: [v, bv]}
+        outputs: {y: y}
+        """)
+    plan = compile_plan(net.graph, {"B": 3}, {})
+    inplace = {s.name: s.inplace for s in plan.steps}
+    assert inplace["a"] is None                     # x is the caller's array
+    assert inplace["b"] is None                     # a is still seen through v
+    assert inplace["c"] == 0 and inplace["d"] == 0  # b, then c, are read by nobody afterwards
+    x = np.linspace(-1, 1, 18, dtype=np.float32).reshape(3, 6)
+    expected = (np.exp(x) - np.exp(-np.exp(x))).reshape(3, 2, 3)
+    np.testing.assert_allclose(net.session(optimize=True).run({"x": x})["y"], expected, rtol=1e-6)
