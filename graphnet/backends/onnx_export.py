@@ -11,6 +11,7 @@ from ..dims import Dim, _Atom, as_dim
 from ..graph import Graph
 from ..ops import TensorType
 from ..ops.base import ONNX_DTYPES
+from .onnx_tidy import tidy
 
 MIN_OPSET, MAX_OPSET = 17, 21
 
@@ -190,8 +191,11 @@ def lower_graph(graph: Graph, opset: int, outputs: dict[str, str], name: str,
         for n in nodes:
             n.input[:] = [renames.get(x, x) for x in n.input]
             n.output[:] = [renames.get(x, x) for x in n.output]
+        b.types.update({new: b.types[old] for old, new in renames.items() if old in b.types})
+    tensors = {t.name: t for t in list(initializers) + list(b.initializers.values())}
+    nodes = tidy(nodes, tensors, b.types, set(outputs))
     return helper.make_graph(nodes, name, [_value_info(n, t) for n, t in graph.inputs.items()], infos,
-                             list(initializers) + list(b.initializers.values()))
+                             list(tensors.values()))
 
 
 def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> onnx.ModelProto:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import onnx
+from onnx import numpy_helper
 import pytest
 
 import graphnet as gn
@@ -34,3 +35,26 @@ def test_output_names_are_the_spec_outputs():
     assert [o.name for o in model.graph.output] == ["logits"]
     assert [i.name for i in model.graph.input] == ["image"]
     assert "conv1.weight" in {t.name for t in model.graph.initializer}
+
+
+def _op_counts(model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("mlp", {"Gemm": 3, "Relu": 2}),
+    # per layer: q, k, v and out projections, two feed-forward matmuls; the Transposes left move heads
+    ("transformer_encoder", {"MatMul": 48, "Add": 48, "Reshape": 24, "Transpose": 24, "Mul": 6, "Softmax": 6,
+                             "LayerNormalization": 12, "Relu": 6}),
+])
+def test_export_is_what_one_would_write_by_hand(name, expected):
+    net = gn.load(SPECS / f"{name}.yaml")
+    weights = net.init_weights(0)
+    model = net.to_onnx(weights)
+    assert _op_counts(model) == expected
+    # each weight stored once, transposed where the graph transposes it: no second copy
+    stored = sum(numpy_helper.to_array(t).size for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    assert stored - net.graph.param_count() < 100          # plus a few scalar constants
