@@ -195,8 +195,11 @@ def cmd_export(args) -> int:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
     net = _load(args.spec, _dims(args.dim))
     weights, checks = _weights(net, args)
-    net.export_onnx(args.output, weights, args.opset, **checks)
-    print(f"wrote {args.output} (opset {args.opset}, {net.graph.param_count():,} params)")
+    import onnx
+    model = net.export_onnx(args.output, weights, args.opset, args.external_data or None, **checks)
+    data = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    print(f"wrote {args.output}{f' and {args.output}.data' if data else ''} "
+          f"(opset {args.opset}, {net.graph.param_count():,} params)")
     return 0
 
 
@@ -251,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--external-data", action="store_true",
+                   help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz")

@@ -139,16 +139,13 @@ class Network:
         return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
 
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
-                    **checks):
-        """Write the model atomically after onnx's full checker accepts it; returns the ModelProto.
-        `checks` are to_onnx's allow_nonfinite and source."""
-        import onnx
-
-        from .files import atomic_write
+                    external_data: bool | None = None, **checks):
+        """Write the model atomically after onnx's full checker accepts it, its weights in
+        '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.save_model);
+        returns the ModelProto. `checks` are to_onnx's allow_nonfinite and source."""
+        from .backends.onnx_export import save_model
         model = self.to_onnx(weights, opset, **checks)
-        onnx.checker.check_model(model, full_check=True)
-        with atomic_write(path) as f:
-            f.write(model.SerializeToString())
+        save_model(model, path, external_data)
         return model
 
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:

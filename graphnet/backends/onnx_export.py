@@ -3,11 +3,17 @@ initializers; each op lowers itself through the OnnxBuilder handed to its `to_on
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from ..dims import Dim, _Atom, as_dim
+from ..files import atomic_write
 from ..graph import Graph
 from ..ops import TensorType
 from ..ops.base import ONNX_DTYPES
@@ -207,6 +213,42 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> on
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
     model.ir_version = min(model.ir_version, 10)
     return model
+
+
+# Protobuf cannot serialize a message of 2 GiB or more; above this many bytes of initializers (128
+# MiB left for the graph itself) the weights go to a file of their own beside the model.
+EXTERNAL_DATA_ABOVE = (1 << 31) - (1 << 27)
+
+
+def save_model(model: onnx.ModelProto, path: str | Path, external_data: bool | None = None) -> list[Path]:
+    """Write `model` to `path` once onnx's full checker accepts it; returns the files written. The
+    weights go to '<name>.data' beside it (ONNX external data) when they would pass protobuf's
+    2 GiB limit, or when `external_data` asks. Each file is written whole under a temporary name in
+    the same folder and renamed into place, so a failure never leaves a partial or clobbered file;
+    with external data the data file is renamed first, the model second. Saving with external data
+    moves the weights out of `model`."""
+    path = Path(path)
+    if external_data is None:
+        external_data = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_ABOVE
+    if not external_data:
+        onnx.checker.check_model(model, full_check=True)
+        with atomic_write(path) as f:
+            f.write(model.SerializeToString())
+        return [path]
+    data = path.with_name(path.name + ".data")
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        onnx.save_model(model, staging / path.name, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+        onnx.checker.check_model(str(staging / path.name), full_check=True)
+        for name in (data.name, path.name):
+            with open(staging / name, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(staging / data.name, data)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [path, data]
 
 
 def _trim(values: list):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 import pytest
@@ -58,3 +59,34 @@ def test_export_is_what_one_would_write_by_hand(name, expected):
     # each weight stored once, transposed where the graph transposes it: no second copy
     stored = sum(numpy_helper.to_array(t).size for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
     assert stored - net.graph.param_count() < 100          # plus a few scalar constants
+
+
+@pytest.mark.parametrize("how", ["asked", "over the limit"])
+def test_external_data_beside_the_model(tmp_path, monkeypatch, how):
+    import onnxruntime as ort
+
+    from graphnet.backends import onnx_export
+    net = gn.load(SPECS / "mlp.yaml")
+    weights = net.init_weights(3)
+    path = tmp_path / "mlp.onnx"
+    if how == "asked":
+        net.export_onnx(path, weights, external_data=True)
+    else:   # the 2 GB limit, scaled down to this model's 7 MB
+        monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_ABOVE", 1 << 20)
+        net.export_onnx(path, weights)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx", "mlp.onnx.data"]   # nothing else left
+    assert path.stat().st_size < 100_000 < (tmp_path / "mlp.onnx.data").stat().st_size
+    x = net.random_inputs({"B": 3})
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.testing.assert_allclose(got, net.run(x, weights)["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_external_data_export_leaves_no_file(tmp_path, monkeypatch):
+    from graphnet.backends import onnx_export
+
+    def broken(*args, **kwargs):
+        raise onnx.checker.ValidationError("checker says no")
+    monkeypatch.setattr(onnx_export.onnx.checker, "check_model", broken)
+    with pytest.raises(onnx.checker.ValidationError):
+        gn.load(SPECS / "mlp.yaml").export_onnx(tmp_path / "m.onnx", external_data=True)
+    assert list(tmp_path.iterdir()) == []
