@@ -112,7 +112,7 @@ class Network:
                                f"{format_bytes(need)} beyond its weights, over the memory limit of "
                                f"{format_bytes(max_memory)} (--max-memory)")
 
-    def _checked(self, weights, source: str, allow_nonfinite: bool) -> dict[str, np.ndarray]:
+    def _checked(self, weights, source: str = "<weights>", allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
         """The given weights after checking them against the params (errors name `source`), or
         those of init_weights(seed=0)."""
         if weights is None:
@@ -141,12 +141,10 @@ class Network:
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
                     external_data: bool | None = None, **checks):
         """Write the model atomically after onnx's full checker accepts it, its weights in
-        '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.save_model);
+        '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.export);
         returns the ModelProto. `checks` are to_onnx's allow_nonfinite and source."""
-        from .backends.onnx_export import save_model
-        model = self.to_onnx(weights, opset, **checks)
-        save_model(model, path, external_data)
-        return model
+        from .backends.onnx_export import export
+        return export(self.graph, self._checked(weights, **checks), path, opset, external_data)
 
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""

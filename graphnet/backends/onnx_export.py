@@ -204,10 +204,13 @@ def lower_graph(graph: Graph, opset: int, outputs: dict[str, str], name: str,
                              list(tensors.values()))
 
 
-def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> onnx.ModelProto:
+def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, external=None) -> onnx.ModelProto:
+    """The model; with `external`, (an open binary file, the name the model refers to it by),
+    params of 1 KiB or more are written to that file and the model holds ONNX external-data
+    references to them, so that it stays far below protobuf's 2 GiB limit."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
-    params = [numpy_helper.from_array(np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), p)
+    params = [_initializer(p, np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), external)
               for p in graph.params]
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
@@ -215,40 +218,57 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17) -> on
     return model
 
 
-# Protobuf cannot serialize a message of 2 GiB or more; above this many bytes of initializers (128
-# MiB left for the graph itself) the weights go to a file of their own beside the model.
+def _initializer(name: str, array: np.ndarray, external) -> onnx.TensorProto:
+    if external is None or array.nbytes < 1024:
+        return numpy_helper.from_array(array, name)
+    f, location = external
+    offset = f.tell()
+    f.write(array.tobytes())
+    tensor = onnx.TensorProto(name=name, dims=array.shape, data_type=ONNX_DTYPES[_dtype_name(array.dtype)],
+                              data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
+        tensor.external_data.add(key=key, value=value)
+    return tensor
+
+
+# Protobuf cannot serialize a message of 2 GiB or more; above this many bytes of weights (128 MiB
+# left for the graph itself) they go to a file of their own beside the model.
 EXTERNAL_DATA_ABOVE = (1 << 31) - (1 << 27)
 
 
-def save_model(model: onnx.ModelProto, path: str | Path, external_data: bool | None = None) -> list[Path]:
-    """Write `model` to `path` once onnx's full checker accepts it; returns the files written. The
-    weights go to '<name>.data' beside it (ONNX external data) when they would pass protobuf's
-    2 GiB limit, or when `external_data` asks. Each file is written whole under a temporary name in
-    the same folder and renamed into place, so a failure never leaves a partial or clobbered file;
-    with external data the data file is renamed first, the model second. Saving with external data
-    moves the weights out of `model`."""
+def export(graph: Graph, weights: dict[str, np.ndarray], path: str | Path, opset: int = 17,
+           external_data: bool | None = None) -> onnx.ModelProto:
+    """Write the model to `path` once onnx's full checker accepts it. The weights go to
+    '<name>.data' beside it (ONNX external data) when they would pass protobuf's 2 GiB limit, or
+    when `external_data` asks. Each file is written whole under a temporary name in the same folder
+    and renamed into place, so a failure never leaves a partial or clobbered file; with external
+    data the data file is renamed first, the model second."""
     path = Path(path)
     if external_data is None:
-        external_data = sum(len(t.raw_data) for t in model.graph.initializer) > EXTERNAL_DATA_ABOVE
+        external_data = sum(np.asarray(w).nbytes for w in weights.values()) > EXTERNAL_DATA_ABOVE
     if not external_data:
+        model = to_onnx(graph, weights, opset)
         onnx.checker.check_model(model, full_check=True)
         with atomic_write(path) as f:
             f.write(model.SerializeToString())
-        return [path]
+        return model
     data = path.with_name(path.name + ".data")
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        onnx.save_model(model, staging / path.name, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data.name, size_threshold=1024)
+        with open(staging / data.name, "wb") as f:
+            model = to_onnx(graph, weights, opset, external=(f, data.name))
+            f.flush()
+            os.fsync(f.fileno())
+        with open(staging / path.name, "wb") as f:
+            f.write(model.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
         onnx.checker.check_model(str(staging / path.name), full_check=True)
-        for name in (data.name, path.name):
-            with open(staging / name, "rb") as f:
-                os.fsync(f.fileno())
         os.replace(staging / data.name, data)
         os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [path, data]
+    return model
 
 
 def _trim(values: list):

@@ -37,7 +37,8 @@ def _fold_weight_transposes(nodes, initializers, keep):
     out = []
     for n in nodes:
         src = n.input[0] if n.input else ""
-        if n.op_type == "Transpose" and src in initializers and readers[src] == 1 and n.output[0] not in keep:
+        if (n.op_type == "Transpose" and src in initializers and readers[src] == 1 and n.output[0] not in keep
+                and initializers[src].data_location != onnx.TensorProto.EXTERNAL):   # those stay on disk
             perm = next((list(a.ints) for a in n.attribute if a.name == "perm"), None)
             array = np.transpose(numpy_helper.to_array(initializers.pop(src)), perm)
             initializers[n.output[0]] = numpy_helper.from_array(np.ascontiguousarray(array), n.output[0])
