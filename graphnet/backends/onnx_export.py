@@ -17,6 +17,7 @@ from ..files import atomic_write
 from ..graph import Graph
 from ..ops import TensorType
 from ..ops.base import ONNX_DTYPES
+from . import rewrites
 from .onnx_tidy import tidy
 
 MIN_OPSET, MAX_OPSET = 17, 21
@@ -210,6 +211,8 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, exter
     references to them, so that it stays far below protobuf's 2 GiB limit."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    weights = dict(weights)
+    graph = rewrites.fuse_recurrent_cells(graph, weights)    # ONNX has these cells as ops
     params = [_initializer(p, np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), external)
               for p in graph.params]
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)

@@ -5,7 +5,8 @@ arrives (the weights, then what earlier rewrites derived), and returns an equiva
 derived array is added to `values` and declared as a non-trainable param of the new graph. They
 change how the NumPy back end computes, never what: tests/backends/test_rewrites.py runs every
 spec with and without them. `Network.session(optimize=False)` (`graphnet run --no-optimize`) skips
-them. The ONNX export does not use them: onnxruntime makes its own.
+them. The ONNX export uses only fuse_recurrent_cells, since ONNX has those cells as ops; onnxruntime
+makes the other optimizations itself.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from ..ops.elementwise import Elementwise
 from ..ops.linalg import Matmul
 from ..ops.conv import Conv
 from ..ops.norm import BatchNorm
+from ..ops.recurrent import Gru, Lstm, Rnn
 from ..ops.scan import Scan
+from ..ops.shape import Squeeze, Unsqueeze
 
 
 def optimize(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray]) -> Graph:
+    graph = fuse_recurrent_cells(graph, values)
     graph = hoist_from_scans(graph)
     graph = fold_static(graph, binding, values)
     return fold_batch_norm(graph, values)
@@ -199,3 +203,88 @@ def _batchable(body: Graph, node: Node, sequences: set[str], invariant: set[str]
         return (a in sequences and b in invariant and body.types[b].rank == 2
                 and axis_index(axis, body.types[a].rank + 1) <= body.types[a].rank - 1)
     return False
+
+
+# std's recurrent cells and the fused ONNX op each one is: (op class, carried state names, the
+# order of the cell's gate blocks in ONNX's order). std follows PyTorch: LSTM i, f, g, o and GRU
+# r, z, n; ONNX wants LSTM i, o, f, c and GRU z, r, h. std's GRU applies the reset gate after the
+# recurrent matmul: ONNX's linear_before_reset.
+_CELLS = {
+    "std.rnn_cell": (Rnn, ("h",), [0], {}),
+    "std.lstm_cell": (Lstm, ("h", "c"), [0, 3, 1, 2], {}),
+    "std.gru_cell": (Gru, ("h",), [1, 0, 2], {"linear_before_reset": True}),
+}
+
+
+def fuse_recurrent_cells(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
+    """A scan of one of std's recurrent cells over [B, T, I] or [T, B, I] is the fused rnn, lstm or
+    gru op: one kernel per step here, and the LSTM/GRU/RNN op that onnxruntime runs natively when
+    exported. The cell's weights are restacked in ONNX's layout (W, R, B, gate blocks reordered)."""
+    nodes, new_params, types = [], {}, dict(graph.types)
+    for node in graph.nodes:
+        fused = _fused_cell(graph, node, values, new_params, types)
+        nodes += fused if fused is not None else [node]
+    if len(nodes) == len(graph.nodes) and not new_params:
+        return graph
+    return _rebuilt(graph, nodes, new_params, types)
+
+
+def _fused_cell(graph, scan, values, new_params, types) -> list[Node] | None:
+    op = scan.op
+    if not isinstance(op, Scan) or op.sequences != ("x",) or op.stacked != ("y",):
+        return None
+    cells = {b for n in op.body.nodes for b in n.block_path if b in _CELLS}
+    if len(cells) != 1:
+        return None
+    cell = cells.pop()
+    kind, carried, order, attrs = _CELLS[cell]
+    # the cell scanned directly: its inputs and outputs are the scan's own, in the same roles
+    direct = {k: f"{scan.name}.{k}_next" for k in carried} | {"y": f"{scan.name}.h_next"}
+    x_type = graph.types[scan.inputs[len(carried)]]
+    params = {p.rsplit(".", 1)[-1]: p for p in op.params}
+    if (op.carried != carried or op.body.outputs != direct
+            or op.body_inputs() != [f"{scan.name}/{k}" for k in carried + ("x",)]
+            or not all(cell in n.block_path for n in op.body.nodes)
+            or x_type.rank != 3 or op.axis % 3 not in (0, 1)
+            or set(params) != {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+            or any(t not in values for t in op.params)):
+        return None
+    hidden = values[params["weight_hh"]].shape[1]
+
+    def restacked(array, axis_len):
+        blocks = array.reshape((len(order), hidden) + array.shape[1:])
+        return blocks[order].reshape((1, axis_len) + array.shape[1:])
+
+    gh = len(order) * hidden
+    w = restacked(values[params["weight_ih"]], gh)
+    r = restacked(values[params["weight_hh"]], gh)
+    b = np.concatenate([restacked(values[params["bias_ih"]], gh), restacked(values[params["bias_hh"]], gh)], axis=1)
+    layout = 1 if op.axis % 3 == 1 else 0
+    fused_op = kind(hidden_size=hidden, layout=layout, direction="reverse" if op.reverse else "forward", **attrs)
+    state_axis = 1 if layout else 0
+    trace = scan.trace
+    out_nodes, state_names = [], []
+    for name, t in zip(carried, scan.inputs[:len(carried)]):
+        unsq = Unsqueeze(axes=[state_axis])
+        out = f"{scan.name}#initial_{name}"
+        types[out] = unsq.infer(graph.types[t])
+        out_nodes.append(Node(out, unsq, (t,), (out,), trace))
+        state_names.append(out)
+    weights = []
+    for key, value in (("W", w), ("R", r), ("B", b)):
+        name = f"{scan.name}#{key}"
+        values[name] = value.astype(x_type.dtype)
+        new_params[name] = _derived(scan, name, values[name])
+        types[name] = new_params[name].type
+        weights.append(name)
+    fused_outs = tuple(f"{scan.name}#{o}" for o in fused_op.outputs)
+    fused_types = fused_op.infer(x_type, *(types[n] for n in weights), *(types[s] for s in state_names))
+    types.update(zip(fused_outs, fused_types))
+    out_nodes.append(Node(f"{scan.name}#{fused_op.name}", fused_op, (scan.inputs[len(carried)], *weights, *state_names),
+                          fused_outs, trace))
+    # the scan's outputs: carried states [B, H], then y [B, T, H] (or [T, B, H])
+    results = dict(zip(op.output_names(), scan.outputs))
+    for name, source, axis in [(c, f"{scan.name}#{c}", state_axis) for c in carried] + [("y", f"{scan.name}#y", 2 if layout else 1)]:
+        sq = Squeeze(axes=[axis])
+        out_nodes.append(Node(f"{scan.name}#{name}_out", sq, (source,), (results[name],), trace))
+    return out_nodes

@@ -160,13 +160,17 @@ def same_dtype(*xs: TensorType) -> str:
     return xs[0].dtype
 
 
-def as_list(value, n: int, what: str) -> list:
-    """An int or a list of n ints (per spatial axis) as a list of n."""
+def as_list(value, n: int, what: str, positive: bool = False) -> list:
+    """An int or a list of n ints (per spatial axis) as a list of n; with `positive`, each >= 1."""
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ShapeError(f"{what} has {len(value)} values but the input has {n} spatial axes")
-        return list(value)
-    return [value] * n
+        values = list(value)
+    else:
+        values = [value] * n
+    if positive and any(v < 1 for v in values):
+        raise ShapeError(f"{what} must be positive, got {value}")
+    return values
 
 
 def const_int(d: Dim, what: str) -> int:

@@ -19,12 +19,14 @@ def resolve_pads(pads: Pads, n: int, what: str = "pads") -> list[int] | str:
     if isinstance(pads, str):
         return pads
     if isinstance(pads, int):
-        return [pads] * (2 * n)
-    if len(pads) == n:
-        return list(pads) * 2
-    if len(pads) == 2 * n:
-        return list(pads)
-    raise ShapeError(f"{what} needs 1, {n} or {2 * n} values for {n} spatial axes, got {len(pads)}")
+        pads = [pads] * (2 * n)
+    elif len(pads) == n:
+        pads = list(pads) * 2
+    elif len(pads) != 2 * n:
+        raise ShapeError(f"{what} needs 1, {n} or {2 * n} values for {n} spatial axes, got {len(pads)}")
+    if any(p < 0 for p in pads):
+        raise ShapeError(f"{what} must be non-negative, got {pads}")
+    return list(pads)
 
 
 def window_output(size: Dim, kernel: int, stride: int, dilation: int, pads, axis: int, n: int,
@@ -105,7 +107,7 @@ class Conv(Op):
         if n < 1 or w.rank != x.rank:
             raise ShapeError(f"conv needs x [N, C, *spatial] and w [M, C/groups, *kernel] of one rank, got x {x} and w {w}")
         kernel = [const_int(d, "kernel size") for d in w.shape[2:]]
-        return (n, kernel, as_list(self.strides, n, "strides"), as_list(self.dilations, n, "dilations"),
+        return (n, kernel, as_list(self.strides, n, "strides", positive=True), as_list(self.dilations, n, "dilations", positive=True),
                 resolve_pads(self.pads, n))
 
     def infer(self, x: TensorType, w: TensorType, b: TensorType | None = None) -> TensorType:
@@ -129,7 +131,7 @@ class Conv(Op):
     def compute(self, x, w, b=None):
         n = x.ndim - 2
         kernel = list(w.shape[2:])
-        strides, dilations = as_list(self.strides, n, "strides"), as_list(self.dilations, n, "dilations")
+        strides, dilations = as_list(self.strides, n, "strides", positive=True), as_list(self.dilations, n, "dilations", positive=True)
         pads = resolve_pads(self.pads, n)
         out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
                for i in range(n)]

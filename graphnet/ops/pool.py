@@ -21,9 +21,9 @@ class _Pool(Op):
         n = rank - 2
         if n < 1:
             raise ShapeError(f"pooling needs [N, C, *spatial], got rank {rank}")
-        kernel = as_list(self.kernel, n, "kernel")
-        strides = as_list(self.strides if self.strides is not None else kernel, n, "strides")
-        return n, kernel, strides, as_list(self.dilations, n, "dilations"), resolve_pads(self.pads, n)
+        kernel = as_list(self.kernel, n, "kernel", positive=True)
+        strides = as_list(self.strides if self.strides is not None else kernel, n, "strides", positive=True)
+        return n, kernel, strides, as_list(self.dilations, n, "dilations", positive=True), resolve_pads(self.pads, n)
 
     def infer(self, x: TensorType) -> TensorType:
         require_float(x)

@@ -73,14 +73,59 @@ def test_static_nodes_are_computed_once_at_plan_time():
         np.testing.assert_array_equal(values[node.outputs[0]], values[node.inputs[0]].T)
 
 
-def test_input_projection_is_hoisted_out_of_the_recurrence():
-    net = gn.load(SPECS / "lstm.yaml")
+@pytest.mark.parametrize("name, fused, scans", [("lstm", "lstm", 2), ("gru", "gru", 2), ("rnn", "rnn", 1),
+                                                 ("birnn", "rnn", 4)])
+def test_std_cells_scanned_become_the_fused_recurrent_op(name, fused, scans):
+    net = gn.load(SPECS / f"{name}.yaml")
     values = dict(net.init_weights(0))
     graph = rewrites.optimize(net.graph, {"B": 2, "T": 5}, values)
-    scans = [n for n in graph.nodes if n.op.name == "scan"]
-    body_ops = _ops(scans[0].op.body)
-    assert body_ops.count("matmul") == 1          # h W_hh^T stays; x W_ih^T runs once per layer
-    assert _ops(graph).count("matmul") == 2 and all(s.op.optimize for s in scans)
+    assert _ops(net.graph).count("scan") == scans
+    assert "scan" not in _ops(graph) and _ops(graph).count(fused) == scans
+    # and the export carries ONNX's own op, which onnxruntime runs natively (values: test_specs)
+    exported = [n.op_type for n in net.to_onnx().graph.node]
+    assert "Scan" not in exported and exported.count(fused.upper()) == scans
+
+
+def test_state_independent_work_is_hoisted_out_of_a_scan(tmp_path):
+    # a cell of one's own (not std's, so not fused): x W^T + b needs no state, so it runs once
+    path = tmp_path / "cell.yaml"
+    path.write_text(textwrap.dedent("""
+        graphnet: 1
+        name: cell
+        dims: {B: ~, T: ~}
+        blocks:
+          step:
+            inputs:
+              x: [B, 3]
+              h: [B, 4]
+            params:
+              w: {shape: [4, 3], init: {normal: {std: 0.5}}}
+              u: {shape: [4, 4], init: {normal: {std: 0.5}}}
+              b: {shape: [4], init: {normal: {std: 0.5}}}
+            nodes:
+              - {name: wt, op: transpose, inputs: [w]}
+              - {name: xw, op: matmul, inputs: [x, wt]}
+              - {name: xwb, op: add, inputs: [xw, b]}
+              - {name: hu, op: matmul, inputs: [h, u]}
+              - {name: sum, op: add, inputs: [xwb, hu]}
+              - {name: h_next, op: tanh}
+            outputs: {h: h_next, y: h_next}
+        inputs:
+          x: [B, T, 3]
+          h0: [B, 4]
+        nodes:
+          - {name: rnn, scan: step, over: [x], inputs: {x: x, h: h0}}
+        outputs: {y: rnn.y, h: rnn.h}
+        """))
+    net = gn.load(path)
+    graph = rewrites.optimize(net.graph, {"B": 2, "T": 5}, dict(net.init_weights(0)))
+    scan = next(n for n in graph.nodes if n.op.name == "scan")
+    assert _ops(scan.op.body) == ["matmul", "add", "tanh"] and scan.op.optimize
+    assert _ops(graph) == ["matmul", "add", "scan"]
+    inputs = net.random_inputs({"B": 2, "T": 5})
+    plain, optimized = net.session(optimize=False).run(inputs), net.session().run(inputs)
+    for key in plain:
+        np.testing.assert_allclose(optimized[key], plain[key], rtol=1e-6, atol=1e-6)
 
 
 def _spec(tmp_path, text: str):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from graphnet.ops import ShapeError, TensorType
-from graphnet.ops.pool import GlobalMaxPool, LpPool
+from graphnet.ops.conv import Conv
+from graphnet.ops.pool import AvgPool, GlobalMaxPool, LpPool, MaxPool
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7), (1, 2, 3, 2, 4), (2, 2, 1, 1)])
@@ -55,3 +56,20 @@ def test_lp_pool_is_the_p_norm_of_each_window():
 def test_lp_pool_refusals(attrs, message):
     with pytest.raises(ShapeError, match=message):
         LpPool(**attrs).infer(TensorType("float32", (1, 2, 8, 8)))
+
+
+@pytest.mark.parametrize("op, attrs, message", [
+    # found by the long fuzz run: `strides: false` reads as 0 and divided by zero
+    (MaxPool, {"kernel": 3, "strides": 0}, "strides must be positive, got 0"),
+    (MaxPool, {"kernel": [2, 0]}, r"kernel must be positive, got \[2, 0\]"),
+    (AvgPool, {"kernel": 2, "pads": -1}, r"pads must be non-negative, got \[-1, -1, -1, -1\]"),
+    (Conv, {"dilations": [1, 0]}, r"dilations must be positive, got \[1, 0\]"),
+    (Conv, {"strides": -2}, "strides must be positive, got -2"),
+])
+def test_window_geometry_refusals(op, attrs, message):
+    x = TensorType("float32", (1, 4, 8, 8))
+    with pytest.raises(ShapeError, match=message):
+        if op is Conv:
+            op(**attrs).infer(x, TensorType("float32", (4, 4, 3, 3)))
+        else:
+            op(**attrs).infer(x)
