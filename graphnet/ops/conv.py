@@ -84,6 +84,11 @@ def pad_amounts(shape: tuple, kernel, strides, dilations, pads, out) -> list[tup
     return result
 
 
+# im2col is made for as many images at a time as fit in this many bytes (at least one): a batch's
+# matrix at once would be as large as the activations themselves, and no faster to multiply.
+IM2COL_BYTES = 16 << 20
+
+
 class Conv(Op):
     """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
 
@@ -131,24 +136,32 @@ class Conv(Op):
     def compute(self, x, w, b=None):
         n = x.ndim - 2
         kernel = list(w.shape[2:])
-        strides, dilations = as_list(self.strides, n, "strides", positive=True), as_list(self.dilations, n, "dilations", positive=True)
+        strides = as_list(self.strides, n, "strides", positive=True)
+        dilations = as_list(self.dilations, n, "dilations", positive=True)
         pads = resolve_pads(self.pads, n)
         out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
                for i in range(n)]
         amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
+        padding = [(0, 0), (0, 0)] + amounts if any(a or e for a, e in amounts) else None
         g = self.groups
         batch, channels = x.shape[:2]
-        taps = int(np.prod(kernel))
-        if taps == 1 and strides == [1] * n and not any(a or e for a, e in amounts):
-            cols = x.reshape(batch, g, channels // g, -1)                # 1x1: the input is the matrix
-        else:
-            padded = np.pad(x, [(0, 0), (0, 0)] + amounts) if any(a or e for a, e in amounts) else x
-            view = windows(padded, kernel, strides, dilations, out)      # [N, C, *out, *k]
-            # im2col: [N, groups, C/groups * taps, positions], one copy, then one GEMM per group
-            order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
-            cols = view.transpose(order).reshape(batch, g, channels // g * taps, -1)
+        positions = int(np.prod(out))
         wg = w.reshape(g, w.shape[0] // g, -1)
-        y = np.matmul(wg, cols).reshape((batch, w.shape[0]) + tuple(out))
+        y = np.empty((batch, w.shape[0]) + tuple(out), x.dtype)
+        # a 1x1 kernel with stride 1 and no padding: the input already is the matrix
+        pointwise = wg.shape[2] == channels // g and strides == [1] * n and padding is None
+        per_image = wg.shape[0] * wg.shape[2] * positions * x.itemsize      # one image's im2col matrix
+        step = batch if pointwise else max(1, min(batch, IM2COL_BYTES // per_image))
+        for start in range(0, batch, step):
+            part = x[start:start + step]
+            if pointwise:
+                cols = part.reshape(len(part), g, channels // g, positions)
+            else:
+                view = windows(np.pad(part, padding) if padding else part, kernel, strides, dilations, out)
+                # im2col: [images, groups, C/groups * taps, positions], one copy, one GEMM per group
+                order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
+                cols = view.transpose(order).reshape(len(part), g, -1, positions)
+            np.matmul(wg, cols, out=y[start:start + step].reshape(len(part), g, wg.shape[1], positions))
         if b is not None:
             y += b.reshape((1, -1) + (1,) * n)
         return y
@@ -167,8 +180,11 @@ class Conv(Op):
         return dim_prod(outs[0].shape) * dim_prod(w.shape[1:])
 
     def scratch_bytes(self, ins, outs) -> int:
-        # the padded input and the im2col matrix: every output position times C/groups * taps
+        # the padded images and their im2col matrix (every output position times C/groups * taps
+        # for each group), for as many images at a time as compute takes
         x, w = ins[0], ins[1]
-        cols = int(outs[0].shape[0]) * int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
-            int(np.prod([int(d) for d in outs[0].shape[2:]]))
-        return nbytes(x) + cols * ITEMSIZE[x.dtype]
+        images = int(x.shape[0])
+        per_image = int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
+            int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
+        step = max(1, min(images, IM2COL_BYTES // max(per_image, 1)))
+        return (nbytes(x) // max(images, 1) + per_image) * step
