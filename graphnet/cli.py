@@ -137,7 +137,7 @@ def cmd_run(args) -> int:
         inputs = net.random_inputs(dims, seed=args.seed)
     weights, checks = _weights(net, args)
     session = net.session(weights, optimize=args.optimize, max_memory=args.max_memory, **checks)
-    arrays = net.check_inputs(inputs)
+    arrays = net.check_inputs(inputs, args.inputs)
     net.check_memory(net.binding(arrays), args.max_memory, args.optimize)   # onnxruntime's needs are alike
     if args.backend == "numpy":
         if args.device == "cuda":

@@ -24,11 +24,13 @@ from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
 from .ops import OPS, Op, ShapeError, TensorType
 from .ops.scan import Scan
+from .source import LocDict, LocList
 from .spec import ArgSpec, BlockSpec, NodeSpec, ParamSpec
 
 MAX_BLOCK_DEPTH = 32
 MAX_COPIES = 10_000
 MAX_NODES = 200_000
+MAX_COPIES_IN_ALL = 200_000    # node copies expanded, skipped ones included: repeats and calls multiply
 
 
 class _Poisoned(Exception):
@@ -87,6 +89,8 @@ class _Expander:
         self.types: dict[str, TensorType] = {}
         self.params: dict[str, Param] = {}
         self.block_stack: list[str] = []
+        self.copies_made = 0         # every copy of every node expanded so far, in every call
+        self.enclosing_copies = 1    # how many times the body being expanded is expanded in all
 
     # -- entry -----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -118,7 +122,7 @@ class _Expander:
         self.check_unused(body, "the spec")
         self.diags.raise_if_any()
         return Graph(spec.name, inputs, outputs, self.params, self.nodes, self.types, input_locs,
-                     str(self.program.path))
+                     str(self.program.path), {name: spec.loc_of("outputs", name) for name in outputs})
 
     def top_dims(self) -> dict[str, Any]:
         spec = self.spec
@@ -145,9 +149,10 @@ class _Expander:
         return scope
 
     # -- evaluation ------------------------------------------------------------------------
-    def eval_value(self, raw: Any, scope: dict, loc: Location, keep_strings: bool = True):
+    def eval_value(self, raw: Any, scope: dict, loc: Location, keep_strings: bool = True, src: Any = None):
         """Evaluate expressions inside a YAML value. A string that is not a valid expression over
-        known names stays a string (a literal such as 'same'); its problem is returned for later."""
+        known names stays a string (a literal such as 'same'); its problem is returned for later.
+        `src` is the value as read from the YAML, whose items know where each was written."""
         if isinstance(raw, str):
             try:
                 return expr.evaluate_text(raw, scope)
@@ -158,17 +163,19 @@ class _Expander:
             except expr.ExprError as e:
                 if keep_strings and not _looks_like_expression(raw):
                     return _Literal(raw, e, loc)
-                self.fail(loc.shifted(e.column), f"in expression '{raw}': {e.message}")
+                self.fail(loc.shifted(e.column), f"in expression '{_clip(raw)}': {e.message}")
             except (ZeroDivisionError, OverflowError, ValueError) as e:
-                self.fail(loc, f"in expression '{raw}': {e}")
+                self.fail(loc, f"in expression '{_clip(raw)}': {e}")
+        if isinstance(raw, int) and not isinstance(raw, bool) and not -expr.MAX_INT64 - 1 <= raw <= expr.MAX_INT64:
+            self.fail(loc, f"integer overflow: {raw} does not fit in 64 bits")
         if isinstance(raw, list):
-            return [self.eval_value(v, scope, loc, keep_strings) for v in raw]
+            return [self.eval_value(v, scope, *_item_at(src, i, loc), keep_strings) for i, v in enumerate(raw)]
         if isinstance(raw, dict):
-            return {k: self.eval_value(v, scope, loc, keep_strings) for k, v in raw.items()}
+            return {k: self.eval_value(v, scope, *_item_at(src, k, loc), keep_strings) for k, v in raw.items()}
         return raw
 
     def eval_expr(self, raw: Any, scope: dict, loc: Location, what: str):
-        return self.eval_value(raw, scope, loc, keep_strings=False)
+        return self.eval_value(raw, scope, loc, False)
 
     def eval_dim(self, raw: Any, scope: dict, loc: Location, what: str) -> int | Dim:
         value = self.eval_expr(raw, scope, loc, what)
@@ -176,6 +183,8 @@ class _Expander:
             self.fail(loc, f"{what} must be a whole number, got {_show(value)}")
         if not as_dim(value).is_positive():
             self.fail(loc, f"{what} must be positive, got {value}")
+        if any(abs(c) > expr.MAX_INT for c in as_dim(value).terms.values()):
+            self.fail(loc, f"integer overflow: {what} is {value}, beyond 2^62")
         return value
 
     def eval_shape(self, raw_shape: list, scope: dict, owner, key: str) -> tuple[Dim, ...]:
@@ -206,6 +215,13 @@ class _Expander:
                  for f in frames if f is not primary]
         self.diags.add(primary.loc, f"node '{path}' ({what}): {message}", tuple(notes))
         raise _Failed()
+
+    def stop(self, body: Body, node: NodeSpec, loc: Location, path: str, message: str):
+        """A limit on the work of expanding: reported like a node's error, then expansion stops."""
+        try:
+            self.report_node(body, loc, path, "block " + node.block if node.block else node.op or "scan", message)
+        except _Failed:
+            self.diags.raise_if_any()
 
     # -- params ----------------------------------------------------------------------------
     def declare_params(self, body: Body) -> None:
@@ -252,7 +268,8 @@ class _Expander:
             self.fail(loc, f"unknown init scheme '{kind}'{did_you_mean(kind, SCHEMES)} "
                            f"(known: {', '.join(sorted(SCHEMES))})")
         # Plain words stay strings (mode: fan_out); the scheme's own validation rejects a bad one.
-        values = {k: _strip_literals(self.eval_value(v, scope, loc))[0] for k, v in options.items()}
+        values = {k: _strip_literals(self.eval_value(v, scope, *_item_at(decl.raw_at("init", kind), k, loc)))[0]
+                  for k, v in options.items()}
         values = {k: (v.value if isinstance(v, Dim) and v.is_const() else v) for k, v in values.items()}
         try:
             init = make_init(kind, values)
@@ -341,8 +358,28 @@ class _Expander:
         if node.block is not None or node.scan is not None:
             self.find_block(body, node)
         copies = self.copies(body, node)
+        in_all = self.enclosing_copies * len(copies)
+        if in_all > MAX_COPIES_IN_ALL:
+            kind = "repeat" if node.repeat is not None else "for_each"
+            self.stop(body, node, node.loc_of(kind), body.prefix + name, f"{kind} makes {len(copies)} copies in each of "
+                      f"{self.enclosing_copies} copies of the block calls around it, {in_all} in all; "
+                      f"at most {MAX_COPIES_IN_ALL} copies of a node are made")
+        outer, self.enclosing_copies = self.enclosing_copies, in_all
+        try:
+            return self.expand_copies(body, node, name, previous, copies)
+        finally:
+            self.enclosing_copies = outer
+
+    def expand_copies(self, body: Body, node: NodeSpec, name: str, previous: str | None,
+                      copies: list[tuple[dict, dict]]) -> Result:
         result = None
         for k, (extra, item_args) in enumerate(copies):
+            self.copies_made += 1
+            if self.copies_made > MAX_COPIES_IN_ALL:
+                # Block calls multiply too: ten nodes calling a block of ten nodes calling ... even
+                # when every copy is skipped, so the work is bounded here, not by the nodes made.
+                self.stop(body, node, node.loc, body.prefix + name, f"the expansion makes more than "
+                          f"{MAX_COPIES_IN_ALL} node copies (block calls and repeats multiply)")
             scope = dict(body.scope, **extra)
             if not self.eval_truth(node.if_, scope, node.loc_of("if")):
                 for ref in _refs(node):
@@ -379,7 +416,8 @@ class _Expander:
             if not 1 <= len(items) <= MAX_COPIES:
                 self.fail(node.loc_of("for_each"), f"for_each needs between 1 and {MAX_COPIES} items")
             loc = node.loc_of("for_each")
-            return [({"index": i, "item": _strip_literals(self.eval_value(item, body.scope, loc))[0]}, {})
+            return [({"index": i, "item": _strip_literals(self.eval_value(
+                        item, body.scope, *_item_at(node.raw_at("for_each"), i, loc)))[0]}, {})
                     if not isinstance(item, dict) else ({"index": i}, item) for i, item in enumerate(items)]
         return [({}, {})]
 
@@ -471,6 +509,10 @@ class _Expander:
             self.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
         if isinstance(out_types, TensorType):
             out_types = (out_types,)
+        for t in out_types:
+            for i, d in enumerate(t.shape):
+                if any(abs(c) > expr.MAX_INT for c in d.terms.values()):
+                    self.report_node(body, node.loc, path, op_name, f"output dim {i} is {d}, beyond 2^62")
         names = op.output_names()
         tensor_names = [path] if len(names) == 1 else [f"{path}:{n}" for n in names]
         for t, ty in zip(tensor_names, out_types):
@@ -488,7 +530,7 @@ class _Expander:
             if isinstance(raw, str) and _is_text_field(cls, key):
                 attrs[key] = _text_value(raw, scope)
                 continue
-            value = self.eval_value(raw, scope, loc)
+            value = self.eval_value(raw, scope, loc, True, None if key in item_attrs else node.raw_at("attrs", key))
             value, lits = _strip_literals(value)
             attrs[key] = value
             if lits:
@@ -704,7 +746,7 @@ class _Expander:
         for key, decl in block.args.items():
             if key in given:
                 loc = node.loc_of("args", key) if key in node.args else node.loc_of("for_each")
-                value = self.eval_value(given[key], scope, loc)
+                value = self.eval_value(given[key], scope, loc, True, node.raw_at("args", key) if key in node.args else None)
                 value = self.check_arg_type(value, decl, key, label, loc)
             elif decl.required:
                 self.fail(node.loc, f"block '{label}' needs argument '{key}' ({decl.type})")
@@ -843,6 +885,16 @@ class _Literal:
     loc: Location
 
 
+def _item_at(src: Any, key, loc: Location) -> tuple[Location, Any]:
+    """Where item `key` of a YAML list or mapping was written, and the item itself as read; the
+    container's location when the value did not come from the YAML as it is."""
+    if isinstance(src, LocList) and isinstance(key, int) and 0 <= key < len(src):
+        return src.item_locs[key], src[key]
+    if isinstance(src, LocDict) and key in src:
+        return src.value_locs[key], src[key]
+    return loc, None
+
+
 def _strip_literals(value):
     lits: list[_Literal] = []
 
@@ -885,6 +937,11 @@ def _text_value(raw: str, scope: dict) -> str:
     except (expr.ExprError, ZeroDivisionError, ValueError):
         return raw
     return value if isinstance(value, str) else raw
+
+
+def _clip(text: str, most: int = 80) -> str:
+    """An expression as echoed in a message: a long one is cut (the column says where the problem is)."""
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def _looks_like_expression(text: str) -> bool:

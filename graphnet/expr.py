@@ -22,6 +22,8 @@ from .dims import Dim, dim_max, dim_min
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 64
+MAX_INT = 2**62        # results of arithmetic, and the coefficients of dims, stay within this
+MAX_INT64 = 2**63 - 1  # a number as written (ONNX's INT64_MAX, a slice's 'to the end', is one)
 
 
 class ExprError(Exception):
@@ -70,6 +72,8 @@ def _tokenize(text: str) -> list[tuple[str, Any, int]]:
         raw = m.group(kind)
         col = m.start(kind)
         if kind == "int":
+            if int(raw) > MAX_INT64:
+                raise ExprError("integer overflow: the number does not fit in 64 bits", col)
             tokens.append(("num", int(raw), col))
         elif kind == "float":
             tokens.append(("num", float(raw), col))
@@ -317,17 +321,31 @@ def _arith(op: str, a, b, col: int):
                 raise ExprError("a dim can only be raised to a small whole power", col)
             out = Dim(1)
             for _ in range(b):
-                out = out * a
+                out = _checked(out * a, col)
             return _canon(out)
         if isinstance(b, int) and isinstance(a, int) and (b < 0 or b > 64):
             raise ExprError("exponent out of range", col)
-        return a ** b
+        try:
+            result = a ** b
+        except OverflowError:
+            raise ExprError("overflow: the power is too large for a float", col) from None
+        except ZeroDivisionError:
+            raise ExprError("division by zero: 0 to a negative power", col) from None
+        if isinstance(result, complex):
+            raise ExprError("a negative number to a fractional power is not a real number", col)
+        return _checked(result, col)
     if dims and (isinstance(a, float) or isinstance(b, float)):
         raise ExprError(f"cannot mix a dim and a float with '{op}'", col)
     result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
-    if isinstance(result, int) and abs(result) > 2**62:
+    return _canon(_checked(result, col))
+
+
+def _checked(result, col: int):
+    # a symbolic dim overflows in its coefficients: B * 2000000000 * 2000000000 is 4e18*B
+    big = result.terms.values() if isinstance(result, Dim) else [result] if isinstance(result, int) else []
+    if any(abs(c) > MAX_INT for c in big):
         raise ExprError("integer overflow: result exceeds 2^62", col)
-    return _canon(result)
+    return result
 
 
 def _compare(op: str, a, b, col: int) -> bool:
@@ -416,7 +434,9 @@ def _call(name: str, args: list, col: int):
             if v > 700:
                 raise ExprError("exp() overflows", col)
             return math.exp(v)
-        return {"ceil": math.ceil, "floor": math.floor, "abs": abs, "float": float, "int": int}[name](v)
+        if name in ("ceil", "floor", "int") and not math.isfinite(v):
+            raise ExprError(f"{name}() of {v}: not a whole number", col)
+        return _checked({"ceil": math.ceil, "floor": math.floor, "abs": abs, "float": float, "int": int}[name](v), col)
     if name == "len":
         arity(1)
         if not isinstance(args[0], (list, str)):

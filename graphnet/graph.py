@@ -64,6 +64,7 @@ class Graph:
     types: dict[str, TensorType]        # every tensor's type
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
+    output_locs: dict[str, Location] = field(default_factory=dict)
 
     @cached_property
     def dag(self) -> nx.DiGraph:

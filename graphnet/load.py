@@ -109,6 +109,6 @@ def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict) -> 
     lib = Library(name, dict(model.blocks), dict(model.dims),
                   dim_locs={k: model.loc_of("dims", k) for k in model.dims})
     cache[target] = lib
-    lib.uses = _load_uses(model.use, model, target.parent, cache)
+    lib.uses = _load_uses(model.use, model, Path(display).parent, cache)   # named as the user named it
     lib.uses.setdefault(name, lib)
     return lib

@@ -65,8 +65,9 @@ class Network:
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         return init_weights(self.graph, seed)
 
-    def check_inputs(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Inputs as arrays of the declared dtypes, every free dim bound consistently."""
+    def check_inputs(self, inputs: dict[str, Any], source: str | None = None) -> dict[str, np.ndarray]:
+        """Inputs as arrays of the declared dtypes, every free dim bound consistently; an array that
+        is no input is reported at `source`, the file the inputs came from, when there is one."""
         g = self.graph
         missing = [k for k in g.inputs if k not in inputs]
         extra = [k for k in inputs if k not in g.inputs]
@@ -74,7 +75,7 @@ class Network:
             raise SpecError.at(g.input_locs.get(missing[0], Location(g.source)),
                                f"input '{missing[0]}' was not given{did_you_mean(missing[0], extra)}")
         if extra:
-            raise SpecError.at(Location(g.source), f"'{extra[0]}' is not an input of '{g.name}'"
+            raise SpecError.at(Location(source or g.source), f"'{extra[0]}' is not an input of '{g.name}'"
                                f"{did_you_mean(extra[0], g.inputs)} (inputs: {', '.join(g.inputs)})")
         arrays = {}
         for name, t in g.inputs.items():
@@ -182,7 +183,9 @@ class Session:
 
     def run(self, inputs: dict[str, Any], timings: list | None = None) -> dict[str, np.ndarray]:
         """The outputs; with `timings`, the seconds of each step of `plan_for(inputs)` are appended."""
-        return run_plan(self.plan_for(inputs), self.net.check_inputs(inputs), timings)
+        plan, arrays = self.plan_for(inputs), self.net.check_inputs(inputs)
+        with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
+            return run_plan(plan, arrays, timings)
 
     def plan_for(self, inputs: dict[str, Any]) -> Plan:
         return self.plan(self.net.binding(self.net.check_inputs(inputs)))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, SpecError
+from .errors import Location, Note, SpecError
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NESTING = 64
@@ -96,16 +96,35 @@ def parse_yaml(text: str, display: str) -> Any:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        loc = _loc(display, mark) if mark else Location(display)
-        raise SpecError.at(loc, f"invalid YAML: {e.problem or e.context}") from None
+        raise _yaml_error(e, display) from None
     except yaml.YAMLError as e:
         raise SpecError.at(Location(display), f"invalid YAML: {e}") from None
     finally:
         loader.dispose()
     if node is None:
         raise SpecError.at(Location(display), "the file is empty")
+    if isinstance(node, yaml.ScalarNode):
+        # a lone value has nowhere to keep its location, so say it here, where it is known
+        _refuse_tag(node, display)
+        raise SpecError.at(_loc(display, node.start_mark), "a spec file must be a YAML mapping at the top level")
     return _convert(node, display, loader)
+
+
+def _yaml_error(e: yaml.MarkedYAMLError, file: str) -> SpecError:
+    """PyYAML's problem where it was found, and what it was reading (an unclosed bracket or quote,
+    often lines earlier) as a note at where that began."""
+    problem, context = e.problem, e.context
+    mark = e.problem_mark or e.context_mark
+    loc = _loc(file, mark) if mark else Location(file)
+    if not problem:
+        return SpecError.at(loc, f"invalid YAML: {context}")
+    notes = ()
+    if context and problem.startswith("but "):
+        # the composer splits one sentence: 'expected a single document in the stream', 'but found ...'
+        problem = f"{context}, {problem}"
+    elif context and e.context_mark and _loc(file, e.context_mark) != loc:
+        notes = (Note(_loc(file, e.context_mark), context),)
+    return SpecError.at(loc, f"invalid YAML: {problem}", notes)
 
 
 def _value_loc(file: str, node) -> Location:

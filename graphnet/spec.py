@@ -6,9 +6,10 @@ where they meet the scope (dims, args, bound symbols) they are evaluated in.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, Strict, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import Diagnostic, Location, SpecError, did_you_mean
 from .source import LocDict, key_location, location_of
@@ -17,7 +18,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
 Dtype = Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
 ArgType = Literal["int", "float", "bool", "str", "list", "any"]
-DimExpr = int | str
+Int = Annotated[int, Strict()]   # a size or count: `true` and `4.0` are not read as 1 and 4
+DimExpr = Int | str
 
 
 class Located(BaseModel):
@@ -36,14 +38,30 @@ class Located(BaseModel):
 
     @property
     def loc(self) -> Location:
-        return getattr(self._raw, "loc", None) or Location("<unknown>")
+        return getattr(_raw_of(self), "loc", None) or Location("<unknown>")
 
     def loc_of(self, *path) -> Location:
         """Where the value at `path` (keys/indices below this model) was written."""
-        return location_of(self._raw, path, self.loc)
+        return location_of(_raw_of(self), path, self.loc)
+
+    def raw_at(self, *path) -> Any:
+        """The YAML value at `path` below this model as read, with its locations; None if absent."""
+        current = _raw_of(self)
+        for step in path:
+            try:
+                current = current[step]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return current
 
     def key_loc(self, key: str) -> Location:
-        return key_location(self._raw, key) or self.loc
+        return key_location(_raw_of(self), key) or self.loc
+
+
+def _raw_of(model: Located) -> Any:
+    # What `model._raw` gives, without pydantic's attribute fallback, which is slow; locations are
+    # looked up for every copy of every node an expansion makes.
+    return (model.__pydantic_private__ or {}).get("_raw")
 
 
 class InputSpec(Located):
@@ -83,7 +101,7 @@ class NodeSpec(Located):
     inputs: str | list[str | None] | dict[str, str] | None = None
     attrs: dict[str, JsonValue] = {}
     args: dict[str, JsonValue] = {}
-    repeat: int | str | None = None
+    repeat: Int | str | None = None
     for_each: list[JsonValue] | str | None = None
     if_: bool | str | None = Field(default=None, alias="if")
     doc: str | None = None

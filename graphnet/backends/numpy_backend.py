@@ -55,6 +55,8 @@ def bind_dims(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> dict[str, int
         for axis, (d, n) in enumerate(zip(t.shape, actual)):
             if d.is_symbol():
                 sym = str(d)
+                if n < 1:   # free dims stand for positive numbers; shapes were worked out so
+                    raise InputMismatch(name, f"input '{name}' dim {axis} ({sym}) must be at least 1, got {n}")
                 if sym in binding and binding[sym] != n:
                     raise InputMismatch(name, f"input '{name}' dim {axis} is {n}, but {sym} = {binding[sym]} "
                                      "from an earlier input")

@@ -13,6 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..dims import Dim, _Atom, as_dim
+from ..errors import Location, SpecError
 from ..files import atomic_write
 from ..graph import Graph
 from ..ops import TensorType
@@ -38,6 +39,10 @@ class OnnxBuilder:
         self._dims: dict[Dim, str] = {}
 
     # -- naming and types ------------------------------------------------------------------
+    def reserve(self, names) -> None:
+        """Names fresh() must not give (the graph's outputs)."""
+        self._names.update(names)
+
     def fresh(self, base: str) -> str:
         name, k = base, 1
         while name in self._names:
@@ -172,7 +177,17 @@ def lower_graph(graph: Graph, opset: int, outputs: dict[str, str], name: str,
     """A GraphProto computing `outputs` (ONNX name -> graph tensor) from the graph's inputs; also
     the body of a Scan, whose params are read from the enclosing graph's initializers."""
     b = OnnxBuilder(opset, graph.types, symbol_sources(graph.inputs))
+    b.reserve(outputs)
     env: dict[str, str] = {n: n for n in list(graph.inputs) + list(graph.params)}
+    # ONNX names every tensor once: an input cannot share an output's name, a param is renamed
+    clash = sorted(set(outputs) & set(graph.inputs))
+    if clash:
+        raise SpecError.at(graph.output_locs.get(clash[0], Location(graph.source)),
+                           f"output '{clash[0]}' has the name of an input; ONNX needs every tensor named once")
+    initializers = list(initializers)
+    for t in initializers:
+        if t.name in outputs:
+            env[t.name] = t.name = b.fresh(f"{t.name}#param")
     for node in graph.nodes:
         b.hint = node.name
         ins = [env[t] if t is not None else None for t in node.inputs]

@@ -90,3 +90,28 @@ def test_a_failed_external_data_export_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(onnx.checker.ValidationError):
         gn.load(SPECS / "mlp.yaml").export_onnx(tmp_path / "m.onnx", external_data=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_names_that_clash_with_inputs_or_params(tmp_path, capsys):
+    import onnxruntime as ort
+
+    from graphnet.cli import main
+    spec = tmp_path / "clash.yaml"
+    spec.write_text("graphnet: 1\nname: t\ndims: {B: ~}\ninputs:\n  x: [B, 4]\nparams:\n  w: {shape: [4], init: ones}\n"
+                    "nodes:\n  - {name: r, op: relu, inputs: [x]}\n  - {name: m, op: mul, inputs: [r, w]}\n"
+                    "outputs: {w: m, r: r}\n")
+    # an output named like a param: the param's initializer is renamed, the outputs keep their names
+    net = gn.load(spec)
+    net.export_onnx(tmp_path / "clash.onnx")
+    session = ort.InferenceSession(str(tmp_path / "clash.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["w", "r"]
+    x = net.random_inputs({"B": 2})
+    for got, (key, value) in zip(session.run(None, x), net.run(x).items()):
+        np.testing.assert_allclose(got, value, rtol=1e-6)
+    # an output named like an input cannot be: a located error, not the checker's traceback
+    spec.write_text("graphnet: 1\nname: t\ndims: {B: ~}\ninputs:\n  x: [B, 4]\n"
+                    "nodes:\n  - {name: r, op: relu, inputs: [x]}\noutputs: {x: r}\n")
+    assert main(["export", str(spec), "-o", str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{spec}:8:14: error: output 'x' has the name of an input; ONNX needs every tensor named once\n"
+    assert not (tmp_path / "x.onnx").exists()
