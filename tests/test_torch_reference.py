@@ -13,10 +13,11 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional:
 nn = torch.nn
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-
-def _load(module, state: dict):
-    module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
-    return module.eval()
+# The modules the benchmark suite also runs (benchmarks/torch_models.py), and their name maps.
+from benchmarks.torch_models import (MLP, Bottleneck, MobileNetV2, ResNet, conv_bn, load_state,  # noqa: E402
+                                     mobilenet_v2_torch_name, param_count, randomize_batch_norms,
+                                     randomize_layer_norms, transformer_encoder, transformer_encoder_state,
+                                     transformer_layer_state)
 
 
 def _compare(net, module, x: np.ndarray, weights):
@@ -28,11 +29,10 @@ def _compare(net, module, x: np.ndarray, weights):
 
 def test_mlp_matches_torch():
     net = gn.load(SPECS / "mlp.yaml")
-    module = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
-    assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
+    module = MLP()
+    assert param_count(module) == net.graph.param_count()
     w = net.init_weights(seed=2)
-    state = {f"{i}.{kind}": w[f"fc{j}.{kind}"] for j, i in ((1, 0), (2, 2), (3, 4)) for kind in ("weight", "bias")}
-    _compare(net, _load(module, state), np.random.default_rng(0).standard_normal((3, 784)).astype(np.float32), w)
+    _compare(net, load_state(module, w), np.random.default_rng(0).standard_normal((3, 784)).astype(np.float32), w)
 
 
 def test_lenet5_matches_torch():
@@ -44,106 +44,24 @@ def test_lenet5_matches_torch():
     w = net.init_weights(seed=3)
     names = {"c1": 0, "c3": 3, "c5": 6, "f6": 9, "output": 11}
     state = {f"{i}.{kind}": w[f"{ours}.{kind}"] for ours, i in names.items() for kind in ("weight", "bias")}
-    _compare(net, _load(module, state), np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32), w)
+    _compare(net, load_state(module, state), np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32), w)
 
 
 def test_transformer_encoder_matches_torch():
     net = gn.load(SPECS / "transformer_encoder.yaml")
-    layer = nn.TransformerEncoderLayer(512, 8, 2048, dropout=0.1, batch_first=True)
-    module = nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
-    assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
-    w = net.init_weights(seed=4)
-    state = {}
-    for i in range(6):
-        ours, theirs = f"layers.{i}.", f"layers.{i}."
-        attn = ours + "self_attn."
-        state[theirs + "self_attn.in_proj_weight"] = np.concatenate([w[f"{attn}{p}_proj.weight"] for p in "qkv"])
-        state[theirs + "self_attn.in_proj_bias"] = np.concatenate([w[f"{attn}{p}_proj.bias"] for p in "qkv"])
-        for kind in ("weight", "bias"):
-            state[f"{theirs}self_attn.out_proj.{kind}"] = w[f"{attn}out_proj.{kind}"]
-            state[f"{theirs}linear1.{kind}"] = w[f"{ours}ffn.linear1.{kind}"]
-            state[f"{theirs}linear2.{kind}"] = w[f"{ours}ffn.linear2.{kind}"]
-            state[f"{theirs}norm1.{kind}"] = w[f"{ours}norm1.{kind}"]
-            state[f"{theirs}norm2.{kind}"] = w[f"{ours}norm2.{kind}"]
+    module = transformer_encoder(512, 8, 2048, 6)
+    assert param_count(module) == net.graph.param_count()
+    w = randomize_layer_norms(net.init_weights(seed=4), seed=5)
     x = np.random.default_rng(2).standard_normal((2, 9, 512)).astype(np.float32)
-    _compare(net, _load(module, state), x, w)
+    _compare(net, load_state(module, transformer_encoder_state(w, 6)), x, w)
 
 
 # ImageNet CNNs. torchvision is not a dependency, so the reference modules below rebuild its
 # classes from torch.nn with its module names; each must have torchvision's published parameter
 # count (tests/test_specs.py), which checks the rebuild as much as our spec.
 
-def _with_random_batch_norm(weights: dict, seed: int) -> dict:
-    # Our init gives batch norm the identity (ones, zeros); random statistics make the comparison
-    # check that every BN param is mapped to its place.
-    rng = np.random.default_rng(seed)
-    out = dict(weights)
-    for name in weights:
-        if name.endswith(".running_mean"):
-            p, shape = name[: -len("running_mean")], weights[name].shape
-            out[p + "weight"] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-            out[p + "bias"] = rng.normal(0, 0.1, shape).astype(np.float32)
-            out[p + "running_mean"] = rng.normal(0, 0.1, shape).astype(np.float32)
-            out[p + "running_var"] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-    return out
-
-
-def _params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def _image(seed: int, shape=(2, 3, 224, 224)) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def _conv_bn(cin, cout, kernel, stride=1, groups=1, eps=1e-5):
-    return [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout, eps=eps)]
-
-
-class _Bottleneck(nn.Module):
-    """torchvision.models.resnet.Bottleneck (v1.5: the stride on the 3x3 conv)."""
-
-    def __init__(self, inplanes, planes, stride, groups, base_width):
-        super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1, self.bn1 = _conv_bn(inplanes, width, 1)
-        self.conv2, self.bn2 = _conv_bn(width, width, 3, stride, groups)
-        self.conv3, self.bn3 = _conv_bn(width, planes * 4, 1)
-        self.relu = nn.ReLU()
-        self.downsample = (nn.Sequential(*_conv_bn(inplanes, planes * 4, 1, stride))
-                           if stride != 1 or inplanes != planes * 4 else None)
-
-    def forward(self, x):
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-class _ResNet(nn.Module):
-    """torchvision.models.resnet.ResNet with Bottleneck blocks."""
-
-    def __init__(self, layers, groups=1, width_per_group=64, classes=1000):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
-            blocks = []
-            for j in range(n):
-                blocks.append(_Bottleneck(inplanes, planes, 2 if i > 0 and j == 0 else 1, groups, width_per_group))
-                inplanes = planes * 4
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(2048, classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 @pytest.mark.parametrize("name, layers, groups, width", [("resnet50", (3, 4, 6, 3), 1, 64),
@@ -152,70 +70,19 @@ def test_bottleneck_resnets_match_torch(name, layers, groups, width):
     # Names are torchvision's: the weights map one to one. A smaller image keeps it quick (the
     # adaptive average pool makes the torch model size-agnostic).
     net = gn.load(SPECS / f"{name}.yaml", {"H": 96, "W": 128})
-    module = _ResNet(layers, groups, width)
-    assert _params(module) == net.graph.param_count(trainable=True)
-    w = _with_random_batch_norm(net.init_weights(seed=5), seed=6)
-    _compare(net, _load(module, w), _image(7, (2, 3, 96, 128)), w)
-
-
-# MobileNet V2's Table 2: (t, c, n, s) per row.
-MOBILENET_V2_TABLE = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                      (6, 320, 1, 1)]
-
-
-class _MobileNetV2(nn.Module):
-    """torchvision.models.MobileNetV2 (width 1.0): features.0 to features.18, classifier."""
-
-    def __init__(self, classes=1000):
-        super().__init__()
-        features = [nn.Sequential(*_conv_bn(3, 32, 3, 2), nn.ReLU6())]
-        cin = 32
-        for t, c, n, s in MOBILENET_V2_TABLE:
-            for i in range(n):
-                stride, hidden = s if i == 0 else 1, cin * t
-                layers = [nn.Sequential(*_conv_bn(cin, hidden, 1), nn.ReLU6())] if t != 1 else []
-                layers += [nn.Sequential(*_conv_bn(hidden, hidden, 3, stride, hidden), nn.ReLU6()),
-                           *_conv_bn(hidden, c, 1)]
-                block = nn.Module()
-                block.conv, block.use_res = nn.Sequential(*layers), stride == 1 and cin == c
-                features.append(block)
-                cin = c
-        features.append(nn.Sequential(*_conv_bn(320, 1280, 1), nn.ReLU6()))
-        self.features = nn.ModuleList(features)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
-
-    def forward(self, x):
-        for f in self.features:
-            x = f(x) if isinstance(f, nn.Sequential) else (x + f.conv(x) if f.use_res else f.conv(x))
-        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-
-def _mobilenet_v2_torch_name(ours: str) -> str:
-    """Our param name -> torchvision's: stem/stageR.J/conv_last are features.0/1-17/18; stage1
-    (t = 1) has no expansion layer, so torchvision numbers its layers from 0 where we skip "0"."""
-    head, rest = ours.split(".", 1)
-    if head == "stem":
-        return "features.0." + rest
-    if head == "conv_last":
-        return "features.18." + rest
-    if head == "classifier":
-        return "classifier.1." + rest
-    r = int(head[len("stage"):])
-    j, rest = rest.split(".", 1)
-    index = 1 + sum(n for _, _, n, _ in MOBILENET_V2_TABLE[: r - 1]) + int(j)
-    if MOBILENET_V2_TABLE[r - 1][0] == 1:
-        layer, tail = rest[len("conv."):].split(".", 1)
-        rest = f"conv.{int(layer) - 1}.{tail}"
-    return f"features.{index}.{rest}"
+    module = ResNet(Bottleneck, layers, groups, width)
+    assert param_count(module) == net.graph.param_count(trainable=True)
+    w = randomize_batch_norms(net.init_weights(seed=5), seed=6)
+    _compare(net, load_state(module, w), _image(7, (2, 3, 96, 128)), w)
 
 
 def test_mobilenet_v2_matches_torch():
     net = gn.load(SPECS / "mobilenet_v2.yaml")
-    module = _MobileNetV2()
-    assert _params(module) == net.graph.param_count(trainable=True)
-    w = _with_random_batch_norm(net.init_weights(seed=8), seed=9)
-    state = {_mobilenet_v2_torch_name(k): v for k, v in w.items()}
-    _compare(net, _load(module, state), _image(10), w)
+    module = MobileNetV2()
+    assert param_count(module) == net.graph.param_count(trainable=True)
+    w = randomize_batch_norms(net.init_weights(seed=8), seed=9)
+    state = {mobilenet_v2_torch_name(k): v for k, v in w.items()}
+    _compare(net, load_state(module, state), _image(10), w)
 
 
 class _MobileNetV1(nn.Module):
@@ -223,12 +90,12 @@ class _MobileNetV1(nn.Module):
 
     def __init__(self, classes=1000):
         super().__init__()
-        self.conv1, self.bn1 = _conv_bn(3, 32, 3, 2)
+        self.conv1, self.bn1 = conv_bn(3, 32, 3, 2)
         blocks, cin = [], 32
         for c, s in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]:
             block = nn.Module()
-            block.conv1, block.bn1 = _conv_bn(cin, cin, 3, s, groups=cin)
-            block.conv2, block.bn2 = _conv_bn(cin, c, 1)
+            block.conv1, block.bn1 = conv_bn(cin, cin, 3, s, groups=cin)
+            block.conv2, block.bn2 = conv_bn(cin, c, 1)
             blocks.append(block)
             cin = c
         self.layers = nn.ModuleList(blocks)
@@ -244,9 +111,9 @@ class _MobileNetV1(nn.Module):
 def test_mobilenet_v1_matches_torch():
     net = gn.load(SPECS / "mobilenet_v1.yaml")
     module = _MobileNetV1()
-    assert _params(module) == net.graph.param_count(trainable=True)
-    w = _with_random_batch_norm(net.init_weights(seed=11), seed=12)
-    _compare(net, _load(module, w), _image(13), w)
+    assert param_count(module) == net.graph.param_count(trainable=True)
+    w = randomize_batch_norms(net.init_weights(seed=11), seed=12)
+    _compare(net, load_state(module, w), _image(13), w)
 
 
 class _BasicConv2d(nn.Module):
@@ -311,9 +178,9 @@ def test_googlenet_matches_torch():
     # stem, W 88 -> 44 -> 22 -> 11 -> 6 (rounding down would give 51, 25, 12, 6 and 43, 21, 10, 5).
     net = gn.load(SPECS / "googlenet.yaml", {"H": 207, "W": 175})
     module = _GoogLeNet()
-    assert _params(module) == net.graph.param_count(trainable=True)
-    w = _with_random_batch_norm(net.init_weights(seed=14), seed=15)
-    _compare(net, _load(module, w), _image(16, (2, 3, 207, 175)), w)
+    assert param_count(module) == net.graph.param_count(trainable=True)
+    w = randomize_batch_norms(net.init_weights(seed=14), seed=15)
+    _compare(net, load_state(module, w), _image(16, (2, 3, 207, 175)), w)
 
 
 class _AlexNetStyle(nn.Module):
@@ -358,9 +225,9 @@ def test_alexnet_matches_torch():
     module = _AlexNetStyle([(3, 64, 11, 4, 2), (64, 192, 5, 1, 2), (192, 384, 3, 1, 1), (384, 256, 3, 1, 1),
                             (256, 256, 3, 1, 1)], False, [(9216, 4096), (4096, 4096), (4096, 1000)],
                            dropout_first=True, avgpool=True)
-    assert _params(module) == net.graph.param_count(trainable=True)
+    assert param_count(module) == net.graph.param_count(trainable=True)
     w = net.init_weights(seed=17)
-    _compare(net, _load(module, module.state_from(w)), _image(18), w)
+    _compare(net, load_state(module, module.state_from(w)), _image(18), w)
 
 
 def test_zfnet_matches_torch():
@@ -369,9 +236,9 @@ def test_zfnet_matches_torch():
     module = _AlexNetStyle([(3, 96, 7, 2, 1), (96, 256, 5, 2, 0), (256, 384, 3, 1, 1), (384, 384, 3, 1, 1),
                             (384, 256, 3, 1, 1)], True, [(9216, 4096), (4096, 4096), (4096, 1000)],
                            dropout_first=False, avgpool=False)
-    assert _params(module) == net.graph.param_count(trainable=True)
+    assert param_count(module) == net.graph.param_count(trainable=True)
     w = net.init_weights(seed=19)
-    _compare(net, _load(module, module.state_from(w)), _image(20), w)
+    _compare(net, load_state(module, module.state_from(w)), _image(20), w)
 
 
 # MobileNet V3 and EfficientNet-B0: torchvision's Conv2dNormActivation, SqueezeExcitation,
@@ -386,7 +253,7 @@ def _make_divisible(v, divisor=8):
 
 def _conv_norm_act(cin, cout, kernel, stride=1, groups=1, act=None, eps=1e-5):
     """torchvision.ops.Conv2dNormActivation: Sequential(conv, batch norm[, activation])."""
-    return nn.Sequential(*_conv_bn(cin, cout, kernel, stride, groups, eps), *([act()] if act else []))
+    return nn.Sequential(*conv_bn(cin, cout, kernel, stride, groups, eps), *([act()] if act else []))
 
 
 class _SqueezeExcitation(nn.Module):
@@ -517,11 +384,11 @@ def _torchvision_block_names(weights: dict) -> dict:
 def test_se_mobile_nets_match_torch(name, module):
     net = gn.load(SPECS / f"{name}.yaml")
     module = module()
-    assert _params(module) == net.graph.param_count(trainable=True)
-    w = _with_random_batch_norm(net.init_weights(seed=21), seed=22)
+    assert param_count(module) == net.graph.param_count(trainable=True)
+    w = randomize_batch_norms(net.init_weights(seed=21), seed=22)
     state = _torchvision_block_names(w)
     assert set(state) != set(w)  # some blocks skip a layer
-    _compare(net, _load(module, state), _image(23), w)
+    _compare(net, load_state(module, state), _image(23), w)
 
 
 # The Transformer family (specs/transformer.yaml, bert_base.yaml, vit_b16.yaml), rebuilt from
@@ -530,37 +397,6 @@ def test_se_mobile_nets_match_torch(name, module):
 # the full-size rebuilds, made on the meta device (no memory, no init), have the published counts.
 
 _SMALL_ATTENTION = {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2}
-
-
-def _attention_in_proj(w: dict, ours: str, theirs: str) -> dict:
-    state = {f"{theirs}in_proj_weight": np.concatenate([w[f"{ours}{p}_proj.weight"] for p in "qkv"]),
-             f"{theirs}in_proj_bias": np.concatenate([w[f"{ours}{p}_proj.bias"] for p in "qkv"])}
-    for kind in ("weight", "bias"):
-        state[f"{theirs}out_proj.{kind}"] = w[f"{ours}out_proj.{kind}"]
-    return state
-
-
-def _transformer_layer_state(w: dict, ours: str, theirs: str, norms: dict, attentions=("self_attn",)) -> dict:
-    """std.encoder_layer / std.decoder_layer params -> torch.nn.Transformer*Layer's."""
-    state = {}
-    for a in attentions:
-        state.update(_attention_in_proj(w, f"{ours}{a}.", f"{theirs}{a}."))
-    for kind in ("weight", "bias"):
-        for j in (1, 2):
-            state[f"{theirs}linear{j}.{kind}"] = w[f"{ours}ffn.linear{j}.{kind}"]
-        for our_norm, their_norm in norms.items():
-            state[f"{theirs}{their_norm}.{kind}"] = w[f"{ours}{our_norm}.{kind}"]
-    return state
-
-
-def _random_layer_norms(w: dict, seed: int) -> dict:
-    # Layer norms start as the identity; random ones check that each is mapped to its place.
-    rng = np.random.default_rng(seed)
-    out = dict(w)
-    for k, v in w.items():
-        if k.split(".")[-2:-1] in (["norm1"], ["norm2"], ["norm3"], ["ln_1"], ["ln_2"], ["ln"], ["LayerNorm"]):
-            out[k] = (rng.uniform(0.5, 1.5, v.shape) if k.endswith("weight") else rng.normal(0, 0.1, v.shape)).astype(np.float32)
-    return out
 
 
 class _Seq2SeqTransformer(nn.Module):
@@ -592,20 +428,20 @@ def test_transformer_matches_torch():
     with torch.device("meta"):
         full = _Seq2SeqTransformer()
         reference = nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)
-    assert _params(full) == 60_522_496 == gn.load(SPECS / "transformer.yaml").graph.param_count()
+    assert param_count(full) == 60_522_496 == gn.load(SPECS / "transformer.yaml").graph.param_count()
     # nn.Transformer adds a LayerNorm after each stack and has no embeddings
-    assert _params(full) == _params(reference) - 2 * 2 * 512 + 32000 * 512
+    assert param_count(full) == param_count(reference) - 2 * 2 * 512 + 32000 * 512
     net = gn.load(SPECS / "transformer.yaml", {"vocab": 50, **_SMALL_ATTENTION})
     module = _Seq2SeqTransformer(50, 32, 4, 64, 2)
-    w = _random_layer_norms(net.init_weights(seed=30), seed=31)
+    w = randomize_layer_norms(net.init_weights(seed=30), seed=31)
     state = {"embedding": w["embedding"]}
     for i in range(2):
-        state.update(_transformer_layer_state(w, f"encoder.layers.{i}.", f"encoder.layers.{i}.",
+        state.update(transformer_layer_state(w, f"encoder.layers.{i}.", f"encoder.layers.{i}.",
                                               {"norm1": "norm1", "norm2": "norm2"}))
-        state.update(_transformer_layer_state(w, f"decoder.layers.{i}.", f"decoder.layers.{i}.",
+        state.update(transformer_layer_state(w, f"decoder.layers.{i}.", f"decoder.layers.{i}.",
                                               {f"norm{j}": f"norm{j}" for j in (1, 2, 3)},
                                               ("self_attn", "multihead_attn")))
-    module = _load(module, state)
+    module = load_state(module, state)
     rng = np.random.default_rng(32)
     src, tgt = rng.integers(0, 50, (2, 7)), rng.integers(0, 50, (2, 5))
     ours = net.run({"src": src, "tgt": tgt}, w)["probs"]
@@ -647,16 +483,16 @@ class _Bert(nn.Module):
 
 def test_bert_base_matches_torch():
     with torch.device("meta"):
-        assert _params(_Bert()) == 109_482_240
+        assert param_count(_Bert()) == 109_482_240
     net = gn.load(SPECS / "bert_base.yaml", {"vocab": 100, "max_positions": 16, **_SMALL_ATTENTION})
     module = _Bert(100, 16, 2, 32, 4, 64, 2)
-    assert _params(module) == net.graph.param_count()
-    w = _random_layer_norms(net.init_weights(seed=33), seed=34)
+    assert param_count(module) == net.graph.param_count()
+    w = randomize_layer_norms(net.init_weights(seed=33), seed=34)
     state = {k: w[k] for k in w if k.startswith(("embeddings.", "pooler."))}
     for i in range(2):
-        state.update(_transformer_layer_state(w, f"encoder.layer.{i}.", f"encoder.layer.{i}.",
+        state.update(transformer_layer_state(w, f"encoder.layer.{i}.", f"encoder.layer.{i}.",
                                               {"norm1": "norm1", "norm2": "norm2"}))
-    module = _load(module, state)
+    module = load_state(module, state)
     rng = np.random.default_rng(35)
     feed = {"input_ids": rng.integers(0, 100, (3, 9)), "token_type_ids": rng.integers(0, 2, (3, 9)),
             "attention_mask": np.ones((3, 9), np.int64)}
@@ -694,16 +530,16 @@ class _VisionTransformer(nn.Module):
 
 def test_vit_b16_matches_torch():
     with torch.device("meta"):
-        assert _params(_VisionTransformer()) == 86_567_656
+        assert param_count(_VisionTransformer()) == 86_567_656
     net = gn.load(SPECS / "vit_b16.yaml", {"H": 32, "W": 48, "classes": 10, **_SMALL_ATTENTION})
     module = _VisionTransformer((32, 48), 16, 32, 4, 64, 2, 10)
-    assert _params(module) == net.graph.param_count()
-    w = _random_layer_norms(net.init_weights(seed=36), seed=37)
+    assert param_count(module) == net.graph.param_count()
+    w = randomize_layer_norms(net.init_weights(seed=36), seed=37)
     w["class_token"] = np.random.default_rng(38).normal(0, 1, w["class_token"].shape).astype(np.float32)
     state = {"class_token": w["class_token"], "pos_embedding": w["encoder.pos_embedding"],
              **{f"{m}.{k}": w[f"{o}.{k}"] for o, m in (("conv_proj", "conv_proj"), ("encoder.ln", "ln"),
                                                         ("heads.head", "head")) for k in ("weight", "bias")}}
     for i in range(2):
-        state.update(_transformer_layer_state(w, f"encoder.layers.{i}.", f"layers.{i}.",
+        state.update(transformer_layer_state(w, f"encoder.layers.{i}.", f"layers.{i}.",
                                               {"ln_1": "norm1", "ln_2": "norm2"}))
-    _compare(net, _load(module, state), _image(39, (2, 3, 32, 48)), w)
+    _compare(net, load_state(module, state), _image(39, (2, 3, 32, 48)), w)

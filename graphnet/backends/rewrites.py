@@ -18,7 +18,7 @@ import numpy as np
 from ..graph import Graph, Node, Param
 from ..ops import TensorType
 from ..ops.base import axis_index
-from ..ops.elementwise import Elementwise
+from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.linalg import Matmul
 from ..ops.conv import Conv
 from ..ops.norm import BatchNorm
@@ -70,8 +70,10 @@ def fold_static(graph: Graph, binding: dict[str, int], values: dict[str, np.ndar
 
 
 def fold_batch_norm(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
-    """conv then batch_norm with known statistics is one conv with scaled weights and a shifted bias:
-    w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel."""
+    """conv then batch_norm with known statistics is the conv without its bias, then one per-channel
+    scale and shift written into the conv's own output: y = conv(x, w) * s + ((b - mean) * s + beta),
+    s = gamma / sqrt(var + eps). Scaling w instead would skip that pass but hold a second copy of
+    every conv weight (the caller keeps the originals): twice the weights in memory."""
     readers: dict[str, list[Node]] = {}
     for node in graph.nodes:
         for t in node.inputs:
@@ -79,7 +81,7 @@ def fold_batch_norm(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
                 readers.setdefault(t, []).append(node)
     producers = graph.producers
     outputs = set(graph.outputs.values())
-    replaced: dict[str, Node | None] = {}       # node name -> its replacement (None: dropped)
+    replaced: dict[str, list[Node]] = {}       # node name -> the nodes in its place (none: dropped)
     new_params: dict[str, Param] = {}
     types = dict(graph.types)
     for bn in graph.nodes:
@@ -87,25 +89,30 @@ def fold_batch_norm(graph: Graph, values: dict[str, np.ndarray]) -> Graph:
             continue
         conv = producers.get(bn.inputs[0])
         if (conv is None or not isinstance(conv.op, Conv) or conv.outputs[0] in outputs
-                or len(readers[conv.outputs[0]]) != 1 or any(t not in values for t in conv.inputs[1:] if t)):
+                or len(readers[conv.outputs[0]]) != 1 or any(t not in values for t in conv.inputs[2:] if t)):
             continue
         gamma, beta, mean, var = (values[t].astype(np.float64) for t in bn.inputs[1:])
-        w = values[conv.inputs[1]]
         b = values[conv.inputs[2]].astype(np.float64) if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
-        s = gamma / np.sqrt(var + bn.op.epsilon)
-        folded_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
-        folded_b = ((b - mean) * s + beta).astype(w.dtype)
-        names = (f"{bn.name}#folded_weight", f"{bn.name}#folded_bias")
-        for name, value in zip(names, (folded_w, folded_b)):
-            values[name] = value
-            new_params[name] = _derived(bn, name, value)
+        scale = gamma / np.sqrt(var + bn.op.epsilon)
+        per_channel = (-1,) + (1,) * (graph.types[bn.outputs[0]].rank - 2)
+        dtype = graph.types[bn.outputs[0]].dtype
+        names = (f"{bn.name}#scale", f"{bn.name}#shift")
+        for name, value in zip(names, (scale, (b - mean) * scale + beta)):
+            values[name] = value.reshape(per_channel).astype(dtype)
+            new_params[name] = _derived(bn, name, values[name])
             types[name] = new_params[name].type
-        replaced[conv.name] = None
-        replaced[bn.name] = dataclasses.replace(conv, inputs=(conv.inputs[0],) + names, outputs=bn.outputs)
+        conv_out, scaled = f"{bn.name}#conv", f"{bn.name}#scaled"
+        types[conv_out] = types[scaled] = graph.types[bn.outputs[0]]
+        replaced[conv.name] = []
+        replaced[bn.name] = [
+            dataclasses.replace(conv, inputs=conv.inputs[:2], outputs=(conv_out,)),
+            Node(f"{bn.name}#scale", Mul(), (conv_out, names[0]), (scaled,), bn.trace),
+            Node(f"{bn.name}#shift", Add(), (scaled, names[1]), bn.outputs, bn.trace),
+        ]
     if not replaced:
         return graph
-    nodes = [replaced.get(n.name, n) for n in graph.nodes]
-    return _rebuilt(graph, [n for n in nodes if n is not None], new_params, types)
+    nodes = [m for n in graph.nodes for m in replaced.get(n.name, [n])]
+    return _rebuilt(graph, nodes, new_params, types)
 
 
 def hoist_from_scans(graph: Graph) -> Graph:

@@ -109,10 +109,13 @@ def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float 
     return Unary
 
 
-def _sigmoid(x):
-    # exp(-|x|) never overflows; the two branches are the same function.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+def _sigmoid(x, out=None):
+    # 1 / (1 + e^-x) in place: e^-x overflows to inf below x = -88 (float32), giving the right 0
+    with np.errstate(over="ignore"):
+        y = np.negative(x, out=out)
+        np.exp(y, out=y)
+        y += 1
+        return np.reciprocal(y, out=y)
 
 
 Neg = _unary("neg", "Neg", np.negative, "-x.", floats_only=False)
@@ -120,7 +123,7 @@ Exp = _unary("exp", "Exp", np.exp, "e to the x.")
 Log = _unary("log", "Log", np.log, "The natural logarithm.", low=0.05, high=5.0)
 Sqrt = _unary("sqrt", "Sqrt", np.sqrt, "The square root.", low=0.0, high=5.0)
 Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.")
-Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).")
+Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).", writes_out=True)
 def _relu(x, out=None):
     return np.maximum(x, x.dtype.type(0), out=out)
 

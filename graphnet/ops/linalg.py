@@ -8,6 +8,15 @@ from ..dims import Dim, dim_prod
 from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
 
 
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b. A product of matrices with fewer rows than columns is computed as (b^T a^T)^T, the
+    same sums in another order of the operands: OpenBLAS runs those shapes 1.2 to 3 times faster
+    that way (a recurrent step's [16, 256] @ [256, 1024]: 85 against 31 us; docs/performance.md)."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] < b.shape[1]:
+        return np.matmul(b.T, a.T).T
+    return np.matmul(a, b)
+
+
 class Matmul(Op):
     """The matrix product with NumPy batch broadcasting; a 1-D operand is a vector."""
 
@@ -39,7 +48,7 @@ class Matmul(Op):
         return TensorType(dtype, batch + rows + cols)
 
     def compute(self, a, b):
-        return np.matmul(a, b)
+        return matmul(a, b)
 
     def to_onnx(self, b, x, y):
         return b.node("MatMul", [x, y])

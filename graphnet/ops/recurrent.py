@@ -16,6 +16,7 @@ import numpy as np
 from ..dims import Dim
 from .base import Example, In, Op, ShapeError, TensorType, require_float, same_dtype
 from .elementwise import _sigmoid
+from .linalg import matmul
 
 
 class _Recurrent(Op):
@@ -49,21 +50,23 @@ class _Recurrent(Op):
         return (TensorType(x.dtype, y),) + (TensorType(x.dtype, state),) * (len(self.outputs) - 1)
 
     def compute(self, x, w, r, b=None, *states):
+        time_axis = 1 if self.layout else 0
         if self.layout:
-            x = x.transpose(1, 0, 2)
             states = tuple(s.transpose(1, 0, 2) if s is not None else None for s in states)
-        steps, batch, _ = x.shape
+        steps, batch = x.shape[time_axis], x.shape[1 - time_axis]
         hidden, gh = self.hidden_size, self.gates * self.hidden_size
         ys, finals = [], []
         for d in range(self.dirs):
             bias = b[d] if b is not None else np.zeros(2 * gh, x.dtype)
-            projected = x @ w[d].T + bias[:gh]                  # every step's input projection at once
+            # every step's input projection at once: one GEMM over all (batch, time) rows
+            projected = matmul(x.reshape(-1, x.shape[2]), w[d].T).reshape(x.shape[:2] + (gh,))
+            projected += bias[:gh]
             state = [s[d] if s is not None else np.zeros((batch, hidden), x.dtype)
                      for s in (states + (None,) * (len(self.outputs) - 1 - len(states)))]
             y = np.empty((steps, batch, hidden), x.dtype)
             backwards = self.direction == "reverse" or d == 1
             for t in (range(steps - 1, -1, -1) if backwards else range(steps)):
-                state = self.step(projected[t], state, r[d], bias[gh:])
+                state = self.step(projected[:, t] if self.layout else projected[t], state, r[d], bias[gh:])
                 y[t] = state[0]
             ys.append(y)
             finals.append(state)
@@ -131,7 +134,7 @@ class Rnn(_Recurrent):
     examples = _examples(1, 1)
 
     def step(self, xw, state, r, rb):
-        return [np.tanh(xw + state[0] @ r.T + rb)]
+        return [np.tanh(xw + matmul(state[0], r.T) + rb)]
 
 
 class Lstm(_Recurrent):
@@ -146,10 +149,15 @@ class Lstm(_Recurrent):
 
     def step(self, xw, state, r, rb):
         h, c = state
-        z = xw + h @ r.T + rb
-        i, o, f, g = np.split(z, 4, axis=-1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        return [_sigmoid(o) * np.tanh(c), c]
+        z = matmul(h, r.T)
+        z += xw
+        z += rb
+        hidden = self.hidden_size
+        ifo = _sigmoid(z[:, :3 * hidden])        # ONNX's order i, o, f keeps the sigmoid gates together
+        i, o, f = ifo[:, :hidden], ifo[:, hidden:2 * hidden], ifo[:, 2 * hidden:]
+        c = f * c
+        c += i * np.tanh(z[:, 3 * hidden:])
+        return [o * np.tanh(c), c]
 
 
 class Gru(_Recurrent):
@@ -170,12 +178,12 @@ class Gru(_Recurrent):
         xz, xr, xh = np.split(xw, 3, axis=-1)
         rz, rr, rh = np.split(r, 3, axis=0)
         bz, br, bh = np.split(rb, 3)
-        z = _sigmoid(xz + h @ rz.T + bz)
-        reset = _sigmoid(xr + h @ rr.T + br)
+        z = _sigmoid(xz + matmul(h, rz.T) + bz)
+        reset = _sigmoid(xr + matmul(h, rr.T) + br)
         if self.linear_before_reset:
-            candidate = np.tanh(xh + reset * (h @ rh.T + bh))
+            candidate = np.tanh(xh + reset * (matmul(h, rh.T) + bh))
         else:
-            candidate = np.tanh(xh + (reset * h) @ rh.T + bh)
+            candidate = np.tanh(xh + matmul(reset * h, rh.T) + bh)
         return [(1 - z) * candidate + z * h]
 
     def onnx_attrs(self) -> dict:

@@ -59,8 +59,15 @@ def test_batch_norm_is_folded_into_every_preceding_conv():
     assert _ops(net.graph).count("batch_norm") == 20 and "batch_norm" not in _ops(graph)
     assert _ops(graph).count("conv") == _ops(net.graph).count("conv")
     first_bn = next(n for n in net.graph.nodes if n.op.name == "batch_norm")
-    folded = next(n for n in graph.nodes if n.op.name == "conv")
-    assert folded.outputs == first_bn.outputs and folded.inputs[1] == f"{first_bn.name}#folded_weight"
+    conv, scale, shift = graph.nodes[:3]
+    assert [n.op.name for n in (conv, scale, shift)] == ["conv", "mul", "add"]
+    assert shift.outputs == first_bn.outputs and values[scale.inputs[1]].shape == (64, 1, 1)
+    # no weight is copied: the folded graph reads the conv weights as they are
+    assert conv.inputs[1] == "conv1.weight" and not [k for k in values if k.endswith("weight") and "#" in k]
+    # and the scale and shift are written into the conv's output, allocating nothing
+    plan = compile_plan(net.graph, {"B": 1}, net.init_weights(0))
+    steps = {s.name: s for s in plan.steps}
+    assert steps[scale.name].inplace == 0 and steps[shift.name].inplace == 0
 
 
 def test_static_nodes_are_computed_once_at_plan_time():
