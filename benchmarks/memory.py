@@ -96,15 +96,12 @@ def live_memory_estimate(graph: Graph, binding: dict[str, int]) -> dict:
             "total": weights + peak}
 
 
-def backend_peak_bytes(net, binding: dict[str, int]) -> int | None:
-    """The NumPy back end's own estimate, where it has one (graphnet.backends.numpy_backend.peak_bytes,
-    behind `--max-memory`): what a run allocates beyond the weights, kernel scratch included."""
-    try:
-        from graphnet.backends import rewrites
-        from graphnet.backends.numpy_backend import peak_bytes
-        return peak_bytes(rewrites.hoist_from_scans(net.graph), binding)
-    except (ImportError, AttributeError):
-        return None
+def backend_peak_bytes(net, binding: dict[str, int]) -> int:
+    """The NumPy back end's own estimate (numpy_backend.peak_bytes, behind `--max-memory`): what a
+    run allocates beyond the weights, kernel scratch included."""
+    from graphnet.backends import rewrites
+    from graphnet.backends.numpy_backend import peak_bytes
+    return peak_bytes(rewrites.hoist_from_scans(net.graph), binding)
 
 
 # -- measuring, in a child process ------------------------------------------------------------------

@@ -9,12 +9,20 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import time
 
-import graphnet  # noqa: F401  (before NumPy: importing graphnet may choose OpenBLAS's kernels)
-import numpy as np
+# Every engine's worker threads sleep when a run ends, instead of spinning for a while (GNU OpenMP
+# under torch, OpenBLAS under NumPy; onnxruntime's sessions are told in engines.py): a spinning pool
+# holds a core the next engine in the interleaved order needs, and on 2 cores that made the engine
+# run after torch 2.5x slower. Read when those libraries load, so set before any of them does.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import graphnet  # noqa: F401,E402  (before NumPy: importing graphnet may choose OpenBLAS's kernels)
+import numpy as np  # noqa: E402
 
 from . import canary as canary_mod
 from .engines import BY_KEY, ENGINES, load_workload, max_abs_diff, thread_info, unavailable
