@@ -38,24 +38,37 @@ class _Pool(Op):
                    for i in range(n)]
         return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(spatial))
 
-    def _windows(self, x: np.ndarray, fill: float):
-        """Windows over x padded with `fill`, plus the concrete geometry used."""
+    def _padded(self, x: np.ndarray, fill: float):
+        """x padded with `fill` as far as the windows reach, plus the concrete geometry used."""
         n, kernel, strides, dilations, pads = self.geometry(x.ndim)
         out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n,
                                  self.ceil_mode)[0]) for i in range(n)]
         amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
         padded = np.pad(x, [(0, 0), (0, 0)] + amounts, constant_values=fill)
-        return windows(padded, kernel, strides, dilations, out), (n, kernel, strides, dilations, pads, out, amounts)
+        return padded, (n, kernel, strides, dilations, pads, out, amounts)
+
+    def _windows(self, x: np.ndarray, fill: float):
+        """Windows [N, C, *out, *kernel] over x padded with `fill`, plus the concrete geometry used."""
+        padded, geometry = self._padded(x, fill)
+        n, kernel, strides, dilations, pads, out, amounts = geometry
+        return windows(padded, kernel, strides, dilations, out), geometry
 
     @staticmethod
-    def _fold_taps(view: np.ndarray, n: int, ufunc) -> np.ndarray:
-        """ufunc.reduce over the last n (kernel) axes of a window view, one kernel tap at a time:
-        each step is a vectorised pass over the output, where reducing strided axes directly is not."""
-        taps = np.ndindex(*view.shape[-n:])
-        out = np.array(view[(Ellipsis, *next(taps))])
-        for tap in taps:
-            ufunc(out, view[(Ellipsis, *tap)], out=out)
-        return out
+    def _reduce_windows(padded: np.ndarray, geometry, ufunc) -> np.ndarray:
+        """ufunc (max or add) over every window of an already padded x, one spatial axis at a time
+        and one kernel tap at a time: a k x k window costs 2k vectorised passes over strided rows,
+        where reducing a window view's k x k axes directly is many times slower."""
+        n, kernel, strides, dilations, _, out, _ = geometry
+        y = padded
+        for d in reversed(range(n)):
+            lead = (slice(None),) * (2 + d)
+            taps = [y[lead + (slice(k * dilations[d], k * dilations[d] + strides[d] * (out[d] - 1) + 1, strides[d]),)]
+                    for k in range(kernel[d])]
+            acc = np.array(taps[0])
+            for tap in taps[1:]:
+                ufunc(acc, tap, out=acc)
+            y = acc
+        return y
 
     def _onnx_attrs(self, rank: int) -> dict:
         n, kernel, strides, dilations, pads = self.geometry(rank)
@@ -81,8 +94,8 @@ class MaxPool(_Pool):
                 Example((In((1, 2, 11)),), {"kernel": 3, "strides": 2, "dilations": 2}))
 
     def compute(self, x):
-        cols, geometry = self._windows(x, -np.inf)
-        return self._fold_taps(cols, geometry[0], np.maximum)
+        padded, geometry = self._padded(x, -np.inf)
+        return self._reduce_windows(padded, geometry, np.maximum)
 
     def to_onnx(self, b, x):
         return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
@@ -106,7 +119,8 @@ class AvgPool(_Pool):
         return super().infer(x)
 
     def compute(self, x):
-        cols, (n, kernel, strides, dilations, pads, out, amounts) = self._windows(x, 0.0)
+        padded, geometry = self._padded(x, 0.0)
+        n, kernel, strides, dilations, pads, out, amounts = geometry
         # Which padded cells count: the input, plus the declared padding if count_include_pad;
         # never the cells past it that ceil_mode adds.
         counted = np.zeros((1, 1) + tuple(s + a + e for s, (a, e) in zip(x.shape[2:], amounts)), x.dtype)
@@ -117,9 +131,8 @@ class AvgPool(_Pool):
             region.append(slice(0, begin + size + declared_end) if self.count_include_pad
                           else slice(begin, begin + size))
         counted[tuple(region)] = 1
-        counts = self._fold_taps(windows(counted, kernel, strides, dilations, out), n, np.add)
-        total = self._fold_taps(cols, n, np.add)
-        total /= counts
+        total = self._reduce_windows(padded, geometry, np.add)
+        total /= self._reduce_windows(counted, geometry, np.add)
         return total
 
     def to_onnx(self, b, x):
