@@ -167,3 +167,14 @@ def test_no_optimize_gives_the_same_outputs_and_profile_names_the_ops(capsys, tm
     assert "\n  batch_norm " in capsys.readouterr().out
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_validate_imports_neither_onnx_nor_onnxruntime():
+    import subprocess
+    import sys
+    code = ("import sys; from graphnet.cli import main; main(['validate', sys.argv[1]]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime')))")
+    out = subprocess.run([sys.executable, "-c", code, str(SPECS / "resnet50.yaml")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("[]")
