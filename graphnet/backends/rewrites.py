@@ -18,9 +18,9 @@ import numpy as np
 from ..graph import Graph, Node, Param
 from ..ops import TensorType
 from ..ops.base import axis_index
+from ..ops.conv import Conv
 from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.linalg import Matmul
-from ..ops.conv import Conv
 from ..ops.norm import BatchNorm
 from ..ops.recurrent import Gru, Lstm, Rnn
 from ..ops.scan import Scan
@@ -39,8 +39,8 @@ def _derived(node: Node, name: str, value: np.ndarray) -> Param:
 
 
 def _rebuilt(graph: Graph, nodes: list[Node], new_params: dict[str, Param], types: dict) -> Graph:
-    """The graph with these nodes, its params plus the new ones, less those no node reads."""
-    read = {t for node in nodes for t in node.inputs}
+    """The graph with these nodes, its params plus the new ones, less those nothing reads."""
+    read = {t for node in nodes for t in node.inputs} | set(graph.outputs.values())
     params = {k: p for k, p in {**graph.params, **new_params}.items() if k in read}
     return dataclasses.replace(graph, nodes=nodes, params=params, types=types)
 

@@ -167,3 +167,24 @@ def test_in_place_only_into_buffers_nothing_reads_later(tmp_path):
     x = np.linspace(-1, 1, 18, dtype=np.float32).reshape(3, 6)
     expected = (np.exp(x) - np.exp(-np.exp(x))).reshape(3, 2, 3)
     np.testing.assert_allclose(net.session(optimize=True).run({"x": x})["y"], expected, rtol=1e-6)
+
+
+def test_params_and_static_values_can_be_outputs(tmp_path):
+    net = _spec(tmp_path, """
+        graphnet: 1
+        name: t
+        dims: {B: ~}
+        inputs:
+          x: [B, 4]
+        params:
+          w: {shape: [4], init: {normal: {std: 1.0}}}
+        nodes:
+          - {name: m, op: mul, inputs: [x, w]}
+          - {name: wn, op: neg, inputs: [w]}
+        outputs: {y: m, w: w, n: wn}
+        """)
+    weights = net.init_weights(1)
+    out = net.session(weights).run({"x": np.ones((2, 4), np.float32)})
+    np.testing.assert_array_equal(out["w"], weights["w"])
+    np.testing.assert_array_equal(out["n"], -weights["w"])
+    np.testing.assert_array_equal(out["y"], np.ones((2, 1), np.float32) * weights["w"])
