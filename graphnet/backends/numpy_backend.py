@@ -21,7 +21,7 @@ from . import rewrites
 class Step:
     name: str
     op: str                        # the op's name, for profiles
-    kernel: object                 # the bound op's compute
+    kernel: object                 # the bound op's compute, prepared for its input shapes
     inputs: tuple[int | None, ...]
     outputs: tuple[int, ...]
     free: tuple[int, ...]          # slots whose last reader is this step
@@ -105,7 +105,9 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         # Outputs nobody reads die at once, except graph outputs.
         dying |= {t for t in node.outputs if t not in last_use and t not in keep}
         inplace = buffers.reusable_input(i, node, op, binding) if buffers else None
-        steps.append(Step(node.name, op.name, op.compute, ins, outs, tuple(sorted(slots[t] for t in dying)), inplace))
+        shapes = [tuple(int(d.subs(binding)) for d in graph.types[t].shape) if t is not None else None
+                  for t in node.inputs]
+        steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, tuple(sorted(slots[t] for t in dying)), inplace))
     return Plan({name: slots[name] for name in graph.inputs},
                 tuple((slots[name], values[name]) for name in graph.params),
                 tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))

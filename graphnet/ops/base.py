@@ -85,6 +85,11 @@ class Op(BaseModel):
     def compute(self, *xs: np.ndarray):
         raise NotImplementedError
 
+    def prepare(self, *shapes: tuple[int, ...] | None):
+        """compute, for inputs of these shapes (None for an omitted one), with what depends only on
+        the shapes worked out once: the NumPy plan calls this when it is made, not on every run."""
+        return self.compute
+
     def to_onnx(self, b, *xs: str | None):
         raise NotImplementedError
 

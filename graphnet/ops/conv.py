@@ -134,37 +134,43 @@ class Conv(Op):
         return TensorType(dtype, (x.shape[0], out_channels, *spatial))
 
     def compute(self, x, w, b=None):
-        n = x.ndim - 2
-        kernel = list(w.shape[2:])
+        return self.prepare(x.shape, w.shape)(x, w, b)
+
+    def prepare(self, x_shape, w_shape, b_shape=None):
+        n = len(x_shape) - 2
+        kernel = list(w_shape[2:])
         strides = as_list(self.strides, n, "strides", positive=True)
         dilations = as_list(self.dilations, n, "dilations", positive=True)
         pads = resolve_pads(self.pads, n)
-        out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
+        out = [int(window_output(Dim(x_shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n)[0])
                for i in range(n)]
-        amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
+        amounts = pad_amounts(x_shape, kernel, strides, dilations, pads, out)
         padding = [(0, 0), (0, 0)] + amounts if any(a or e for a, e in amounts) else None
-        g = self.groups
-        batch, channels = x.shape[:2]
-        positions = int(np.prod(out))
-        wg = w.reshape(g, w.shape[0] // g, -1)
-        y = np.empty((batch, w.shape[0]) + tuple(out), x.dtype)
+        g, (batch, channels), m = self.groups, x_shape[:2], w_shape[0]
+        positions, taps = int(np.prod(out)), int(np.prod(kernel))
+        y_shape, bias_shape = (batch, m) + tuple(out), (1, -1) + (1,) * n
         # a 1x1 kernel with stride 1 and no padding: the input already is the matrix
-        pointwise = wg.shape[2] == channels // g and strides == [1] * n and padding is None
-        per_image = wg.shape[0] * wg.shape[2] * positions * x.itemsize      # one image's im2col matrix
-        step = batch if pointwise else max(1, min(batch, IM2COL_BYTES // per_image))
-        for start in range(0, batch, step):
-            part = x[start:start + step]
-            if pointwise:
-                cols = part.reshape(len(part), g, channels // g, positions)
-            else:
-                view = windows(np.pad(part, padding) if padding else part, kernel, strides, dilations, out)
-                # im2col: [images, groups, C/groups * taps, positions], one copy, one GEMM per group
-                order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
-                cols = view.transpose(order).reshape(len(part), g, -1, positions)
-            np.matmul(wg, cols, out=y[start:start + step].reshape(len(part), g, wg.shape[1], positions))
-        if b is not None:
-            y += b.reshape((1, -1) + (1,) * n)
-        return y
+        pointwise = taps == 1 and strides == [1] * n and padding is None
+        per_image = channels * taps * positions                    # one image's im2col entries
+        order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
+
+        def conv(x, w, b=None):
+            wg = w.reshape(g, m // g, -1)
+            y = np.empty(y_shape, x.dtype)
+            step = batch if pointwise else max(1, min(batch, IM2COL_BYTES // (per_image * x.itemsize)))
+            for start in range(0, batch, step):
+                part = x[start:start + step]
+                if pointwise:
+                    cols = part.reshape(len(part), g, channels // g, positions)
+                else:
+                    view = windows(np.pad(part, padding) if padding else part, kernel, strides, dilations, out)
+                    # im2col: [images, groups, C/groups * taps, positions], one copy, one GEMM per group
+                    cols = view.transpose(order).reshape(len(part), g, -1, positions)
+                np.matmul(wg, cols, out=y[start:start + step].reshape(len(part), g, m // g, positions))
+            if b is not None:
+                y += b.reshape(bias_shape)
+            return y
+        return conv
 
     def to_onnx(self, b, x, w, bias=None):
         n, kernel, strides, dilations, pads = self.geometry(b.type_of(x), b.type_of(w))

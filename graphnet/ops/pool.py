@@ -38,19 +38,18 @@ class _Pool(Op):
                    for i in range(n)]
         return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(spatial))
 
-    def _padded(self, x: np.ndarray, fill: float):
-        """x padded with `fill` as far as the windows reach, plus the concrete geometry used."""
-        n, kernel, strides, dilations, pads = self.geometry(x.ndim)
-        out = [int(window_output(Dim(x.shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n,
+    def _layout(self, shape: tuple[int, ...]):
+        """The concrete geometry for an input of this shape, with the padding the windows need."""
+        n, kernel, strides, dilations, pads = self.geometry(len(shape))
+        out = [int(window_output(Dim(shape[2 + i]), kernel[i], strides[i], dilations[i], pads, i, n,
                                  self.ceil_mode)[0]) for i in range(n)]
-        amounts = pad_amounts(x.shape, kernel, strides, dilations, pads, out)
-        padded = np.pad(x, [(0, 0), (0, 0)] + amounts, constant_values=fill)
-        return padded, (n, kernel, strides, dilations, pads, out, amounts)
+        return n, kernel, strides, dilations, pads, out, pad_amounts(shape, kernel, strides, dilations, pads, out)
 
     def _windows(self, x: np.ndarray, fill: float):
         """Windows [N, C, *out, *kernel] over x padded with `fill`, plus the concrete geometry used."""
-        padded, geometry = self._padded(x, fill)
+        geometry = self._layout(x.shape)
         n, kernel, strides, dilations, pads, out, amounts = geometry
+        padded = np.pad(x, [(0, 0), (0, 0)] + amounts, constant_values=fill)
         return windows(padded, kernel, strides, dilations, out), geometry
 
     @staticmethod
@@ -94,8 +93,12 @@ class MaxPool(_Pool):
                 Example((In((1, 2, 11)),), {"kernel": 3, "strides": 2, "dilations": 2}))
 
     def compute(self, x):
-        padded, geometry = self._padded(x, -np.inf)
-        return self._reduce_windows(padded, geometry, np.maximum)
+        return self.prepare(x.shape)(x)
+
+    def prepare(self, x_shape):
+        geometry = self._layout(x_shape)
+        padding = [(0, 0), (0, 0)] + geometry[-1]
+        return lambda x: self._reduce_windows(np.pad(x, padding, constant_values=-np.inf), geometry, np.maximum)
 
     def to_onnx(self, b, x):
         return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
@@ -119,21 +122,29 @@ class AvgPool(_Pool):
         return super().infer(x)
 
     def compute(self, x):
-        padded, geometry = self._padded(x, 0.0)
+        return self.prepare(x.shape)(x)
+
+    def prepare(self, x_shape):
+        geometry = self._layout(x_shape)
         n, kernel, strides, dilations, pads, out, amounts = geometry
         # Which padded cells count: the input, plus the declared padding if count_include_pad;
-        # never the cells past it that ceil_mode adds.
-        counted = np.zeros((1, 1) + tuple(s + a + e for s, (a, e) in zip(x.shape[2:], amounts)), x.dtype)
+        # never the cells past it that ceil_mode adds. The counts depend on the shape alone.
+        counted = np.zeros((1, 1) + tuple(s + a + e for s, (a, e) in zip(x_shape[2:], amounts)))
         region = [slice(None), slice(None)]
         for i, (begin, end) in enumerate(amounts):
-            size = x.shape[2 + i]
+            size = x_shape[2 + i]
             declared_end = end if pads == "same" else (0 if pads == "valid" else pads[i + n])
             region.append(slice(0, begin + size + declared_end) if self.count_include_pad
                           else slice(begin, begin + size))
         counted[tuple(region)] = 1
-        total = self._reduce_windows(padded, geometry, np.add)
-        total /= self._reduce_windows(counted, geometry, np.add)
-        return total
+        counts = self._reduce_windows(counted, geometry, np.add)
+        padding = [(0, 0), (0, 0)] + amounts
+
+        def average(x):
+            total = self._reduce_windows(np.pad(x, padding), geometry, np.add)
+            total /= counts.astype(x.dtype)
+            return total
+        return average
 
     def to_onnx(self, b, x):
         attrs = self._onnx_attrs(b.type_of(x).rank)
