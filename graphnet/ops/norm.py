@@ -60,11 +60,15 @@ class LayerNorm(Op):
 
     def compute(self, x, scale, bias=None):
         axes = tuple(range(axis_index(self.axis, x.ndim), x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
-        y = centered / np.sqrt(var + x.dtype.type(self.epsilon)) * scale
-        return (y + bias if bias is not None else y).astype(x.dtype)
+        y = x - x.mean(axis=axes, keepdims=True)         # the one array as large as x; the rest in place
+        inv = np.square(y).mean(axis=axes, keepdims=True)
+        inv += x.dtype.type(self.epsilon)
+        np.sqrt(inv, out=inv)
+        y /= inv
+        y *= scale
+        if bias is not None:
+            y += bias
+        return y.astype(x.dtype, copy=False)
 
     def to_onnx(self, b, x, scale, bias=None):
         return b.node("LayerNormalization", [x, scale] + ([bias] if bias else []),

@@ -28,8 +28,10 @@ class Softmax(_AlongAxis):
     onnx = "Softmax"
 
     def compute(self, x):
-        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
-        return e / e.sum(axis=self.axis, keepdims=True)
+        e = x - x.max(axis=self.axis, keepdims=True)    # the one new array; the rest is in place
+        np.exp(e, out=e)
+        e /= e.sum(axis=self.axis, keepdims=True)
+        return e
 
 
 class LogSoftmax(_AlongAxis):
