@@ -107,7 +107,8 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         inplace = buffers.reusable_input(i, node, op, binding) if buffers else None
         shapes = [tuple(int(d.subs(binding)) for d in graph.types[t].shape) if t is not None else None
                   for t in node.inputs]
-        steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, tuple(sorted(slots[t] for t in dying)), inplace))
+        free = tuple(sorted(slots[t] for t in dying))
+        steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, free, inplace))
     return Plan({name: slots[name] for name in graph.inputs},
                 tuple((slots[name], values[name]) for name in graph.params),
                 tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
