@@ -32,6 +32,7 @@ from pathlib import Path
 import graphnet  # noqa: F401  (before NumPy: importing graphnet may choose OpenBLAS's kernels)
 import numpy as np
 
+from graphnet.backends.numpy_backend import last_uses
 from graphnet.dims import dim_prod
 from graphnet.graph import Graph
 from graphnet.summary import ITEMSIZE
@@ -50,11 +51,7 @@ def live_memory_estimate(graph: Graph, binding: dict[str, int]) -> dict:
         return dim_prod(ty.shape).subs(binding).value * ITEMSIZE[ty.dtype]
 
     weights = sum(dim_prod(p.type.shape).value * ITEMSIZE[p.type.dtype] for p in graph.params.values())
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(graph.nodes):
-        for t in node.inputs:
-            if t is not None:
-                last_use[t] = i
+    last_use = last_uses(graph)
     held = set(graph.outputs.values())
     inputs = sum(nbytes(t) for t in graph.inputs)
     # Params and inputs are buffers of their own, counted above and never freed (a transpose of a

@@ -130,18 +130,19 @@ def cmd_run(args) -> int:
     dims = _dims(args.dim)
     net = _load(args.spec, dims)
     if args.inputs:
-        inputs = load_npz(args.inputs)
+        arrays = net.check_inputs(load_npz(args.inputs), args.inputs)
+        binding = net.binding(arrays)
     else:
-        # refuse a binding too big for memory before making its random inputs
-        net.check_memory(net.default_binding(dims), args.max_memory, args.optimize)
-        inputs = net.random_inputs(dims, seed=args.seed)
+        binding = net.default_binding(dims)
+    # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
+    net.check_memory(binding, args.max_memory, args.optimize)
+    if not args.inputs:
+        arrays = net.random_inputs(dims, seed=args.seed)
     weights, checks = _weights(net, args)
-    session = net.session(weights, optimize=args.optimize, max_memory=args.max_memory, **checks)
-    arrays = net.check_inputs(inputs, args.inputs)
-    net.check_memory(net.binding(arrays), args.max_memory, args.optimize)   # onnxruntime's needs are alike
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
+        session = net.session(weights, optimize=args.optimize, max_memory=None, **checks)   # checked above
         outputs = session.run(arrays)
         if args.profile:   # a second run: the first one's page faults and cold caches are not the kernels'
             timings = []

@@ -72,6 +72,24 @@ def bind_dims(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> dict[str, int
     return binding
 
 
+def last_uses(graph: Graph) -> dict[str, int]:
+    """Tensor -> the index of the last node that reads it (tensors nobody reads are absent)."""
+    return {t: i for i, node in enumerate(graph.nodes) for t in node.inputs if t is not None}
+
+
+class _BoundTypes(dict):
+    """Tensor name -> its type with the binding's values put in for the free dims, made on first use."""
+
+    def __init__(self, graph: Graph, binding: dict[str, int]):
+        super().__init__()
+        self.graph, self.binding = graph, binding
+
+    def __missing__(self, tensor: str) -> TensorType:
+        t = self.graph.types[tensor]
+        self[tensor] = bound = TensorType(t.dtype, tuple(d.subs(self.binding) for d in t.shape)) if self.binding else t
+        return bound
+
+
 def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
                  optimize: bool = True) -> Plan:
     """The steps that compute `graph` for this binding; `values` holds every param's array. With
@@ -89,13 +107,10 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
 
     for name in list(graph.inputs) + list(graph.params):
         slot(name)
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(graph.nodes):
-        for t in node.inputs:
-            if t is not None:
-                last_use[t] = i
+    last_use = last_uses(graph)
     keep = set(graph.outputs.values())
-    buffers = _Buffers(graph, last_use, keep) if optimize else None
+    types = _BoundTypes(graph, binding)
+    buffers = _Buffers(types, last_use, keep) if optimize else None
     steps = []
     for i, node in enumerate(graph.nodes):
         op: Op = node.op.bind(binding) if binding else node.op
@@ -104,9 +119,8 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         dying = {t for t in node.inputs if t is not None and last_use.get(t) == i and t not in keep}
         # Outputs nobody reads die at once, except graph outputs.
         dying |= {t for t in node.outputs if t not in last_use and t not in keep}
-        inplace = buffers.reusable_input(i, node, op, binding) if buffers else None
-        shapes = [tuple(int(d.subs(binding)) for d in graph.types[t].shape) if t is not None else None
-                  for t in node.inputs]
+        inplace = buffers.reusable_input(i, node, op) if buffers else None
+        shapes = [tuple(int(d) for d in types[t].shape) if t is not None else None for t in node.inputs]
         free = tuple(sorted(slots[t] for t in dying))
         steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, free, inplace))
     return Plan({name: slots[name] for name in graph.inputs},
@@ -120,8 +134,8 @@ class _Buffers:
     An elementwise op may write its result into an input when that input's group is owned, no
     tensor of it is read after this step or is a graph output, and the result has its shape and dtype."""
 
-    def __init__(self, graph: Graph, last_use: dict[str, int], keep: set[str]):
-        self.graph, self.last_use = graph, last_use
+    def __init__(self, types: _BoundTypes, last_use: dict[str, int], keep: set[str]):
+        self.types, self.last_use = types, last_use
         self.group: dict[str, str] = {}      # tensor -> its group's first tensor
         self.members: dict[str, list[str]] = {}
         self.owned: set[str] = set()
@@ -131,9 +145,9 @@ class _Buffers:
         self.group[tensor] = group
         self.members.setdefault(group, []).append(tensor)
 
-    def reusable_input(self, i: int, node, op: Op, binding: dict[str, int]) -> int | None:
+    def reusable_input(self, i: int, node, op: Op) -> int | None:
         chosen = None
-        out_type = self._bound(node.outputs[0], binding)
+        out_type = self.types[node.outputs[0]]
         for position in op.inplace:
             t = node.inputs[position] if position < len(node.inputs) else None
             if t is None or t not in self.group or self.group[t] not in self.owned:
@@ -141,7 +155,7 @@ class _Buffers:
             members = self.members[self.group[t]]
             if any(self.last_use.get(m, -1) > i or m in self.keep for m in members):
                 continue
-            if self._bound(t, binding) == out_type and sum(x == t for x in node.inputs) == 1:
+            if self.types[t] == out_type and sum(x == t for x in node.inputs) == 1:
                 chosen = position
                 break
         for out in node.outputs:
@@ -161,25 +175,15 @@ class _Buffers:
                 self.owned.discard(group)
         return chosen
 
-    def _bound(self, tensor: str, binding: dict[str, int]) -> tuple:
-        t = self.graph.types[tensor]
-        return t.dtype, tuple(d.subs(binding) for d in t.shape)
 
 
 def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
     """An upper estimate of the memory a run allocates, beyond the weights, for this binding: the
     inputs and derived constants, then at each step the tensors alive, the step's outputs and its
     kernel's scratch space. It reads only types, so it can refuse a run before anything is allocated."""
-    types = {}
-
-    def bound(t: str) -> TensorType:
-        if t not in types:
-            tt = graph.types[t]
-            types[t] = TensorType(tt.dtype, tuple(d.subs(binding) for d in tt.shape)) if binding else tt
-        return types[t]
-
+    bound = _BoundTypes(graph, binding).__getitem__
     static = graph.static_tensors
-    last_use = {t: i for i, node in enumerate(graph.nodes) for t in node.inputs if t is not None}
+    last_use = last_uses(graph)
     keep = set(graph.outputs.values())
     live = sum(nbytes(bound(t)) for t in graph.inputs)
     # derived constants that are new arrays (a folded mask, a zero state), not views of weights

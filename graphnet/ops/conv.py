@@ -89,6 +89,11 @@ def pad_amounts(shape: tuple, kernel, strides, dilations, pads, out) -> list[tup
 IM2COL_BYTES = 16 << 20
 
 
+def images_per_chunk(batch: int, per_image_bytes: int) -> int:
+    """How many images' im2col matrices conv makes at a time."""
+    return max(1, min(batch, IM2COL_BYTES // max(per_image_bytes, 1)))
+
+
 class Conv(Op):
     """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
 
@@ -157,7 +162,7 @@ class Conv(Op):
         def conv(x, w, b=None):
             wg = w.reshape(g, m // g, -1)
             y = np.empty(y_shape, x.dtype)
-            step = batch if pointwise else max(1, min(batch, IM2COL_BYTES // (per_image * x.itemsize)))
+            step = batch if pointwise else images_per_chunk(batch, per_image * x.itemsize)
             for start in range(0, batch, step):
                 part = x[start:start + step]
                 if pointwise:
@@ -192,5 +197,5 @@ class Conv(Op):
         images = int(x.shape[0])
         per_image = int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
             int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
-        step = max(1, min(images, IM2COL_BYTES // max(per_image, 1)))
+        step = images_per_chunk(images, per_image)
         return (nbytes(x) // max(images, 1) + per_image) * step

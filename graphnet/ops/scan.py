@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import PrivateAttr
 
 from ..dims import Dim
 from .base import Op, ShapeError, TensorType, axis_index, nbytes
@@ -32,6 +33,7 @@ class Scan(Op):
     reverse: bool = False
     binding: dict[str, int] = {}
     optimize: bool = False               # rewrite the body too (set by backends/rewrites.py)
+    _body_plan: Any = PrivateAttr(default=None)   # (the params it was made for, the body's plan)
 
     def output_names(self) -> tuple[str, ...]:
         return self.carried + self.stacked
@@ -70,7 +72,13 @@ class Scan(Op):
         names = self.body_inputs()
         state = list(xs[:nc])
         sequences = xs[nc:nc + ns]
-        plan = compile_plan(self.body, self.binding, dict(zip(self.params, xs[nc + ns:])), self.optimize)
+        params = xs[nc + ns:]
+        # a plan's params are the same arrays on every run: compile the body (and fold it) once
+        cached = self._body_plan
+        if cached is None or len(cached[0]) != len(params) or any(a is not b for a, b in zip(cached[0], params)):
+            cached = self._body_plan = (params, compile_plan(self.body, self.binding, dict(zip(self.params, params)),
+                                                              self.optimize))
+        plan = cached[1]
         length = sequences[0].shape[self.axis]
         steps: dict[str, list] = {n: [None] * length for n in self.stacked}
         leads = [(slice(None),) * (self.axis % s.ndim) for s in sequences]

@@ -48,6 +48,12 @@ def test_rewrites_change_no_output(name):
                 np.testing.assert_array_equal(value, again[key])
 
 
+def _spec(tmp_path, text: str):
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(text))
+    return gn.load(path)
+
+
 def _ops(graph) -> list[str]:
     return [n.op.name for n in graph.nodes]
 
@@ -95,8 +101,7 @@ def test_std_cells_scanned_become_the_fused_recurrent_op(name, fused, scans):
 
 def test_state_independent_work_is_hoisted_out_of_a_scan(tmp_path):
     # a cell of one's own (not std's, so not fused): x W^T + b needs no state, so it runs once
-    path = tmp_path / "cell.yaml"
-    path.write_text(textwrap.dedent("""
+    net = _spec(tmp_path, """
         graphnet: 1
         name: cell
         dims: {B: ~, T: ~}
@@ -123,22 +128,21 @@ def test_state_independent_work_is_hoisted_out_of_a_scan(tmp_path):
         nodes:
           - {name: rnn, scan: step, over: [x], inputs: {x: x, h: h0}}
         outputs: {y: rnn.y, h: rnn.h}
-        """))
-    net = gn.load(path)
+        """)
     graph = rewrites.optimize(net.graph, {"B": 2, "T": 5}, dict(net.init_weights(0)))
     scan = next(n for n in graph.nodes if n.op.name == "scan")
     assert _ops(scan.op.body) == ["matmul", "add", "tanh"] and scan.op.optimize
     assert _ops(graph) == ["matmul", "add", "scan"]
     inputs = net.random_inputs({"B": 2, "T": 5})
-    plain, optimized = net.session(optimize=False).run(inputs), net.session().run(inputs)
+    session = net.session()
+    plain, optimized = net.session(optimize=False).run(inputs), session.run(inputs)
     for key in plain:
         np.testing.assert_allclose(optimized[key], plain[key], rtol=1e-6, atol=1e-6)
-
-
-def _spec(tmp_path, text: str):
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(text))
-    return gn.load(path)
+    # the step's plan is made once for the session's params, not again on every run
+    scan_step = next(s for s in session.plan_for(inputs).steps if s.op == "scan")
+    body_plan = scan_step.kernel.__self__._body_plan[1]
+    session.run(inputs)
+    assert scan_step.kernel.__self__._body_plan[1] is body_plan
 
 
 def test_in_place_only_into_buffers_nothing_reads_later(tmp_path):
