@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .dims import humanize
+from .init import split_init
 from .network import load
 
 def notes_of(text: str) -> list[str]:
@@ -108,7 +109,7 @@ def _yaml_value(v) -> str:
 def _init_text(raw) -> str:
     if isinstance(raw, str):
         return raw
-    (kind, options), = raw.items()
+    kind, options = split_init(raw)
     if not isinstance(options, dict):
         return f"{kind}({_yaml_value(options)})"
     return f"{kind}(" + ", ".join(f"{k} = {_yaml_value(v)}" for k, v in options.items()) + ")"

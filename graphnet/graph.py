@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import networkx as nx
-
 from .dims import Dim, dim_prod
 from .errors import Location
 from .ops import Op, TensorType
@@ -65,19 +63,6 @@ class Graph:
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
     output_locs: dict[str, Location] = field(default_factory=dict)
-
-    @cached_property
-    def dag(self) -> nx.DiGraph:
-        """Nodes and tensors as a bipartite networkx DiGraph (tensor -> node -> tensor)."""
-        g = nx.DiGraph()
-        for node in self.nodes:
-            g.add_node(node.name, kind="op", op=node.op.name)
-            for t in node.inputs:
-                if t is not None:
-                    g.add_edge(t, node.name)
-            for t in node.outputs:
-                g.add_edge(node.name, t)
-        return g
 
     @cached_property
     def producers(self) -> dict[str, Node]:

@@ -25,7 +25,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from .init import SCHEMES
+from .init import SCHEMES, bare_option, scheme_options
 from .ops import OPS, Op
 from .spec import NAME_PATTERN, ArgSpec, ArgType, BlockSpec, InputSpec, LibraryFile, NodeSpec, ParamSpec, SpecFile
 
@@ -256,10 +256,10 @@ def _init_schema() -> dict:
     schemes = {}
     for kind, cls in SCHEMES.items():
         ref = {"$ref": f"#/$defs/init.{cls.model_fields['kind'].default}"}
-        options = ", ".join(n for n in cls.model_fields if n != "kind") or "none"
-        if _required(cls) == ["value"]:   # {constant: 0.5} is short for {constant: {value: 0.5}}
+        options = ", ".join(scheme_options(kind)) or "none"
+        if bare_option(kind):   # {constant: 0.5} is short for {constant: {value: 0.5}}
             schemes[kind] = {"anyOf": [{"type": "number"}, _EXPR, ref],
-                             "description": f"{kind}: a value, or {{value: ...}}."}
+                             "description": f"{kind}: a value, or {{{bare_option(kind)}: ...}}."}
         else:
             schemes[kind] = {"anyOf": [{"type": "null"}, ref], "description": f"{kind}; options: {options}."}
     return {"anyOf": [
