@@ -77,7 +77,7 @@ def ops_markdown() -> str:
         attrs = "made by a `scan:` node" if getattr(cls, "takes_body", False) else \
             ", ".join(f"`{k}` ({_default(f)})" for k, f in cls.model_fields.items())
         outputs = "y0, y1, ..." if cls.name == "split" else ", ".join(cls.outputs)
-        rows.append(f"| `{cls.name}` | {', '.join(cls.inputs) or 'none'} | {outputs} | {attrs} | "
+        rows.append(f"| `{cls.name}` | {', '.join(map(str, cls.inputs)) or 'none'} | {outputs} | {attrs} | "
                     f"{cls.onnx} | {doc} |")
     return "\n".join([
         "# Ops",

@@ -340,7 +340,7 @@ def _node(node: dict) -> None:
 def _op_summary(cls: type[Op]) -> str:
     doc = " ".join((cls.__doc__ or "").split())
     onnx = f" ONNX: {cls.onnx}." if cls.onnx else ""
-    return (f"{cls.name}: inputs ({', '.join(cls.inputs) or 'none'}) -> ({', '.join(cls.outputs)}); "
+    return (f"{cls.name}: inputs ({', '.join(map(str, cls.inputs)) or 'none'}) -> ({', '.join(cls.outputs)}); "
             f"attributes: {', '.join(cls.model_fields) or 'none'}.{onnx}" + (f" {doc}" if doc else ""))
 
 

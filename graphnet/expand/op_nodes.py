@@ -86,8 +86,9 @@ def make_op(ex: Expansion, node: NodeSpec, cls: type[Op], scope: dict, path: str
 def bind_op_inputs(ex: Expansion, node: NodeSpec, cls: type[Op], path: str, inputs) -> list:
     """Match given inputs to the op's declared inputs; None marks an omitted optional one."""
     declared = cls.inputs
+    shown = ", ".join(map(str, declared))
     if isinstance(inputs, dict):
-        names = [d.lstrip("*").rstrip("?") for d in declared]
+        names = [port.name for port in declared]
         unknown = [k for k in inputs if k not in names]
         if unknown:
             ex.fail(node.loc_of("inputs", unknown[0]),
@@ -96,25 +97,25 @@ def bind_op_inputs(ex: Expansion, node: NodeSpec, cls: type[Op], path: str, inpu
         inputs = [inputs.get(n, Absent()) for n in names]
         while inputs and isinstance(inputs[-1], Absent):
             inputs.pop()
-    variadic = any(d.startswith("*") for d in declared)
-    required = [d for d in declared if not d.endswith("?") and not d.startswith("*")]
+    variadic = any(port.variadic for port in declared)
+    required = [port.name for port in declared if not port.optional and not port.variadic]
     if not variadic and len(inputs) > len(declared):
         ex.fail(node.loc_of("inputs"), f"op '{cls.name}' takes {len(declared)} input"
-                f"{'s' if len(declared) != 1 else ''} ({', '.join(declared)}), got {len(inputs)}")
+                f"{'s' if len(declared) != 1 else ''} ({shown}), got {len(inputs)}")
     out = []
     for i, value in enumerate(inputs):
-        label = declared[min(i, len(declared) - 1)] if declared else "?"
         if isinstance(value, Absent):
-            if not label.endswith("?"):
-                ex.fail(node.loc_of("inputs"), f"op '{cls.name}' input '{label}' is required but was not given")
+            port = declared[min(i, len(declared) - 1)]
+            if not port.optional:
+                ex.fail(node.loc_of("inputs"), f"op '{cls.name}' input '{port}' is required but was not given")
             out.append(None)
         else:
             out.append(value)
     if len(out) < len(required) or (variadic and not out):
-        missing = required[len(out):] or [declared[0].lstrip("*")]
+        missing = required[len(out):] or [declared[0].name]
         ex.fail(node.loc if node.inputs is None else node.loc_of("inputs"),
                 f"node '{path}' ({cls.name}): missing input '{missing[0]}' "
-                f"(the op takes {', '.join(declared)}; got {len(out)})")
+                f"(the op takes {shown}; got {len(out)})")
     return out
 
 
@@ -143,7 +144,7 @@ def _trim_none(types: list):
 
 
 def _input_names(cls: type[Op], n: int) -> list[str]:
-    declared = [d.lstrip("*").rstrip("?") for d in cls.inputs]
-    if any(d.startswith("*") for d in cls.inputs):
-        return [f"{declared[0]}[{i}]" for i in range(n)]
-    return declared[:n]
+    """The names of an op's first n inputs as messages show them: `xs[0]`, `xs[1]` for a variadic one."""
+    fixed = [port.name for port in cls.inputs if not port.variadic]
+    rest = [f"{port.name}[{i}]" for port in cls.inputs if port.variadic for i in range(n - len(fixed))]
+    return (fixed + rest)[:n]

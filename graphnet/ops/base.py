@@ -36,6 +36,27 @@ class TensorType:
 
 
 @dataclass(frozen=True)
+class Port:
+    """One input an op declares. An `optional` one may be left out (the op then gets None there); a
+    `variadic` one takes one or more tensors."""
+
+    name: str
+    optional: bool = False
+    variadic: bool = False
+
+    def __str__(self) -> str:
+        """As the docs and messages write it: `b?` for optional, `*xs` for variadic."""
+        return ("*" if self.variadic else "") + self.name + ("?" if self.optional else "")
+
+
+def ports(*required: str, optional: tuple[str, ...] = (), variadic: str | None = None) -> tuple[Port, ...]:
+    """An op's inputs in order: the required ones, then the optional ones, then at most one variadic
+    one: `ports("x", "w", optional=("b",))`, `ports(variadic="xs")`, `ports()` for none."""
+    return (tuple(Port(n) for n in required) + tuple(Port(n, optional=True) for n in optional)
+            + ((Port(variadic, variadic=True),) if variadic else ()))
+
+
+@dataclass(frozen=True)
 class In:
     """An example input: shape of ints, dtype, and the value range to draw from."""
 
@@ -68,7 +89,7 @@ class Op(BaseModel):
 
     name: ClassVar[str]
     onnx: ClassVar[str] = ""                      # the ONNX op it lowers to, for the docs
-    inputs: ClassVar[tuple[str, ...]] = ("x",)    # 'name?' optional, '*name' variadic
+    inputs: ClassVar[tuple[Port, ...]] = ports("x")
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     examples: ClassVar[tuple[Example, ...]] = ()
     # For the NumPy plan: `fresh` ops return new arrays, never a view of an input; `inplace` lists the

@@ -8,8 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
-from .base import (ITEMSIZE, Example, In, Op, ShapeError, TensorType, as_list, const_int, nbytes, require_float,
-                   same_dtype)
+from .base import (ITEMSIZE, Example, In, Op, ShapeError, TensorType, as_list, const_int, nbytes, ports,
+                   require_float, same_dtype)
 
 Pads = int | list[int] | Literal["same", "valid"]
 
@@ -100,7 +100,7 @@ class Conv(Op):
     name = "conv"
     fresh = True
     onnx = "Conv"
-    inputs = ("x", "w", "b?")
+    inputs = ports("x", "w", optional=("b",))
     strides: int | list[int] = 1
     pads: Pads = 0
     dilations: int | list[int] = 1

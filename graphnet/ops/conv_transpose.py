@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
+from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, ports, require_float, same_dtype
 from .conv import resolve_pads
 
 
@@ -19,7 +19,7 @@ class ConvTranspose(Op):
 
     name = "conv_transpose"
     onnx = "ConvTranspose"
-    inputs = ("x", "w", "b?")
+    inputs = ports("x", "w", optional=("b",))
     strides: int | list[int] = 1
     pads: int | list[int] = 0
     dilations: int | list[int] = 1

@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from .base import Example, In, Op, ShapeError, TensorType, broadcast, ports, require_float, same_dtype
 
 
 class Elementwise(Op):
@@ -20,7 +20,7 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
-        inputs = ("a", "b")
+        inputs = ports("a", "b")
         fresh = True
         inplace = (0, 1) if isinstance(kernel, np.ufunc) else ()
         examples = (
@@ -64,7 +64,7 @@ class Pow(Elementwise):
 
     name = "pow"
     onnx = "Pow"
-    inputs = ("a", "b")
+    inputs = ports("a", "b")
     examples = (Example((In((2, 3), low=0.1, high=3.0), In((3,), low=-2.0, high=2.0))),)
 
     def infer(self, a: TensorType, b: TensorType) -> TensorType:
@@ -264,7 +264,7 @@ class Where(Elementwise):
     name = "where"
     fresh = True
     onnx = "Where"
-    inputs = ("cond", "a", "b")
+    inputs = ports("cond", "a", "b")
     examples = (Example((In((3, 1), "bool"), In((3, 4)), In((4,)))),)
 
     def infer(self, cond: TensorType, a: TensorType, b: TensorType) -> TensorType:
@@ -391,7 +391,7 @@ def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra:
     class Compare(Elementwise):
         name = op_name
         onnx = onnx_type
-        inputs = ("a", "b")
+        inputs = ports("a", "b")
         examples = (Example((In((2, 3, 4), "int64", 0, 3), In((3, 1), "int64", 0, 3))),) + extra
 
         def infer(self, a: TensorType, b: TensorType) -> TensorType:

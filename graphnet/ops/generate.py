@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType
+from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, ports
 
 DimValue = int | Dim
 Number = int | float | bool
@@ -30,7 +30,7 @@ class Constant(Op):
     name = "constant"
     fresh = True
     onnx = "Constant / ConstantOfShape"
-    inputs = ()
+    inputs = ports()
     value: Number | list
     shape: list[DimValue] | None = None
     dtype: Literal["float32", "float64", "float16", "int64", "int32", "bool"] = "float32"
@@ -66,7 +66,7 @@ class Range(Op):
     name = "range"
     fresh = True
     onnx = "Range"
-    inputs = ()
+    inputs = ports()
     start: DimValue | float = 0
     limit: DimValue | float
     delta: DimValue | float = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from .base import Example, In, Op, ShapeError, TensorType, broadcast, ports, require_float, same_dtype
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -23,7 +23,7 @@ class Matmul(Op):
     name = "matmul"
     fresh = True
     onnx = "MatMul"
-    inputs = ("a", "b")
+    inputs = ports("a", "b")
     examples = (
         Example((In((4, 3)), In((3, 5)))),
         Example((In((2, 1, 4, 3)), In((5, 3, 6)))),

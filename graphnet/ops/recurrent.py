@@ -14,13 +14,13 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ..dims import Dim
-from .base import Example, In, Op, ShapeError, TensorType, require_float, same_dtype
+from .base import Example, In, Op, ShapeError, TensorType, ports, require_float, same_dtype
 from .elementwise import _sigmoid
 from .linalg import matmul
 
 
 class _Recurrent(Op):
-    inputs = ("x", "w", "r", "b?", "initial_h?")
+    inputs = ports("x", "w", "r", optional=("b", "initial_h"))
     gates: ClassVar[int]
     hidden_size: int
     direction: Literal["forward", "reverse", "bidirectional"] = "forward"
@@ -39,9 +39,9 @@ class _Recurrent(Op):
         size, d, gh = x.shape[2], self.dirs, self.gates * self.hidden_size
         expected = {"w": (d, gh, size), "r": (d, gh, self.hidden_size), "b": (d, 2 * gh)}
         state = (batch, d, self.hidden_size) if self.layout else (d, batch, self.hidden_size)
-        for name in self.inputs[4:]:      # initial states
-            expected[name.rstrip("?")] = state
-        for name, t in zip(("w", "r") + tuple(n.rstrip("?") for n in self.inputs[3:]), (w, r) + rest):
+        for port in self.inputs[4:]:      # initial states
+            expected[port.name] = state
+        for name, t in zip([port.name for port in self.inputs[1:]], (w, r) + rest):
             if t is not None and t.shape != tuple(Dim(v) if isinstance(v, int) else v for v in expected[name]):
                 want = ", ".join(str(v) for v in expected[name])
                 raise ShapeError(f"{name} must be [{want}] for {self.dirs} direction(s) and hidden size "
@@ -142,7 +142,7 @@ class Lstm(_Recurrent):
 
     name = "lstm"
     onnx = "LSTM"
-    inputs = ("x", "w", "r", "b?", "initial_h?", "initial_c?")
+    inputs = ports("x", "w", "r", optional=("b", "initial_h", "initial_c"))
     outputs = ("y", "h", "c")
     gates = 4
     examples = _examples(4, 2)

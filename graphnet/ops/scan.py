@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import PrivateAttr
 
 from ..dims import Dim
-from .base import Op, ShapeError, TensorType, axis_index, nbytes
+from .base import Op, ShapeError, TensorType, axis_index, nbytes, ports
 
 
 class Scan(Op):
@@ -22,7 +22,7 @@ class Scan(Op):
 
     name = "scan"
     onnx = "Scan"
-    inputs = ("*xs",)
+    inputs = ports(variadic="xs")
     takes_body: ClassVar[bool] = True    # examples come from specs (tests/ops/test_scan.py)
     body: Any                            # graphnet.graph.Graph: inputs are carried, then step slices
     carried: tuple[str, ...]             # block input names carried from step to step

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, same_dtype
+from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, ports, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -109,7 +109,7 @@ class Concat(Op):
     name = "concat"
     fresh = True
     onnx = "Concat"
-    inputs = ("*xs",)
+    inputs = ports(variadic="xs")
     axis: int
     examples = (Example((In((2, 3)), In((2, 5)), In((2, 1))), {"axis": 1}),
                 Example((In((1, 4)), In((3, 4))), {"axis": 0}))
@@ -273,7 +273,7 @@ class Gather(Op):
     name = "gather"
     fresh = True
     onnx = "Gather"
-    inputs = ("data", "indices")
+    inputs = ports("data", "indices")
     axis: int = 0
     examples = (Example((In((10, 4)), In((2, 3), "int64", 0, 10))),
                 Example((In((3, 5, 2)), In((4,), "int64", -5, 5)), {"axis": 1}))
