@@ -15,7 +15,8 @@ import networkx as nx
 
 from .dims import Dim, dim_prod
 from .errors import Location
-from .ops import Op, TensorType
+from .ops import Op
+from .types import TensorType
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
-from .ops.base import format_bytes
+from .types import format_bytes
 from .weights import check_weights, init_weights
 
 

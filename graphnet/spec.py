@@ -13,10 +13,10 @@ from pydantic import (BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, Stri
 
 from .errors import Diagnostic, Location, SpecError, did_you_mean
 from .source import LocDict, key_location, location_of
+from .types import DTYPES
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DTYPES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
-Dtype = Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+Dtype = Literal[DTYPES]
 ArgType = Literal["int", "float", "bool", "str", "list", "any"]
 Int = Annotated[int, Strict()]   # a size or count: `true` and `4.0` are not read as 1 and 4
 DimExpr = Int | str

@@ -16,8 +16,7 @@ from ..dims import Dim, _Atom, as_dim
 from ..errors import Location, SpecError
 from ..files import atomic_write
 from ..graph import Graph
-from ..ops import TensorType
-from ..ops.base import ONNX_DTYPES
+from ..types import ONNX_DTYPES, TensorType, dtype_name
 from . import rewrites
 from .onnx_tidy import tidy
 
@@ -85,7 +84,7 @@ class OnnxBuilder:
         if key not in self._consts:
             name = self.fresh(f"{self.hint}/const")
             self.initializers[name] = self.tensor_proto(array, name)
-            self.types[name] = TensorType(_dtype_name(array.dtype), array.shape)
+            self.types[name] = TensorType(dtype_name(array.dtype), array.shape)
             self._consts[key] = name
         return self._consts[key]
 
@@ -151,10 +150,6 @@ class OnnxBuilder:
         if unknown == 1 and not any(d == -1 for d in out):
             out = [Dim(-1) if not d.is_const() else d for d in out]
         return self.dims_tensor(out)
-
-
-def _dtype_name(dtype: np.dtype) -> str:
-    return "bool" if dtype == np.bool_ else str(dtype)
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
@@ -242,7 +237,7 @@ def _initializer(name: str, array: np.ndarray, external) -> onnx.TensorProto:
     f, location = external
     offset = f.tell()
     f.write(array.tobytes())
-    tensor = onnx.TensorProto(name=name, dims=array.shape, data_type=ONNX_DTYPES[_dtype_name(array.dtype)],
+    tensor = onnx.TensorProto(name=name, dims=array.shape, data_type=ONNX_DTYPES[dtype_name(array.dtype)],
                               data_location=onnx.TensorProto.EXTERNAL)
     for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
         tensor.external_data.add(key=key, value=value)

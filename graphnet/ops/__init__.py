@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Example, In, Op, ShapeError, TensorType
+from ..types import TensorType
+from .base import Example, In, Op, ShapeError
 from .conv import Conv
 from .conv_transpose import ConvTranspose
 from .einsum import Einsum

@@ -10,29 +10,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..dims import Dim, as_dim, format_shape
-
-FLOAT_DTYPES = ("float32", "float64", "float16")
-INT_DTYPES = ("int64", "int32", "int8", "uint8")
+from ..types import FLOAT_DTYPES, INT_DTYPES, TensorType, nbytes
 
 
 class ShapeError(Exception):
     """An op's inputs or attributes do not fit; the message says what was expected."""
-
-
-@dataclass(frozen=True)
-class TensorType:
-    dtype: str
-    shape: tuple[Dim, ...]
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def __str__(self) -> str:
-        return f"{self.dtype}{format_shape(self.shape)}"
 
 
 @dataclass(frozen=True)
@@ -183,24 +165,3 @@ def const_int(d: Dim, what: str) -> int:
     if not d.is_const():
         raise ShapeError(f"{what} must be a known number, got the free dim {d}")
     return d.value
-
-
-ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
-
-
-def nbytes(t: TensorType) -> int:
-    """The bytes of a tensor whose dims are all known."""
-    return int(np.prod([int(d) for d in t.shape], dtype=np.int64).item() if t.shape else 1) * ITEMSIZE[t.dtype]
-
-
-def format_bytes(n: int) -> str:
-    """Bytes in binary units: '3.1 MiB'."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-ONNX_DTYPES = {
-    "float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11,
-}

@@ -8,8 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
-from .base import (ITEMSIZE, Example, In, Op, ShapeError, TensorType, as_list, const_int, nbytes, require_float,
-                   same_dtype)
+from ..types import ITEMSIZE, TensorType, nbytes
+from .base import Example, In, Op, ShapeError, as_list, const_int, require_float, same_dtype
 
 Pads = int | list[int] | Literal["same", "valid"]
 

@@ -7,6 +7,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from ..types import DTYPES
 from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
 
 
@@ -368,7 +369,7 @@ class Cast(Elementwise):
 
     name = "cast"
     onnx = "Cast"
-    to: Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+    to: Literal[DTYPES]
     examples = (Example((In((3, 4), low=-5, high=5),), {"to": "int64"}),
                 Example((In((3, 4), "int64", -100, 100),), {"to": "float32"}),
                 Example((In((2, 5)),), {"to": "float16"}),

@@ -8,7 +8,8 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, same_dtype
+from ..types import FLOAT_DTYPES, TensorType
+from .base import Example, In, Op, ShapeError, axis_index, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
