@@ -23,6 +23,7 @@ from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
 from .ops import OPS, Op, ShapeError, TensorType
+from .ops.recurrent import CellFusion
 from .ops.scan import Scan
 from .source import LocDict, LocList
 from .spec import ArgSpec, BlockSpec, NodeSpec, ParamSpec
@@ -677,8 +678,16 @@ class _Expander:
         graph = Graph(path, {steps[n].name: steps[n].type for n in carried + list(node.over)},
                       {n: outputs[n].name for n in outputs}, {p: self.params[p] for p in params},
                       body_nodes, body_types)
+        decl = block.fuses_to
+        fusion = None if decl is None else CellFusion(
+            op=decl.op, states=decl.states, output=decl.output, gates=decl.gates, attrs=decl.attrs,
+            weights={role: f"{path}.{param}" for role, param in decl.weights.items()})
         op = Scan(body=graph, carried=tuple(carried), sequences=tuple(node.over), stacked=tuple(stacked),
-                  params=tuple(params), axis=node.axis, reverse=node.reverse)
+                  params=tuple(params), axis=node.axis, reverse=node.reverse, fuses_to=fusion)
+        misfit = fusion and fusion.misfit(op)
+        if misfit:
+            where, message = misfit
+            self.fail(block.loc_of("fuses_to", *where), f"block '{label}' declares fuses_to {fusion.op}, but {message}")
         args = [given[n] for n in carried + list(node.over)] + [Tensor(p, self.params[p].type) for p in params]
         try:
             out_types = op.infer(*[a.type for a in args])

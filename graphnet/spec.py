@@ -150,6 +150,17 @@ def _wrap(value, key, loc):
     return wrapped
 
 
+class FusionSpec(Located):
+    """`fuses_to:` on a recurrent cell: a scan of the block is this fused op (ops/recurrent.py)."""
+
+    op: str
+    states: list[str]
+    output: str
+    weights: dict[str, str]
+    gates: list[str]
+    attrs: dict[str, JsonValue] = {}
+
+
 class BlockSpec(Located):
     doc: str | None = None
     args: dict[str, ArgSpec] = {}
@@ -159,6 +170,7 @@ class BlockSpec(Located):
     params: dict[str, ParamSpec] = {}
     nodes: list[NodeSpec]
     outputs: dict[str, str] = Field(min_length=1)
+    fuses_to: FusionSpec | None = None
 
     _inputs_short = field_validator("inputs", mode="before")(lambda v: _shorthand(v, "shape"))
     _args_short = field_validator("args", mode="before")(lambda v: _shorthand(v, "type"))

@@ -1,10 +1,14 @@
-"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel and
-an ONNX lowering, side by side. Helpers here are the shape algebra the rules share."""
+"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel, an
+ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share.
+
+An op never imports a back end. One that carries a body graph (scan) is handed what it needs by the
+back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
+NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` when it is lowered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -43,6 +47,18 @@ class Example:
     attrs: dict = field(default_factory=dict)
 
 
+class Engine(Protocol):
+    """What a back end hands an op that carries a body graph: the body compiled into that back end's
+    plan (over the enclosing plan's weights and options), a plan run on inputs, and the peak memory
+    estimate of the plan it would compile for a graph."""
+
+    def compile(self, graph, binding: dict[str, int]) -> Any: ...
+
+    def run(self, plan, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def peak(self, graph, binding: dict[str, int]) -> int: ...
+
+
 class Op(BaseModel):
     """Base of every primitive op. Subclasses declare fields (attributes) and the four verbs."""
 
@@ -57,6 +73,7 @@ class Op(BaseModel):
     # inputs that compute(..., out=that input) may overwrite with the result when shapes agree.
     fresh: ClassVar[bool] = False
     inplace: ClassVar[tuple[int, ...]] = ()
+    takes_body: ClassVar[bool] = False            # carries a body graph (scan): see prepare_in
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -72,6 +89,11 @@ class Op(BaseModel):
         the shapes worked out once: the NumPy plan calls this when it is made, not on every run."""
         return self.compute
 
+    def prepare_in(self, engine: Engine, *shapes: tuple[int, ...] | None):
+        """prepare, as the back end that `engine` belongs to plans the op: an op that carries a body
+        graph has it compiled and run through `engine`; every other op needs nothing from it."""
+        return self.prepare(*shapes)
+
     def to_onnx(self, b, *xs: str | None):
         raise NotImplementedError
 
@@ -83,6 +105,11 @@ class Op(BaseModel):
         """Temporary memory the NumPy kernel may hold beyond its outputs, for these concrete types:
         by default one array the size of the outputs (most kernels make one intermediate)."""
         return sum(nbytes(t) for t in outs)
+
+    def scratch_in(self, engine: Engine, ins: list[TensorType], outs: list[TensorType]) -> int:
+        """scratch_bytes, as the back end that `engine` belongs to estimates it: an op that carries a
+        body graph holds its body plan's peak."""
+        return self.scratch_bytes(ins, outs)
 
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""

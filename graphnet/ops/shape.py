@@ -55,7 +55,24 @@ class Reshape(Op):
         return x.reshape([int(d) for d in self.shape])
 
     def to_onnx(self, b, x):
-        return b.node("Reshape", [x, b.reshape_target(b.type_of(x).shape, self.shape)])
+        return b.node("Reshape", [x, b.dims_tensor(self.onnx_target(b.type_of(x).shape))])
+
+    def onnx_target(self, in_shape) -> list[Dim]:
+        """ONNX Reshape's shape input: 0 copies an input dim in place, -1 infers one; only what is
+        left unknown needs run-time shape arithmetic."""
+        out = []
+        unknown = 0
+        for i, d in enumerate(as_dim(t) for t in self.shape):
+            if d.is_const():
+                out.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                out.append(Dim(0))
+            else:
+                out.append(d)
+                unknown += 1
+        if unknown == 1 and not any(d == -1 for d in out):
+            out = [Dim(-1) if not d.is_const() else d for d in out]
+        return out
 
 
 class Transpose(Op):
