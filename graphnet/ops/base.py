@@ -1,5 +1,6 @@
 """What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel, an
-ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share.
+ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share
+and the pieces the labels share.
 
 An op never imports a back end. One that carries a body graph (scan) is handed what it needs by the
 back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
@@ -8,7 +9,7 @@ NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -47,6 +48,24 @@ class Example:
     attrs: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """One node as a diagram (render.py) draws it, for its op's `label`: the types of its inputs
+    (None for an omitted one) and outputs; per input, the short name of a param or constant drawn
+    into the label rather than as an edge (None for the others); and how the diagram writes a dim."""
+
+    ins: tuple[TensorType | None, ...]
+    outs: tuple[TensorType, ...]
+    folded: tuple[str | None, ...]
+    dim: Callable[[Dim], str]
+
+    def shape(self, shape) -> str:
+        return "×".join(self.dim(d) for d in shape) if shape else "scalar"
+
+    def folded_names(self) -> list[str]:
+        return [f for f in self.folded if f is not None]
+
+
 class Engine(Protocol):
     """What a back end hands an op that carries a body graph: the body compiled into that back end's
     plan (over the enclosing plan's weights and options), a plan run on inputs, and the peak memory
@@ -74,6 +93,12 @@ class Op(BaseModel):
     fresh: ClassVar[bool] = False
     inplace: ClassVar[tuple[int, ...]] = ()
     takes_body: ClassVar[bool] = False            # carries a body graph (scan): see prepare_in
+    # How a diagram draws it (render.py): a `joins` op reading two drawn branches is a circle; the
+    # shorter of two branches from one fork into a `residual` one is a shortcut, dotted; a block call
+    # with several key ops, a `convolution` among them, is labelled by its out channels and stride.
+    joins: ClassVar[bool] = False
+    residual: ClassVar[bool] = False
+    convolution: ClassVar[bool] = False
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -110,6 +135,15 @@ class Op(BaseModel):
         """scratch_bytes, as the back end that `engine` belongs to estimates it: an op that carries a
         body graph holds its body plan's peak."""
         return self.scratch_bytes(ins, outs)
+
+    def label(self, node: Drawn) -> str:
+        """The op's key attributes in a diagram, the notes' way (`3x3,128,stride 2`); '' for none."""
+        return ""
+
+    def call_label(self, node: Drawn) -> str | None:
+        """What a collapsed block call shows when this op is its one key op (a conv's geometry, a
+        linear's out features); None when the op is not a key op."""
+        return None
 
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""
@@ -192,3 +226,37 @@ def const_int(d: Dim, what: str) -> int:
     if not d.is_const():
         raise ShapeError(f"{what} must be a known number, got the free dim {d}")
     return d.value
+
+
+# -- diagram labels ----------------------------------------------------------------------------
+
+def label_ints(value) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def label_per_axis(value, n: int) -> list[str]:
+    """An int-or-list attribute (strides, kernel) as one string per spatial axis."""
+    return label_ints(value) if isinstance(value, (list, tuple)) else label_ints(value) * n
+
+
+def label_window(kernel: list[str], strides: list[str]) -> list[str]:
+    parts = ["x".join(kernel)]
+    if any(s != "1" for s in strides):
+        parts.append("stride " + ("x".join(strides) if len(set(strides)) > 1 else strides[0]))
+    return parts
+
+
+def label_number(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_folded(node: Drawn) -> str:
+    """What the op reads that is not drawn (a bias, a scale, an embedding table, a mask), named."""
+    return ",".join(node.folded_names())
+
+
+def label_axis(axis: int, node: Drawn) -> str:
+    return ",".join([f"axis {axis}"] + node.folded_names())
+

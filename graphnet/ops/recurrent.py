@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..dims import Dim
 from ..types import FLOAT_DTYPES, ITEMSIZE
-from .base import Example, In, Op, ShapeError, TensorType, require_float, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, require_float, same_dtype
 from .elementwise import _sigmoid
 from .linalg import matmul
 
@@ -110,6 +110,10 @@ class _Recurrent(Op):
         steps, batch = (x.shape[1], x.shape[0]) if self.layout else (x.shape[0], x.shape[1])
         gh = self.gates * self.hidden_size
         return steps * batch * self.dirs * gh * (x.shape[2] + self.hidden_size)
+
+    def label(self, node: Drawn) -> str:
+        text = f"hidden {self.hidden_size}"
+        return text if self.direction == "forward" else f"{text},{self.direction}"
 
     def scratch_bytes(self, ins, outs) -> int:
         # per direction, the input projection [T, B, gates*H] and the steps' outputs [T, B, H] held

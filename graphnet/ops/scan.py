@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dims import Dim
 from ..types import nbytes
-from .base import Engine, Op, ShapeError, TensorType, axis_index
+from .base import Drawn, Engine, Op, ShapeError, TensorType, axis_index
 from .recurrent import CellFusion
 
 
@@ -115,3 +115,6 @@ class Scan(Op):
     def macs(self, ins, outs) -> Dim:
         seq = ins[len(self.carried)]
         return self.body.total_macs() * seq.shape[axis_index(self.axis, seq.rank)]
+
+    def label(self, node: Drawn) -> str:
+        return "reverse" if self.reverse else ""

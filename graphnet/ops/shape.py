@@ -9,7 +9,7 @@ import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
 from ..types import FLOAT_DTYPES, TensorType
-from .base import Example, In, Op, ShapeError, axis_index, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, axis_index, label_axis, label_folded, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -120,6 +120,8 @@ class Flatten(Op):
     def to_onnx(self, b, x):
         return b.node("Flatten", [x], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Concat(Op):
     """Join the inputs along `axis`; every other dim must be equal."""
@@ -155,6 +157,8 @@ class Concat(Op):
     def to_onnx(self, b, *xs):
         return b.node("Concat", list(xs), axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Split(Op):
     """Split along an axis into given sizes, or into `num` equal parts; outputs y0, y1, ..."""
@@ -212,6 +216,8 @@ class Split(Op):
         sizes = self.parts(b.type_of(x).shape[self.axis % b.type_of(x).rank])
         return tuple(b.node("Split", [x, b.dims_tensor(sizes)], n_out=len(sizes), axis=self.axis))
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Slice(Op):
     """ONNX Slice: per listed axis, start (inclusive), end (exclusive), step; negatives count from the end."""
@@ -311,6 +317,8 @@ class Gather(Op):
     def to_onnx(self, b, data, indices):
         return b.node("Gather", [data, indices], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_folded(node)
 
 class Unsqueeze(Op):
     """Insert axes of size 1 at the listed positions of the result."""
