@@ -117,12 +117,13 @@ class _Recurrent(Op):
 
     def scratch_bytes(self, ins, outs) -> int:
         # per direction, the input projection [T, B, gates*H] and the steps' outputs [T, B, H] held
-        # until they are stacked (two projections at once, when the second is made); per step, a few
-        # [B, gates*H] gate arrays
+        # until they are stacked (two projections at once, when the second is made), and zero
+        # initial states; per step, a few [B, gates*H] gate arrays
         x = ins[0]
         steps, batch = (int(x.shape[1]), int(x.shape[0])) if self.layout else (int(x.shape[0]), int(x.shape[1]))
-        gh = self.gates * self.hidden_size
-        return ITEMSIZE[x.dtype] * (self.dirs * steps * batch * (gh + self.hidden_size) + 3 * batch * gh)
+        gh, hidden, states = self.gates * self.hidden_size, self.hidden_size, len(self.outputs) - 1
+        per_direction = steps * batch * (gh + hidden) + states * batch * hidden
+        return ITEMSIZE[x.dtype] * (self.dirs * per_direction + 8 * batch * gh)
 
 
 def _examples(gates: int, states: int) -> tuple[Example, ...]:
