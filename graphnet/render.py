@@ -221,11 +221,11 @@ def _op_label(graph: "Graph", node: "Node", static: set[str], dims) -> str:
 def _call_args(graph: "Graph", nodes: list, static: set[str], dims) -> str:
     """A collapsed call's key args, from what it computes: what its one key op shows (Op.call_label:
     a conv's or pool's geometry, a linear's out features), else its out channels and stride."""
-    keys = [(n, text) for n in nodes for text in [n.op.call_label(_drawn(graph, n, static, dims))] if text is not None]
+    keys = [text for text in (n.op.call_label(_drawn(graph, n, static, dims)) for n in nodes) if text is not None]
     if not keys:
         return ""
     if len(keys) == 1:
-        return keys[0][1]
+        return keys[0]
     inside = {t for n in nodes for t in n.outputs}
     ins = [t for n in nodes for t in n.inputs if t is not None and t not in static and t not in inside]
     out = graph.types[nodes[-1].outputs[0]]

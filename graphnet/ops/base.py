@@ -79,7 +79,8 @@ class Engine(Protocol):
 
 
 class Op(BaseModel):
-    """Base of every primitive op. Subclasses declare fields (attributes) and the four verbs."""
+    """Base of every primitive op. Subclasses declare fields (attributes) and the verbs: infer, compute,
+    to_onnx, and label for diagrams."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 

@@ -108,7 +108,8 @@ def test_a_declaration_that_does_not_fit_is_an_error_at_validate(tmp_path, old, 
     with pytest.raises(gn.SpecError) as e:
         _lstm_spec(tmp_path, block.replace(old, new, 1))
     text = str(e.value)
-    assert f"error: block 'my_cell' declares fuses_to {new.split()[1] if key == 'op' else 'lstm'}, but {message}" in text
+    op = new.split()[1] if key == "op" else "lstm"
+    assert f"error: block 'my_cell' declares fuses_to {op}, but {message}" in text
     line = int(re.search(r"spec\.yaml:(\d+):\d+: error: block 'my_cell' declares", text).group(1))
     written = (tmp_path / "spec.yaml").read_text().splitlines()[line - 1]
     assert f"{key}:" in written and written.startswith("      ")       # the key, inside fuses_to
