@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import Location, SpecError
 from .network import DEFAULT_MAX_MEMORY
+from .render import FORMATS
 
 EXIT_ERROR = 1
 
@@ -205,6 +206,30 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from .files import atomic_write
+    from .render import SUFFIXES, render
+    if args.depth < 0:
+        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
+    fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
+    dims = _dims(args.dim)
+    net = _load(args.spec, dims)
+    data = render(net.graph, fmt, None if args.expand else args.depth, dims)
+    if args.output:
+        with atomic_write(args.output) as f:
+            f.write(data)
+        print(f"wrote {args.output} ({fmt})")
+    else:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:
+            sys.stdout.write(data.decode())
+        else:
+            sys.stdout.flush()
+            out.write(data)
+            out.flush()
+    return 0
+
+
 def cmd_init_weights(args) -> int:
     from .weights import save_npz
     net = _load(args.spec, _dims(args.dim))
@@ -266,8 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_init_weights)
 
-    from .render import add_parser as add_render_parser   # graphnet render: Mermaid, DOT, SVG
-    add_render_parser(sub, common)
+    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
+    common(r)
+    r.add_argument("--format", choices=FORMATS, help="mermaid (the default), dot, or svg (needs Graphviz's dot); "
+                   "without it, -o FILE.svg / .dot / .gv pick svg / dot")
+    level = r.add_mutually_exclusive_group()
+    level.add_argument("--depth", type=int, default=0, metavar="N",
+                       help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
+    level.add_argument("--expand", action="store_true", help="open every block call, down to the primitive ops")
+    r.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    r.set_defaults(func=cmd_render)
 
     def cmd_schema(args) -> int:
         from .schema import print_schema

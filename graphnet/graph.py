@@ -13,7 +13,8 @@ from typing import Any
 
 from .dims import Dim, dim_prod
 from .errors import Location
-from .ops import Op, TensorType
+from .ops import Op
+from .types import TensorType
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Param:
     init: Any                           # an init scheme from graphnet.init
     trainable: bool
     loc: Location
+    # Derived by a rewrite into an array of its own (a folded mask, restacked cell weights), which a
+    # plan holds beyond the weights; False for weights and for views of them (a weight's transpose).
+    allocated: bool = False
 
     @property
     def size(self) -> int:

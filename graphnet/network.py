@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .backends import rewrites
 from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, peak_bytes, run_plan
 from .dims import format_shape
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
-from .ops.base import format_bytes
+from .types import format_bytes
 from .weights import check_weights, init_weights
 
 
@@ -100,11 +99,11 @@ class Network:
     def check_memory(self, binding: dict[str, int], max_memory: int | None = DEFAULT_MAX_MEMORY,
                      optimize: bool = True) -> None:
         """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
-        bytes (None: no limit); it reads only types, so nothing is allocated first."""
+        bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
+        `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
         if max_memory is None:
             return
-        graph = rewrites.hoist_from_scans(self.graph) if optimize else self.graph
-        need = peak_bytes(graph, binding)
+        need = peak_bytes(self.graph, binding, optimize)
         if need > max_memory:
             shapes = ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}"
                                for k, t in self.graph.inputs.items())

@@ -2,6 +2,10 @@
 
 A plan is a list of steps over integer buffer slots: the op with its dims bound, where its inputs
 and outputs live, and which slots die after it, so intermediates are freed at their last use.
+
+An op that carries a body graph (scan) is handed an `Engine` when its step is made: its body's plan
+is compiled then, with this plan's weights and options, and lives in the step's kernel, so it is
+gone with the plan. `peak_bytes` estimates the plan compile_plan makes, from types alone.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..graph import Graph
-from ..ops import Op, TensorType
-from ..ops.base import nbytes
+from ..ops import Op
+from ..transforms.derive import Known
+from ..types import TensorType, nbytes
 from . import rewrites
 
 
@@ -35,6 +40,7 @@ class Plan:
     steps: tuple[Step, ...]
     outputs: dict[str, int]                       # output name -> slot
     size: int                                     # number of slots
+    peak_bytes: int                               # the estimate of a run's peak memory (peak_bytes)
 
 
 class InputMismatch(ValueError):
@@ -90,14 +96,20 @@ class _BoundTypes(dict):
         return bound
 
 
+def planned(graph: Graph, binding: dict[str, int], known: Known, optimize: bool) -> Graph:
+    """The graph a plan runs: with `optimize`, rewritten (backends/rewrites.py), deciding from which
+    tensors `known` holds, never from their values."""
+    return rewrites.optimize(graph, binding, known) if optimize else graph
+
+
 def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
                  optimize: bool = True) -> Plan:
     """The steps that compute `graph` for this binding; `values` holds every param's array. With
     `optimize`, the graph is first rewritten (backends/rewrites.py) and elementwise ops write into
     an input buffer that nothing reads afterwards."""
-    if optimize:
-        values = dict(values)
-        graph = rewrites.optimize(graph, binding, values)
+    known = Known(values)
+    graph = planned(graph, binding, known, optimize)
+    engine = Engine(known, optimize)
     slots: dict[str, int] = {}
 
     def slot(tensor: str) -> int:
@@ -122,10 +134,11 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         inplace = buffers.reusable_input(i, node, op) if buffers else None
         shapes = [tuple(int(d) for d in types[t].shape) if t is not None else None for t in node.inputs]
         free = tuple(sorted(slots[t] for t in dying))
-        steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, free, inplace))
+        steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace))
     return Plan({name: slots[name] for name in graph.inputs},
-                tuple((slots[name], values[name]) for name in graph.params),
-                tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
+                tuple((slots[name], known[name]) for name in graph.params),
+                tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots),
+                _peak(graph, binding, engine))
 
 
 class _Buffers:
@@ -177,10 +190,17 @@ class _Buffers:
 
 
 
-def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
-    """An upper estimate of the memory a run allocates, beyond the weights, for this binding: the
-    inputs and derived constants, then at each step the tensors alive, the step's outputs and its
-    kernel's scratch space. It reads only types, so it can refuse a run before anything is allocated."""
+def peak_bytes(graph: Graph, binding: dict[str, int], optimize: bool = True) -> int:
+    """An upper estimate of the memory a run of compile_plan(graph, binding, weights, optimize)'s
+    plan allocates beyond the weights: that plan's own estimate (Plan.peak_bytes), worked out from
+    types and param names alone, so that a run can be refused before anything is allocated."""
+    known = Known(names=graph.params)
+    return _peak(planned(graph, binding, known, optimize), binding, Engine(known, optimize))
+
+
+def _peak(graph: Graph, binding: dict[str, int], engine: Engine) -> int:
+    """The inputs and derived constants, then at each step the tensors alive, the step's outputs
+    and its kernel's scratch space: the most of it at any step."""
     bound = _BoundTypes(graph, binding).__getitem__
     static = graph.static_tensors
     last_use = last_uses(graph)
@@ -188,6 +208,7 @@ def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
     live = sum(nbytes(bound(t)) for t in graph.inputs)
     # derived constants that are new arrays (a folded mask, a zero state), not views of weights
     live += sum(nbytes(bound(t)) for node in graph.nodes for t in node.outputs if t in static and node.op.fresh)
+    live += sum(nbytes(p.type) for p in graph.params.values() if p.allocated)
     peak = live
     for i, node in enumerate(graph.nodes):
         if set(node.outputs) <= static:
@@ -196,7 +217,7 @@ def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
         outs = [bound(t) for t in node.outputs]
         made = sum(nbytes(t) for t in outs)
         op = node.op.bind(binding) if binding else node.op
-        peak = max(peak, live + made + op.scratch_bytes(ins, outs))
+        peak = max(peak, live + made + op.scratch_in(engine, ins, outs))
         live += made
         dead = {t for t in node.inputs if t is not None and last_use[t] == i and t not in keep and t not in static}
         dead |= {t for t in node.outputs if t not in last_use and t not in keep}
@@ -232,6 +253,24 @@ def run_plan(plan: Plan, inputs: dict[str, np.ndarray], timings: list | None = N
         if clock:
             timings.append(clock() - started)
     return {name: np.asarray(buffers[s]) for name, s in plan.outputs.items()}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What this back end hands an op that carries a body graph (ops/base.py: Engine): the body
+    compiled into a plan with the enclosing plan's known values and options, a plan run, and the
+    estimate of a body's plan."""
+
+    known: Known
+    optimize: bool
+
+    def compile(self, graph: Graph, binding: dict[str, int]) -> Plan:
+        return compile_plan(graph, binding, Known(self.known), self.optimize)
+
+    run = staticmethod(run_plan)     # not a bound method: a kernel keeps it, and should not keep `known`
+
+    def peak(self, graph: Graph, binding: dict[str, int]) -> int:
+        return peak_bytes(graph, binding, self.optimize)
 
 
 def binding_key(binding: dict[str, int]) -> tuple:

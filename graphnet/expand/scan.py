@@ -10,6 +10,7 @@ from ..dims import Dim
 from ..errors import did_you_mean
 from ..graph import Graph, Node
 from ..ops import ShapeError, TensorType
+from ..ops.recurrent import CellFusion
 from ..ops.scan import Scan
 from ..spec import BlockSpec, NodeSpec
 from .names import step_name
@@ -22,6 +23,7 @@ class Steps:
     """A scan node's inputs, and what one step of its body sees of each."""
 
     label: str                      # the block's label in messages
+    block: BlockSpec
     given: dict[str, Tensor | Absent]
     carried: list[str]              # block inputs carried from step to step, in the block's order
     sequences: list[str]            # block inputs sliced along the axis, as `over` lists them
@@ -53,7 +55,7 @@ def scan_steps(ex: Expansion, node: NodeSpec, block: BlockSpec, label: str, path
             length = t.shape[axis]
             t = TensorType(t.dtype, t.shape[:axis] + t.shape[axis + 1:])
         steps[name] = Tensor(step_name(path, name), t)
-    return Steps(label, given, carried, list(node.over), steps)
+    return Steps(label, block, given, carried, list(node.over), steps)
 
 
 def scan_node(ex: Expansion, body: Body, node: NodeSpec, path: str, s: Steps, outputs: dict,
@@ -74,8 +76,16 @@ def scan_node(ex: Expansion, body: Body, node: NodeSpec, path: str, s: Steps, ou
     graph = Graph(path, {s.steps[n].name: s.steps[n].type for n in inputs},
                   {n: outputs[n].name for n in outputs}, {p: ex.params[p] for p in params},
                   body_nodes, body_types)
+    decl = s.block.fuses_to
+    fusion = None if decl is None else CellFusion(
+        op=decl.op, states=decl.states, output=decl.output, gates=decl.gates, attrs=decl.attrs,
+        weights={role: f"{path}.{param}" for role, param in decl.weights.items()})
     op = Scan(body=graph, carried=tuple(s.carried), sequences=tuple(s.sequences), stacked=tuple(stacked),
-              params=tuple(params), axis=node.axis, reverse=node.reverse)
+              params=tuple(params), axis=node.axis, reverse=node.reverse, fuses_to=fusion)
+    misfit = fusion and fusion.misfit(op)
+    if misfit:
+        where, message = misfit
+        ex.fail(s.block.loc_of("fuses_to", *where), f"block '{s.label}' declares fuses_to {fusion.op}, but {message}")
     args = [s.given[n] for n in inputs] + [Tensor(p, ex.params[p].type) for p in params]
     try:
         out_types = op.infer(*[a.type for a in args])

@@ -1,38 +1,25 @@
-"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel and
-an ONNX lowering, side by side. Helpers here are the shape algebra the rules share."""
+"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel, an
+ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share
+and the pieces the labels share.
+
+An op never imports a back end. One that carries a body graph (scan) is handed what it needs by the
+back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
+NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` when it is lowered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..dims import Dim, as_dim, format_shape
-
-FLOAT_DTYPES = ("float32", "float64", "float16")
-INT_DTYPES = ("int64", "int32", "int8", "uint8")
+from ..types import FLOAT_DTYPES, INT_DTYPES, TensorType, nbytes
 
 
 class ShapeError(Exception):
     """An op's inputs or attributes do not fit; the message says what was expected."""
-
-
-@dataclass(frozen=True)
-class TensorType:
-    dtype: str
-    shape: tuple[Dim, ...]
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def __str__(self) -> str:
-        return f"{self.dtype}{format_shape(self.shape)}"
 
 
 @dataclass(frozen=True)
@@ -82,8 +69,39 @@ class Example:
     attrs: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """One node as a diagram (render.py) draws it, for its op's `label`: the types of its inputs
+    (None for an omitted one) and outputs; per input, the short name of a param or constant drawn
+    into the label rather than as an edge (None for the others); and how the diagram writes a dim."""
+
+    ins: tuple[TensorType | None, ...]
+    outs: tuple[TensorType, ...]
+    folded: tuple[str | None, ...]
+    dim: Callable[[Dim], str]
+
+    def shape(self, shape) -> str:
+        return "×".join(self.dim(d) for d in shape) if shape else "scalar"
+
+    def folded_names(self) -> list[str]:
+        return [f for f in self.folded if f is not None]
+
+
+class Engine(Protocol):
+    """What a back end hands an op that carries a body graph: the body compiled into that back end's
+    plan (over the enclosing plan's weights and options), a plan run on inputs, and the peak memory
+    estimate of the plan it would compile for a graph."""
+
+    def compile(self, graph, binding: dict[str, int]) -> Any: ...
+
+    def run(self, plan, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def peak(self, graph, binding: dict[str, int]) -> int: ...
+
+
 class Op(BaseModel):
-    """Base of every primitive op. Subclasses declare fields (attributes) and the four verbs."""
+    """Base of every primitive op. Subclasses declare fields (attributes) and the verbs: infer, compute,
+    to_onnx, and label for diagrams."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -96,6 +114,13 @@ class Op(BaseModel):
     # inputs that compute(..., out=that input) may overwrite with the result when shapes agree.
     fresh: ClassVar[bool] = False
     inplace: ClassVar[tuple[int, ...]] = ()
+    takes_body: ClassVar[bool] = False            # carries a body graph (scan): see prepare_in
+    # How a diagram draws it (render.py): a `joins` op reading two drawn branches is a circle; the
+    # shorter of two branches from one fork into a `residual` one is a shortcut, dotted; a block call
+    # with several key ops, a `convolution` among them, is labelled by its out channels and stride.
+    joins: ClassVar[bool] = False
+    residual: ClassVar[bool] = False
+    convolution: ClassVar[bool] = False
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -111,6 +136,11 @@ class Op(BaseModel):
         the shapes worked out once: the NumPy plan calls this when it is made, not on every run."""
         return self.compute
 
+    def prepare_in(self, engine: Engine, *shapes: tuple[int, ...] | None):
+        """prepare, as the back end that `engine` belongs to plans the op: an op that carries a body
+        graph has it compiled and run through `engine`; every other op needs nothing from it."""
+        return self.prepare(*shapes)
+
     def to_onnx(self, b, *xs: str | None):
         raise NotImplementedError
 
@@ -122,6 +152,20 @@ class Op(BaseModel):
         """Temporary memory the NumPy kernel may hold beyond its outputs, for these concrete types:
         by default one array the size of the outputs (most kernels make one intermediate)."""
         return sum(nbytes(t) for t in outs)
+
+    def scratch_in(self, engine: Engine, ins: list[TensorType], outs: list[TensorType]) -> int:
+        """scratch_bytes, as the back end that `engine` belongs to estimates it: an op that carries a
+        body graph holds its body plan's peak."""
+        return self.scratch_bytes(ins, outs)
+
+    def label(self, node: Drawn) -> str:
+        """The op's key attributes in a diagram, the notes' way (`3x3,128,stride 2`); '' for none."""
+        return ""
+
+    def call_label(self, node: Drawn) -> str | None:
+        """What a collapsed block call shows when this op is its one key op (a conv's geometry, a
+        linear's out features); None when the op is not a key op."""
+        return None
 
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""
@@ -206,22 +250,35 @@ def const_int(d: Dim, what: str) -> int:
     return d.value
 
 
-ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
+# -- diagram labels ----------------------------------------------------------------------------
+
+def label_ints(value) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
-def nbytes(t: TensorType) -> int:
-    """The bytes of a tensor whose dims are all known."""
-    return int(np.prod([int(d) for d in t.shape], dtype=np.int64).item() if t.shape else 1) * ITEMSIZE[t.dtype]
+def label_per_axis(value, n: int) -> list[str]:
+    """An int-or-list attribute (strides, kernel) as one string per spatial axis."""
+    return label_ints(value) if isinstance(value, (list, tuple)) else label_ints(value) * n
 
 
-def format_bytes(n: int) -> str:
-    """Bytes in binary units: '3.1 MiB'."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+def label_window(kernel: list[str], strides: list[str]) -> list[str]:
+    parts = ["x".join(kernel)]
+    if any(s != "1" for s in strides):
+        parts.append("stride " + ("x".join(strides) if len(set(strides)) > 1 else strides[0]))
+    return parts
 
 
-ONNX_DTYPES = {
-    "float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11,
-}
+def label_number(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_folded(node: Drawn) -> str:
+    """What the op reads that is not drawn (a bias, a scale, an embedding table, a mask), named."""
+    return ",".join(node.folded_names())
+
+
+def label_axis(axis: int, node: Drawn) -> str:
+    return ",".join([f"axis {axis}"] + node.folded_names())
+

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, ports, same_dtype
+from .base import ports, Drawn, Example, In, Op, ShapeError, TensorType, same_dtype
 
 ELLIPSIS = "..."
 LETTERS = frozenset(string.ascii_letters)
@@ -187,3 +187,6 @@ class Einsum(Op):
         distinct letter's size and of the '...' dims."""
         plan = self.plan(*ins)
         return dim_prod(plan.letters.values()) * dim_prod(plan.ellipsis)
+
+    def label(self, node: Drawn) -> str:
+        return self.equation

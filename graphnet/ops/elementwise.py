@@ -7,7 +7,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, ports, require_float, same_dtype
+from ..types import DTYPES
+from .base import (ports, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number, require_float,
+                   same_dtype)
 
 
 class Elementwise(Op):
@@ -16,7 +18,10 @@ class Elementwise(Op):
 
 
 def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
-            extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+            extra: tuple[Example, ...] = (), folds: bool = False, joins: bool = False,
+            residual: bool = False) -> type[Elementwise]:
+    """A binary op; `folds`: its label names the params and constants it reads; `joins`, `residual`:
+    how a diagram draws it (Op.joins, Op.residual)."""
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
@@ -40,6 +45,10 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
         def to_onnx(self, b, x, y):
             return b.node(onnx_type, [x, y])
 
+        def label(self, node: Drawn) -> str:
+            return label_folded(node) if folds else ""
+
+    Binary.joins, Binary.residual = joins, residual
     Binary.__name__ = Binary.__qualname__ = op_name.title().replace("_", "")
     Binary.__doc__ = doc
     return Binary
@@ -51,10 +60,12 @@ def _true_divide(a, b):
     return a / b
 
 
-Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.")
-Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.")
-Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.")
-Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).")
+Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", folds=True, joins=True,
+              residual=True)
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", folds=True)
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", folds=True, joins=True)
+Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).",
+              folds=True)
 Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
@@ -171,6 +182,8 @@ class Clip(Elementwise):
         hi = b.scalar(self.max, b.dtype_of(x)) if self.max is not None else ""
         return b.node("Clip", [x, lo, hi])
 
+    def label(self, node: Drawn) -> str:
+        return f"{label_number(self.min)}..{label_number(self.max)}"
 
 class LeakyRelu(Elementwise):
     """x where x >= 0, else alpha * x."""
@@ -257,6 +270,8 @@ class Dropout(Elementwise):
     def to_onnx(self, b, x):
         return b.node("Identity", [x])
 
+    def label(self, node: Drawn) -> str:
+        return label_number(self.ratio)
 
 class Where(Elementwise):
     """a where cond is true, else b, all three broadcast together."""
@@ -278,6 +293,8 @@ class Where(Elementwise):
     def to_onnx(self, b, c, x, y):
         return b.node("Where", [c, x, y])
 
+    def label(self, node: Drawn) -> str:
+        return label_folded(node)
 
 Erf = _unary("erf", "Erf", erf, "The error function.")
 
@@ -368,7 +385,7 @@ class Cast(Elementwise):
 
     name = "cast"
     onnx = "Cast"
-    to: Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+    to: Literal[DTYPES]
     examples = (Example((In((3, 4), low=-5, high=5),), {"to": "int64"}),
                 Example((In((3, 4), "int64", -100, 100),), {"to": "float32"}),
                 Example((In((2, 5)),), {"to": "float16"}),

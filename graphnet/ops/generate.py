@@ -7,7 +7,11 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, ports
+from ..types import DTYPES, FLOAT_DTYPES, TensorType
+from .base import ports, Example, In, Op, ShapeError
+
+# what a constant may be made as: the dtype table less the one-byte integers
+CONSTANT_DTYPES = tuple(d for d in DTYPES if d not in ("int8", "uint8"))
 
 DimValue = int | Dim
 Number = int | float | bool
@@ -33,7 +37,7 @@ class Constant(Op):
     inputs = ports()
     value: Number | list
     shape: list[DimValue] | None = None
-    dtype: Literal["float32", "float64", "float16", "int64", "int32", "bool"] = "float32"
+    dtype: Literal[CONSTANT_DTYPES] = "float32"
     examples = (Example((), {"value": [[1.0, 2.0], [3.0, 4.0]]}),
                 Example((), {"value": 0.5, "shape": [2, 3]}),
                 Example((), {"value": 7, "dtype": "int64"}))

@@ -8,7 +8,8 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, ports, same_dtype
+from ..types import FLOAT_DTYPES, TensorType
+from .base import ports, Drawn, Example, In, Op, ShapeError, axis_index, label_axis, label_folded, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -54,7 +55,24 @@ class Reshape(Op):
         return x.reshape([int(d) for d in self.shape])
 
     def to_onnx(self, b, x):
-        return b.node("Reshape", [x, b.reshape_target(b.type_of(x).shape, self.shape)])
+        return b.node("Reshape", [x, b.dims_tensor(self.onnx_target(b.type_of(x).shape))])
+
+    def onnx_target(self, in_shape) -> list[Dim]:
+        """ONNX Reshape's shape input: 0 copies an input dim in place, -1 infers one; only what is
+        left unknown needs run-time shape arithmetic."""
+        out = []
+        unknown = 0
+        for i, d in enumerate(as_dim(t) for t in self.shape):
+            if d.is_const():
+                out.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                out.append(Dim(0))
+            else:
+                out.append(d)
+                unknown += 1
+        if unknown == 1 and not any(d == -1 for d in out):
+            out = [Dim(-1) if not d.is_const() else d for d in out]
+        return out
 
 
 class Transpose(Op):
@@ -102,6 +120,8 @@ class Flatten(Op):
     def to_onnx(self, b, x):
         return b.node("Flatten", [x], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Concat(Op):
     """Join the inputs along `axis`; every other dim must be equal."""
@@ -137,6 +157,8 @@ class Concat(Op):
     def to_onnx(self, b, *xs):
         return b.node("Concat", list(xs), axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Split(Op):
     """Split along an axis into given sizes, or into `num` equal parts; outputs y0, y1, ..."""
@@ -194,6 +216,8 @@ class Split(Op):
         sizes = self.parts(b.type_of(x).shape[self.axis % b.type_of(x).rank])
         return tuple(b.node("Split", [x, b.dims_tensor(sizes)], n_out=len(sizes), axis=self.axis))
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Slice(Op):
     """ONNX Slice: per listed axis, start (inclusive), end (exclusive), step; negatives count from the end."""
@@ -293,6 +317,8 @@ class Gather(Op):
     def to_onnx(self, b, data, indices):
         return b.node("Gather", [data, indices], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_folded(node)
 
 class Unsqueeze(Op):
     """Insert axes of size 1 at the listed positions of the result."""
