@@ -138,6 +138,6 @@ def _unique_keys(pairs: list) -> dict:
 
 def save_safetensors(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save
-    data = save({name: np.ascontiguousarray(a) for name, a in arrays.items()})
+    data = save({name: np.asarray(a, order="C") for name, a in arrays.items()})   # keeps 0-d arrays 0-d
     with atomic_write(path) as f:
         f.write(data)

@@ -99,7 +99,7 @@ def safetensors(tensors: dict[str, np.ndarray], *, header: dict | None = None, l
     names = {"float32": "F32", "int64": "I64"}
     entries, raw = {}, b""
     for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order="C")
         entries[name] = {"dtype": names[a.dtype.name], "shape": list(a.shape), "data_offsets": [len(raw), len(raw) + a.nbytes]}
         raw += a.astype(a.dtype.newbyteorder("<")).tobytes()
     text = json.dumps({**entries, **(header or {})}, separators=(",", ":")).encode()
@@ -141,7 +141,7 @@ def torch_checkpoint(tensors: dict[str, np.ndarray], extra: dict[str, bytes] | N
     pickled values are given as bytes in `extra`."""
     values = [(name, _p_tensor(str(i), a)) for i, (name, a) in enumerate(tensors.items())] + list((extra or {}).items())
     pkl = b"\x80\x02}(" + b"".join(_p_str(k) + v for k, v in values) + b"u."
-    storages = [(f"archive/data/{i}", np.ascontiguousarray(a, "<f4").tobytes()) for i, a in enumerate(tensors.values())]
+    storages = [(f"archive/data/{i}", np.asarray(a, "<f4", order="C").tobytes()) for i, a in enumerate(tensors.values())]
     return zip_of([("archive/data.pkl", pkl), ("archive/byteorder", b"little"), *storages, ("archive/version", b"3\n")])
 
 
