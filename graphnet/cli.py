@@ -120,6 +120,8 @@ def _weights(net, args) -> tuple[dict, dict]:
     from .weights import load_weights, weights_report
     checks = {"allow_nonfinite": args.allow_nonfinite}
     if not args.weights:
+        if args.weights_prefix:
+            raise SpecError.at(Location("<command line>"), "--weights-prefix selects from --weights, which is not given")
         return net.init_weights(args.seed), checks
     report = weights_report(net.graph, load_weights(args.weights, args.weights_prefix), args.weights,
                             args.allow_nonfinite)
