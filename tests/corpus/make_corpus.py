@@ -3,8 +3,10 @@ bytes are the point (empty, not UTF-8, a control character). Run it from anywher
 
     python tests/corpus/make_corpus.py
 
-Everything is built byte by byte (NumPy's .npy format and zip archives written here with fixed
-dates), so the output does not depend on the NumPy or Python version or on the clock, and
+Everything is built byte by byte (NumPy's .npy format, zip archives with fixed dates, safetensors
+headers, PyTorch's pickles, all written here), so the output does not depend on the NumPy, PyTorch
+or Python version or on the clock (the zip bomb's deflate stream comes from zlib, whose output for
+a given level has not changed in its 1.2 and 1.3 releases), and
 tests/test_corpus.py checks that the committed files are exactly what this script writes. What each
 file holds is said next to it below; what graphnet must answer is in the EXPECTED.txt of its folder.
 """
