@@ -1,4 +1,4 @@
-"""The `graphnet` command: validate, run, export, init-weights. Every user mistake is printed as
+"""The `graphnet` command: validate, run, export, init-weights, weights. Every user mistake is printed as
 `FILE:LINE:COL: error: ...` and exits with status 1; nothing a user can do prints a traceback."""
 
 from __future__ import annotations
@@ -116,18 +116,34 @@ def _number(d):
 
 
 def _weights(net, args) -> tuple[dict, dict]:
-    """The weights, read or made, and how the network should check them."""
-    from .weights import load_npz
+    """The weights, read (in any format, checked and cast, the casts said on stderr) or made, and
+    how the network should check them."""
+    from .weights import load_weights, weights_report
     checks = {"allow_nonfinite": args.allow_nonfinite}
-    if args.weights:
-        return load_npz(args.weights), {**checks, "source": args.weights}
-    return net.init_weights(args.seed), checks
+    if not args.weights:
+        if args.weights_prefix:
+            raise SpecError.at(Location("<command line>"), "--weights-prefix selects from --weights, which is not given")
+        return net.init_weights(args.seed), checks
+    report = weights_report(net.graph, load_weights(args.weights, args.weights_prefix), args.weights,
+                            args.allow_nonfinite)
+    if not report.ok:
+        raise report.error()
+    if report.casts_line():
+        print(report.casts_line(), file=sys.stderr)
+    return report.weights, {**checks, "source": args.weights}
+
+
+def _writer(path: str | None):
+    """The weight writer for an -o path, checked before any work is done."""
+    from .weights import weight_writer
+    return path and weight_writer(path, Location("<command line>"))
 
 
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .weights import load_npz, save_npz
+    from .weights import load_npz
+    write = _writer(args.output)
     dims = _dims(args.dim)
     net = _load(args.spec, dims)
     if args.inputs:
@@ -156,7 +172,7 @@ def cmd_run(args) -> int:
         stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
         print(f"{name}: {value.dtype}{list(value.shape)} {stats}")
     if args.output:
-        save_npz(args.output, outputs)
+        write(args.output, outputs)
         print(f"wrote {args.output}")
     return 0
 
@@ -231,11 +247,20 @@ def cmd_render(args) -> int:
 
 
 def cmd_init_weights(args) -> int:
-    from .weights import save_npz
+    write = _writer(args.output)
     net = _load(args.spec, _dims(args.dim))
-    save_npz(args.output, net.init_weights(args.seed))
+    write(args.output, net.init_weights(args.seed))
     print(f"wrote {args.output} ({len(net.graph.params)} params, seed {args.seed})")
     return 0
+
+
+def cmd_weights(args) -> int:
+    """How a weight file fits a spec, reading no more than the check needs and running nothing."""
+    from .weights import format_report, load_weights, report_json, weights_report
+    net = _load(args.spec, _dims(args.dim))
+    report = weights_report(net.graph, load_weights(args.file, args.weights_prefix), args.file, args.allow_nonfinite)
+    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("spec", metavar="SPEC")
         sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
 
+    def weights_options(sp, file=True):
+        if file:
+            sp.add_argument("--weights", metavar="FILE", help=".npz, .safetensors, a PyTorch .pt/.pth/.bin or "
+                            "a Hugging Face model folder (docs/weights.md)")
+        sp.add_argument("--weights-prefix", metavar="PREFIX", help="only the tensors named PREFIX..., without it "
+                        "(a sub-module of a bigger checkpoint)")
+        sp.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+
     v = sub.add_parser("validate", help="check a spec: shapes, params, MACs")
     common(v, many=True)
     v.add_argument("--json", action="store_true", help="print a JSON report")
@@ -260,10 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = r.add_mutually_exclusive_group()
     src.add_argument("--inputs", metavar="FILE.npz")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
-    r.add_argument("--weights", metavar="FILE.npz")
-    r.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+    weights_options(r)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("-o", "--output", metavar="OUT.npz")
+    r.add_argument("-o", "--output", metavar="OUT.npz", help="the outputs, as .npz or .safetensors (by the extension)")
     r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--no-optimize", dest="optimize", action="store_false",
@@ -277,19 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export to ONNX")
     common(e)
     e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
-    e.add_argument("--weights", metavar="FILE.npz")
-    e.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+    weights_options(e)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
     e.set_defaults(func=cmd_export)
 
-    w = sub.add_parser("init-weights", help="write initial weights to .npz")
+    w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
     common(w)
-    w.add_argument("-o", "--output", required=True, metavar="FILE.npz")
+    w.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="FILE.npz or FILE.safetensors")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_init_weights)
+
+    c = sub.add_parser("weights", help="report how a weight file fits a spec: matched, missing, unexpected, mis-shaped")
+    common(c)
+    c.add_argument("file", metavar="FILE", help="a weight file or Hugging Face model folder")
+    weights_options(c, file=False)
+    c.add_argument("--json", action="store_true", help="print a JSON report, every mismatch listed")
+    c.set_defaults(func=cmd_weights)
 
     r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
     common(r)

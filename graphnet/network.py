@@ -112,16 +112,16 @@ class Network:
                                f"{format_bytes(need)} beyond its weights, over the memory limit of "
                                f"{format_bytes(max_memory)} (--max-memory)")
 
-    def _checked(self, weights, source: str = "<weights>", allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
-        """The given weights after checking them against the params (errors name `source`), or
+    def _checked(self, weights, source: str | None = None, allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
+        """The given weights (a dict, or a file from load_weights) checked against the params and
+        cast to their dtypes where no value changes (errors name `source`, the file by default), or
         those of init_weights(seed=0)."""
         if weights is None:
             return self.init_weights(0)
-        check_weights(self.graph, weights, source, allow_nonfinite)
-        return weights
+        return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
-                allow_nonfinite: bool = False, source: str = "<weights>",
+                allow_nonfinite: bool = False, source: str | None = None,
                 max_memory: int | None = DEFAULT_MAX_MEMORY) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
@@ -134,7 +134,7 @@ class Network:
         return self.session(weights).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str = "<weights>"):
+                allow_nonfinite: bool = False, source: str | None = None):
         from .backends.onnx_export import to_onnx
         return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
 
