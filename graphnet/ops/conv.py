@@ -9,8 +9,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
 from ..types import ITEMSIZE, TensorType, nbytes
-from .base import (ports, Drawn, Example, In, Op, ShapeError, as_list, const_int, label_ints, label_per_axis, label_window,
-                   require_float, same_dtype)
+from .base import (Drawn, Example, In, Op, ShapeError, as_list, const_int, label_ints, label_per_axis, label_window,
+                   ports, require_float, same_dtype)
 
 Pads = int | list[int] | Literal["same", "valid"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import ports, Drawn, Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, const_int, ports, require_float, same_dtype
 from .conv import conv_label, resolve_pads
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import ports, Drawn, Example, In, Op, ShapeError, TensorType, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, same_dtype
 
 ELLIPSIS = "..."
 LETTERS = frozenset(string.ascii_letters)

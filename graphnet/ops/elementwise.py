@@ -8,8 +8,8 @@ from typing import Callable, Literal
 import numpy as np
 
 from ..types import DTYPES
-from .base import (ports, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number, require_float,
-                   same_dtype)
+from .base import (Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number, ports,
+                   require_float, same_dtype)
 
 
 class Elementwise(Op):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
 from ..types import DTYPES, FLOAT_DTYPES, TensorType
-from .base import ports, Example, In, Op, ShapeError
+from .base import Example, In, Op, ShapeError, ports
 
 # what a constant may be made as: the dtype table less the one-byte integers
 CONSTANT_DTYPES = tuple(d for d in DTYPES if d not in ("int8", "uint8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import ports, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, broadcast, ports, require_float, same_dtype
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..dims import Dim
 from ..types import FLOAT_DTYPES, ITEMSIZE
-from .base import ports, Drawn, Example, In, Op, ShapeError, TensorType, require_float, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, require_float, same_dtype
 from .elementwise import _sigmoid
 from .linalg import matmul
 

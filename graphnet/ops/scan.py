@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dims import Dim
 from ..types import nbytes
-from .base import ports, Drawn, Engine, Op, ShapeError, TensorType, axis_index
+from .base import Drawn, Engine, Op, ShapeError, TensorType, axis_index, ports
 from .recurrent import CellFusion
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
 from ..types import FLOAT_DTYPES, TensorType
-from .base import ports, Drawn, Example, In, Op, ShapeError, axis_index, label_axis, label_folded, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, axis_index, label_axis, label_folded, ports, same_dtype
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
