@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import Location, SpecError
 from ..files import atomic_write
+from ..ops.base import format_bytes
 from .tensors import TensorInfo, WeightFile, regular_file
 
 # A deflated member of zeros shrinks about a thousandfold, so a megabyte can claim a gigabyte of
@@ -77,8 +78,8 @@ def _archive_infos(archive: zipfile.ZipFile, size: int, where: Location) -> dict
     members = archive.infolist()
     inflated = sum(info.file_size for info in members)
     if inflated > max(INFLATION_FLOOR, MAX_INFLATION * size):
-        raise SpecError.at(where, f"not a readable .npz file: its members inflate to {inflated:,} bytes, over "
-                           f"{MAX_INFLATION} times the file's {size:,} (a zip bomb?)")
+        raise SpecError.at(where, f"not a readable .npz file: its members inflate to {format_bytes(inflated)}, "
+                           f"over {MAX_INFLATION} times the file's {format_bytes(size)} (a zip bomb?)")
     infos = {}
     for info in members:
         problem = _member_problem(archive, info, infos)

@@ -61,7 +61,7 @@ def test_an_archive_inflating_past_its_bound_is_refused_from_its_headers(tmp_pat
     monkeypatch.setattr(np, "load", lambda *a, **k: reads.append(a))
     with pytest.raises(SpecError) as e:
         load_weights(path)
-    assert "not a readable .npz file: its members inflate to 4,194,432 bytes, over 100 times the file's" in e.value.render()
+    assert "not a readable .npz file: its members inflate to 4.0 MiB, over 100 times the file's" in e.value.render()
     assert reads == []
 
 
