@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import Location, Note, SpecError, did_you_mean
+from ..errors import Location, Note, SpecError
 from ..graph import Graph
 from .casts import cast_exactly, never_cast
 from .tensors import TensorInfo, WeightFile
@@ -93,8 +93,9 @@ def weights_report(graph: Graph, weights: Mapping, source: str = "<weights>",
         spec = {"dtype": want, "shape": list(shape), "declared_at": str(p.loc)}
         info = infos.get(name)
         if info is None:
-            found[name] = Mismatch("missing", name, f"weight '{name}' is missing (declared at {p.loc})"
-                                   f"{did_you_mean(name, extra)}", {**spec, "did_you_mean": _close(name, extra)})
+            close = _close(name, extra)
+            found[name] = Mismatch("missing", name, f"weight '{name}' is missing (declared at {p.loc}){_mean(close)}",
+                                   {**spec, "did_you_mean": close})
         elif info.shape != shape:
             found[name] = Mismatch("mis-shaped", name, f"weight '{name}' has shape {list(info.shape)} but the spec "
                                    f"declares {list(shape)} (at {p.loc})", {"file": _json(info), "spec": spec})
@@ -127,8 +128,7 @@ def weights_report(graph: Graph, weights: Mapping, source: str = "<weights>",
     for name in extra:      # the missing params are what an unexpected name was meant to be, if any are
         close = _close(name, missing or graph.params)
         report.mismatches.append(Mismatch("unexpected", name, f"weight '{name}' is not a param of '{graph.name}'"
-                                          f"{f'; did you mean {close!r}?' if close else ''}",
-                                          {"file": _json(infos[name]), "did_you_mean": close}))
+                                          f"{_mean(close)}", {"file": _json(infos[name]), "did_you_mean": close}))
     report.hint = _prefix_hint(extra, missing)
     return report
 
@@ -153,8 +153,13 @@ def _json(info: TensorInfo) -> dict:
 
 
 def _close(name: str, candidates) -> str | None:
+    """The closest candidate, as errors.did_you_mean finds it."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def _mean(close: str | None) -> str:
+    return f"; did you mean '{close}'?" if close else ""
 
 
 def _prefix_hint(extra: list[str], missing: list[str]) -> str:
@@ -210,8 +215,7 @@ def _cells(m: Mismatch) -> tuple[str, str]:
     if m.kind in ("missing", "unexpected"):
         have = d if m.kind == "missing" else d["file"]
         where = f"  declared at {d['declared_at']}" if m.kind == "missing" else ""
-        return m.name, f"{have['dtype']}{have['shape']}{where}" + (
-            f"; did you mean '{d['did_you_mean']}'?" if d["did_you_mean"] else "")
+        return m.name, f"{have['dtype']}{have['shape']}{where}{_mean(d['did_you_mean'])}"
     return m.name, m.message.removeprefix(f"weight {m.name!r} ")
 
 
