@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 from ..dims import Dim, _Atom, as_dim
 from ..errors import Location, SpecError
 from ..files import atomic_write
-from ..graph import Graph
+from ..graph import Graph, Node
 from ..ops import TensorType
 from ..ops.base import ONNX_DTYPES
 from . import rewrites
@@ -151,6 +151,25 @@ class OnnxBuilder:
         if unknown == 1 and not any(d == -1 for d in out):
             out = [Dim(-1) if not d.is_const() else d for d in out]
         return self.dims_tensor(out)
+
+
+def source_node(graph: Graph, onnx_name: str) -> tuple[Graph, Node] | None:
+    """The node (and the graph or scan body holding it) whose lowering made the ONNX node named
+    `onnx_name`. OnnxBuilder.node names each '<node path>#<ONNX op>', '/2'... added when taken,
+    and a rewritten node's path extends its source's with '#...' (a fused cell's 'enc#lstm')."""
+    nodes: dict[str, tuple[Graph, Node]] = {}
+    owners = [graph]
+    while owners:
+        owner = owners.pop()
+        for node in owner.nodes:
+            nodes.setdefault(node.name, (owner, node))
+            body = getattr(node.op, "body", None)
+            if isinstance(body, Graph):
+                owners.append(body)
+    name = onnx_name.rpartition("#")[0]
+    while name and name not in nodes:
+        name = name.rpartition("#")[0]
+    return nodes.get(name)
 
 
 def _dtype_name(dtype: np.dtype) -> str:

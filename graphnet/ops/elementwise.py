@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Callable, Literal
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from .base import Bounds, Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype, same_values
 
 
 class Elementwise(Op):
@@ -16,7 +17,9 @@ class Elementwise(Op):
 
 
 def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
-            extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+            extra: tuple[Example, ...] = (), whole: Callable | None = None) -> type[Elementwise]:
+    """`whole`: the op on Python ints, when value bounds follow it (its extremes over a box of
+    inputs lie at the box's corners, as for +, - and *)."""
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
@@ -33,6 +36,10 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
             if numeric_only and dtype == "bool":
                 raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
             return TensorType(dtype, broadcast(a.shape, b.shape))
+
+        def value_bounds(self, ins, bounds) -> Bounds | None:
+            out = Bounds.combine(*bounds, whole) if whole else None
+            return out and out.within(ins[0].dtype)
 
         def compute(self, a, b, out=None):
             return kernel(a, b) if out is None else kernel(a, b, out=out)
@@ -51,9 +58,9 @@ def _true_divide(a, b):
     return a / b
 
 
-Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.")
-Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.")
-Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.")
+Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", whole=operator.add)
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", whole=operator.sub)
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", whole=operator.mul)
 Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).")
 Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
@@ -355,6 +362,8 @@ class Identity(Elementwise):
     def infer(self, x: TensorType) -> TensorType:
         return x
 
+    value_bounds = same_values
+
     def compute(self, x):
         return x
 
@@ -379,6 +388,10 @@ class Cast(Elementwise):
 
     def infer(self, x: TensorType) -> TensorType:
         return TensorType(self.to, x.shape)
+
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        # whole numbers the target holds exactly cast to themselves; past that Cast is undefined
+        return bounds[0] and bounds[0].within(self.to)
 
     def compute(self, x):
         return np.asarray(x.astype(self.to))
