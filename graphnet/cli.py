@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -45,20 +46,20 @@ def _load(path: str, dims: dict[str, int]):
 
 
 def cmd_validate(args) -> int:
-    from .summary import bound_macs, summary_rows
+    from .summary import summary_rows
     dims = _dims(args.dim)
     reports, failed = [], False
     paths = _spec_paths(args.specs)
     for path in paths:
         try:
-            net = _load(path, dims)
+            net = _load(path, dims)     # the --dim values are in the graph from here
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             failed = True
             continue
         g = net.graph
         if args.json:
-            macs = bound_macs(g, dims)
+            macs = g.total_macs()
             reports.append({
                 "name": g.name,
                 "params": g.param_count(),
@@ -67,10 +68,10 @@ def cmd_validate(args) -> int:
                 "inputs": {k: list(v) for k, v in net.inputs.items()},
                 "outputs": {k: list(v) for k, v in net.outputs.items()},
                 "nodes": [{**r, **{k: _number(r[k]) for k in ("macs", "bytes")}}
-                          for r in summary_rows(g, dims, args.depth)],
+                          for r in summary_rows(g, depth=args.depth)],
             })
         else:
-            print(net.summary(dims, args.depth))
+            print(net.summary(depth=args.depth))
             print(f"{path}: ok")
     if args.json:
         print(json.dumps(reports if len(paths) > 1 else (reports[0] if reports else None), indent=2))
@@ -144,29 +145,26 @@ def cmd_run(args) -> int:
 
     from .weights import load_npz
     write = _writer(args.output)
-    dims = _dims(args.dim)
-    net = _load(args.spec, dims)
-    if args.inputs:
-        arrays = net.check_inputs(load_npz(args.inputs), args.inputs)
-        binding = net.binding(arrays)
-    else:
-        binding = net.default_binding(dims)
+    net = _load(args.spec, _dims(args.dim))     # from here the --dim values are in the graph
+    feed = net.feed(load_npz(args.inputs), args.inputs) if args.inputs else None
+    binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
     net.check_memory(binding, args.max_memory, args.optimize)
-    if not args.inputs:
-        arrays = net.random_inputs(dims, seed=args.seed)
+    if feed is None:
+        feed = net.random_feed(binding, seed=args.seed)
     weights, checks = _weights(net, args)
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
         session = net.session(weights, optimize=args.optimize, max_memory=None, **checks)   # checked above
-        outputs = session.run(arrays)
+        outputs = session.run(feed)
         if args.profile:   # a second run: the first one's page faults and cold caches are not the kernels'
             timings = []
-            session.run(arrays, timings)
-            print(profile_table(session.plan_for(arrays), timings))
+            session.run(feed, timings)
+            print(profile_table(session.plan(feed.dims), timings))
     else:
-        outputs = _run_onnxruntime(net.to_onnx(weights, **checks), arrays, args.device)
+        net.check_bounds(feed.dims)    # the NumPy session checks them with its plan
+        outputs = _run_onnxruntime(net, net.to_onnx(weights, **checks), feed, args.device)
     for name, value in outputs.items():
         value = np.asarray(value)
         stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
@@ -194,8 +192,9 @@ def profile_table(plan, timings: list[float], top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _run_onnxruntime(model, arrays, device: str):
+def _run_onnxruntime(net, model, feed, device: str):
     import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -203,9 +202,34 @@ def _run_onnxruntime(model, arrays, device: str):
                                "--device cuda: onnxruntime has no CUDA provider here; install onnxruntime-gpu "
                                f"(available: {', '.join(ort.get_available_providers())})")
         providers = ["CUDAExecutionProvider"]
-    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
-    values = session.run(None, arrays)
+    # errors only: a warning such as a failed constant fold of a bad index comes back at run time
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4      # its run-time errors come back to us, to be located and printed once
+    try:
+        values = session.run(None, feed.arrays, quiet)
+    except (Fail, InvalidArgument, RuntimeException) as e:
+        raise _onnxruntime_failure(net.graph, feed.dims, str(e)) from None
     return dict(zip([o.name for o in session.get_outputs()], values))
+
+
+def _onnxruntime_failure(graph, binding: dict[str, int], message: str) -> SpecError:
+    """onnxruntime's run-time error, located at the graph node whose ONNX node it names (the
+    innermost, for one inside a Scan body), with that node's input types."""
+    from .backends.onnx_export import source_node
+    from .dims import format_shape
+    from .graph import node_error
+    said = message.rpartition("Status Message: ")[2].strip() or message
+    found = next(filter(None, (source_node(graph, name) for name in reversed(re.findall(r"Name:'([^']*)'", message)))),
+                 None)
+    if found is None:
+        return SpecError.at(Location(graph.source), f"onnxruntime: {said}")
+    owner, node = found
+    shown = ", ".join(f"{t.dtype}{format_shape(d.subs(binding) for d in t.shape)}"
+                      for t in (owner.types[x] for x in node.inputs if x is not None))
+    return node_error(node.trace, node.op.name, f"onnxruntime: {said}" + (f" (inputs: {shown})" if shown else ""))
 
 
 def cmd_export(args) -> int:

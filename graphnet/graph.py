@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from .dims import Dim, dim_prod
-from .errors import Location
+from .errors import Location, Note, SpecError, is_std_location
 from .ops import Op
 from .types import TensorType
 
@@ -38,6 +38,17 @@ class Node:
     def block_path(self) -> tuple[str, ...]:
         """The blocks this node sits in, outermost first, e.g. ('basic_block', 'std.conv2d')."""
         return tuple(f.block for f in reversed(self.trace) if f.block)
+
+
+def node_error(trace: tuple[Frame, ...], op: str, message: str) -> SpecError:
+    """`node 'PATH' (OP): message` about a node found wrong after expansion (by its value bounds, a
+    kernel or onnxruntime), located as expansion locates a node's errors: at the innermost line the
+    user wrote, with the enclosing block and calls as notes."""
+    primary = next((f for f in trace if not is_std_location(f.loc)), trace[0])
+    notes = tuple(Note(f.loc, f"in block '{f.block}' at node '{f.path}'" if f is trace[0] and f.block
+                       else (f"from '{f.path}'" if f.path else "here"))
+                  for f in trace if f is not primary)
+    return SpecError.at(primary.loc, f"node '{trace[0].path}' ({op}): {message}", notes)
 
 
 @dataclass(frozen=True)

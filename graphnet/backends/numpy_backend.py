@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import Graph
+from ..errors import SpecError
+from ..graph import Frame, Graph, node_error
 from ..ops import Op
+from ..ops.base import kernel_failure
 from ..transforms.derive import Known
 from ..types import TensorType, nbytes
 from . import rewrites
@@ -31,6 +33,7 @@ class Step:
     outputs: tuple[int, ...]
     free: tuple[int, ...]          # slots whose last reader is this step
     inplace: int | None = None     # the input position the kernel may overwrite with its result
+    trace: tuple[Frame, ...] = ()  # where the node was written, for a kernel's failure
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         inplace = buffers.reusable_input(i, node, op) if buffers else None
         shapes = [tuple(int(d) for d in types[t].shape) if t is not None else None for t in node.inputs]
         free = tuple(sorted(slots[t] for t in dying))
-        steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace))
+        steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace, node.trace))
     return Plan({name: slots[name] for name in graph.inputs},
                 tuple((slots[name], known[name]) for name in graph.params),
                 tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots),
@@ -226,32 +229,38 @@ def _peak(graph: Graph, binding: dict[str, int], engine: Engine) -> int:
 
 
 def run_plan(plan: Plan, inputs: dict[str, np.ndarray], timings: list | None = None) -> dict[str, np.ndarray]:
-    """The plan's outputs for these inputs; with `timings`, each step's seconds are appended to it."""
+    """The plan's outputs for these inputs; with `timings`, each step's seconds are appended to it.
+    A kernel's failure (an index past a table) is a SpecError located at its node."""
     clock = time.perf_counter if timings is not None else None
     buffers: list = [None] * plan.size
     for slot, value in plan.constants:
         buffers[slot] = value
     for name, slot in plan.inputs.items():
         buffers[slot] = inputs[name]
-    for step in plan.steps:
-        if clock:
-            started = clock()
-        args = [buffers[s] if s is not None else None for s in step.inputs]
-        while args and args[-1] is None:
-            args.pop()
-        if step.inplace is None:
-            result = step.kernel(*args)
-        else:
-            result = step.kernel(*args, out=args[step.inplace])
-        if len(step.outputs) == 1:
-            buffers[step.outputs[0]] = result
-        else:
-            for s, r in zip(step.outputs, result):
-                buffers[s] = r
-        for s in step.free:
-            buffers[s] = None
-        if clock:
-            timings.append(clock() - started)
+    try:
+        for step in plan.steps:
+            if clock:
+                started = clock()
+            args = [buffers[s] if s is not None else None for s in step.inputs]
+            while args and args[-1] is None:
+                args.pop()
+            if step.inplace is None:
+                result = step.kernel(*args)
+            else:
+                result = step.kernel(*args, out=args[step.inplace])
+            if len(step.outputs) == 1:
+                buffers[step.outputs[0]] = result
+            else:
+                for s, r in zip(step.outputs, result):
+                    buffers[s] = r
+            for s in step.free:
+                buffers[s] = None
+            if clock:
+                timings.append(clock() - started)
+    except SpecError:
+        raise                 # from a step of a scan's body, located there
+    except Exception as e:   # whatever a kernel raised: the user's data broke it, located at the node
+        raise node_error(step.trace, step.op, kernel_failure(e, args)) from None
     return {name: np.asarray(buffers[s]) for name, s in plan.outputs.items()}
 
 

@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 from ..dims import Dim, _Atom, as_dim
 from ..errors import Location, SpecError
 from ..files import atomic_write
-from ..graph import Graph
+from ..graph import Graph, Node
 from ..transforms.derive import Known
 from ..transforms.recurrent import fuse_recurrent_cells
 from ..types import ONNX_DTYPES, TensorType, dtype_name
@@ -141,6 +141,25 @@ class OnnxBuilder:
         """A body graph (a scan's) lowered at this builder's opset: a GraphProto computing `outputs`
         (ONNX name -> body tensor); its params are read from the enclosing graph's initializers."""
         return lower_graph(graph, self.opset, outputs, name)
+
+
+def source_node(graph: Graph, onnx_name: str) -> tuple[Graph, Node] | None:
+    """The node (and the graph or scan body holding it) whose lowering made the ONNX node named
+    `onnx_name`. OnnxBuilder.node names each '<node path>#<ONNX op>', '/2'... added when taken,
+    and a rewritten node's path extends its source's with '#...' (a fused cell's 'enc#lstm')."""
+    nodes: dict[str, tuple[Graph, Node]] = {}
+    owners = [graph]
+    while owners:
+        owner = owners.pop()
+        for node in owner.nodes:
+            nodes.setdefault(node.name, (owner, node))
+            body = getattr(node.op, "body", None)
+            if isinstance(body, Graph):
+                owners.append(body)
+    name = onnx_name.rpartition("#")[0]
+    while name and name not in nodes:
+        name = name.rpartition("#")[0]
+    return nodes.get(name)
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:

@@ -18,8 +18,8 @@ import functools
 
 import numpy as np
 
-from ..graph import Graph, Node, Param
-from ..ops.base import axis_index
+from ..graph import Graph, Node, Param, node_error
+from ..ops.base import axis_index, kernel_failure
 from ..ops.conv import Conv
 from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.linalg import Matmul
@@ -60,7 +60,10 @@ def fold_static(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
             args = [known[t] if t is not None else None for t in node.inputs]
             while args and args[-1] is None:
                 args.pop()
-            result = op.compute(*args)
+            try:
+                result = op.compute(*args)
+            except Exception as e:   # a constant's value breaks the op (a range past its table)
+                raise node_error(node.trace, op.name, kernel_failure(e, args)) from None
             return (result,) if len(node.outputs) == 1 else tuple(result)
 
         for k, name in enumerate(node.outputs):

@@ -8,7 +8,7 @@ NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
@@ -20,6 +20,20 @@ from ..types import FLOAT_DTYPES, INT_DTYPES, TensorType, nbytes
 
 class ShapeError(Exception):
     """An op's inputs or attributes do not fit; the message says what was expected."""
+
+
+class KernelError(ValueError):
+    """A value breaks an op's precondition at run time (a gather index past its table); the message
+    names the value and the valid range. The back end locates it at the node."""
+
+
+def kernel_failure(error: Exception, args) -> str:
+    """What a kernel's exception tells the user: a KernelError's own message; any other exception
+    by its type and text, with the types of the arrays the kernel was given."""
+    if isinstance(error, KernelError):
+        return str(error)
+    shown = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args if isinstance(a, np.ndarray))
+    return f"{type(error).__name__}: {error}" + (f" (inputs: {shown})" if shown else "")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,43 @@ def ports(*required: str, optional: tuple[str, ...] = (), variadic: str | None =
     one: `ports("x", "w", optional=("b",))`, `ports(variadic="xs")`, `ports()` for none."""
     return (tuple(Port(n) for n in required) + tuple(Port(n, optional=True) for n in optional)
             + ((Port(variadic, variadic=True),) if variadic else ()))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What is known of a tensor's values before it runs: each is a whole number from lo to hi.
+    With `exact`, lo and hi are values the tensor surely holds (a range's first and last), so a
+    bound past a table proves that a gather fails; without it they may only enclose the values."""
+
+    lo: int
+    hi: int
+    exact: bool = False
+
+    def loose(self) -> "Bounds":
+        return replace(self, exact=False)
+
+    def within(self, dtype: str) -> "Bounds | None":
+        """These bounds, if `dtype` holds every whole number between them exactly; else None."""
+        most = _EXACT_WHOLE.get(dtype)
+        if most is None or not most[0] <= self.lo <= self.hi <= most[1]:
+            return None
+        return self
+
+    @staticmethod
+    def combine(a: "Bounds | None", b: "Bounds | None", rule) -> "Bounds | None":
+        """The bounds of rule(a, b) for a rule whose extremes lie at the corners (+, -, *); exact
+        when both are and one of them is a single value (x + 1, 2 * x), which maps ends to ends."""
+        if a is None or b is None:
+            return None
+        corners = [rule(x, y) for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+        return Bounds(min(corners), max(corners), a.exact and b.exact and (a.lo == a.hi or b.lo == b.hi))
+
+
+# the whole numbers each dtype holds exactly: int ranges, and floats up to their mantissa
+_EXACT_WHOLE = {
+    "int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "int8": (-128, 127), "uint8": (0, 255),
+    "float64": (-2**53, 2**53), "float32": (-2**24, 2**24), "float16": (-2**11, 2**11),
+}
 
 
 @dataclass(frozen=True)
@@ -167,6 +218,13 @@ class Op(BaseModel):
         linear's out features); None when the op is not a key op."""
         return None
 
+    def value_bounds(self, ins: list[TensorType | None], bounds: list[Bounds | None]) -> Bounds | None:
+        """Bounds of the output's values from the inputs' types and bounds (None where unknown), or
+        None: unknown, the default. Raises ShapeError when the bounds prove that the op fails at
+        run time. graphnet/bounds.py asks only when the op has no inputs or the bounds of one are
+        known. Cheap: it reads attributes and bounds, never makes an array."""
+        return None
+
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""
         updates = {}
@@ -176,6 +234,16 @@ class Op(BaseModel):
             if bound is not value:
                 updates[key] = bound
         return self.model_copy(update=updates) if updates else self
+
+
+def same_values(self, ins, bounds) -> Bounds | None:
+    """value_bounds of an op whose output holds exactly its first input's values (moved, repeated)."""
+    return bounds[0]
+
+
+def some_values(self, ins, bounds) -> Bounds | None:
+    """value_bounds of an op whose output holds some of its first input's values (a slice)."""
+    return bounds[0] and bounds[0].loose()
 
 
 def _bind_value(value, binding):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Callable, Literal
 
 import numpy as np
 
 from ..types import DTYPES
-from .base import (Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number, ports,
-                   require_float, same_dtype)
+from .base import (Bounds, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number,
+                   ports, require_float, same_dtype, same_values)
 
 
 class Elementwise(Op):
@@ -19,9 +20,10 @@ class Elementwise(Op):
 
 def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
             extra: tuple[Example, ...] = (), folds: bool = False, joins: bool = False,
-            residual: bool = False) -> type[Elementwise]:
+            residual: bool = False, whole: Callable | None = None) -> type[Elementwise]:
     """A binary op; `folds`: its label names the params and constants it reads; `joins`, `residual`:
-    how a diagram draws it (Op.joins, Op.residual)."""
+    how a diagram draws it (Op.joins, Op.residual); `whole`: the op on Python ints, when value bounds
+    follow it (its extremes over a box of inputs lie at the box's corners, as for +, - and *)."""
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
@@ -38,6 +40,10 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
             if numeric_only and dtype == "bool":
                 raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
             return TensorType(dtype, broadcast(a.shape, b.shape))
+
+        def value_bounds(self, ins, bounds) -> Bounds | None:
+            out = Bounds.combine(*bounds, whole) if whole else None
+            return out and out.within(ins[0].dtype)
 
         def compute(self, a, b, out=None):
             return kernel(a, b) if out is None else kernel(a, b, out=out)
@@ -61,9 +67,10 @@ def _true_divide(a, b):
 
 
 Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", folds=True, joins=True,
-              residual=True)
-Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", folds=True)
-Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", folds=True, joins=True)
+              residual=True, whole=operator.add)
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", folds=True, whole=operator.sub)
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", folds=True, joins=True,
+              whole=operator.mul)
 Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).",
               folds=True)
 Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
@@ -372,6 +379,8 @@ class Identity(Elementwise):
     def infer(self, x: TensorType) -> TensorType:
         return x
 
+    value_bounds = same_values
+
     def compute(self, x):
         return x
 
@@ -396,6 +405,10 @@ class Cast(Elementwise):
 
     def infer(self, x: TensorType) -> TensorType:
         return TensorType(self.to, x.shape)
+
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        # whole numbers the target holds exactly cast to themselves; past that Cast is undefined
+        return bounds[0] and bounds[0].within(self.to)
 
     def compute(self, x):
         return np.asarray(x.astype(self.to))

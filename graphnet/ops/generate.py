@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
 from ..types import DTYPES, FLOAT_DTYPES, TensorType
-from .base import Example, In, Op, ShapeError, ports
+from .base import Bounds, Example, In, Op, ShapeError, ports
 
 # what a constant may be made as: the dtype table less the one-byte integers
 CONSTANT_DTYPES = tuple(d for d in DTYPES if d not in ("int8", "uint8"))
@@ -52,6 +53,12 @@ class Constant(Op):
             return TensorType(self.dtype, tuple(self.shape))
         return TensorType(self.dtype, _nested_shape(self.value))
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        values = list(_leaves(self.value))
+        if self.dtype in FLOAT_DTYPES or not values or not all(isinstance(v, int) for v in values):
+            return None
+        return Bounds(int(min(values)), int(max(values)), exact=True).within(self.dtype)
+
     def compute(self):
         if self.shape is not None:
             return np.full([int(d) for d in self.shape], self.value, dtype=self.dtype)
@@ -82,7 +89,7 @@ class Range(Op):
         if self.dtype in FLOAT_DTYPES:
             if any(isinstance(v, Dim) and not v.is_const() for v in (self.start, self.limit, self.delta)):
                 raise ShapeError("a float range needs known start, limit and delta")
-            return TensorType(self.dtype, (Dim(len(np.arange(float(self.start), float(self.limit), float(self.delta)))),))
+            return TensorType(self.dtype, (Dim(_float_length(float(self.start), float(self.limit), float(self.delta))),))
         for v in (self.start, self.limit, self.delta):
             if isinstance(v, float):
                 raise ShapeError(f"an {self.dtype} range needs whole-number start, limit and delta")
@@ -97,6 +104,18 @@ class Range(Op):
             raise ShapeError(f"cannot show that the range from {self.start} to {self.limit} is not empty")
         return TensorType(self.dtype, (span.ceil_div(d),))
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        # an int range of known ends holds its first and last values: start and start + (n-1)*delta
+        ends = [as_dim(v) for v in (self.start, self.limit, self.delta)]
+        if self.dtype in FLOAT_DTYPES or not all(d.is_const() for d in ends):
+            return None
+        start, _, delta = (d.value for d in ends)
+        n = self.infer().shape[0].value
+        if n == 0:
+            return None
+        last = start + (n - 1) * delta
+        return Bounds(min(start, last), max(start, last), exact=True).within(self.dtype)
+
     def compute(self):
         return np.arange(_num(self.start), _num(self.limit), _num(self.delta), dtype=self.dtype)
 
@@ -110,6 +129,29 @@ class Range(Op):
 
 def _num(v):
     return int(v) if isinstance(v, Dim) else v
+
+
+def _float_length(start: float, limit: float, delta: float) -> int:
+    """How many values np.arange (and ONNX Range) make, worked out as NumPy does, without the array."""
+    if not all(math.isfinite(v) for v in (start, limit, delta)):
+        raise ShapeError(f"a float range needs finite start, limit and delta, got {start}, {limit}, {delta}")
+    if delta == 0:
+        raise ShapeError("delta must be a known non-zero number")
+    span = limit - start
+    steps = span / delta
+    if not math.isfinite(steps):
+        raise ShapeError(f"the range from {start} to {limit} by {delta} has too many values")
+    if steps == 0 and span != 0:    # the quotient underflowed: NumPy makes one value, or none
+        return 0 if math.copysign(1.0, steps) < 0 else 1
+    return max(0, math.ceil(steps))
+
+
+def _leaves(value):
+    if isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
 
 
 class Trilu(Op):

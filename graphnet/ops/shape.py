@@ -9,7 +9,8 @@ import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
 from ..types import FLOAT_DTYPES, TensorType
-from .base import Drawn, Example, In, Op, ShapeError, axis_index, label_axis, label_folded, ports, same_dtype
+from .base import (Bounds, Drawn, Example, In, KernelError, Op, ShapeError, axis_index, label_axis, label_folded, ports,
+                   same_dtype, same_values, some_values)
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -50,6 +51,8 @@ class Reshape(Op):
             raise ShapeError(f"cannot reshape {format_shape(in_shape)} ({total} elements) to "
                              f"{format_shape(dims)} ({known} elements)")
         return tuple(dims)
+
+    value_bounds = same_values
 
     def compute(self, x):
         return x.reshape([int(d) for d in self.shape])
@@ -92,6 +95,8 @@ class Transpose(Op):
             raise ShapeError(f"perm {perm} is not a permutation of the {x.rank} axes of {x}")
         return TensorType(x.dtype, tuple(x.shape[p] for p in perm))
 
+    value_bounds = same_values
+
     def compute(self, x):
         return np.transpose(x, self.axes(x.ndim))
 
@@ -112,6 +117,8 @@ class Flatten(Op):
             raise ShapeError(f"axis {self.axis} is out of range for rank {x.rank}")
         axis = self.axis % (x.rank + 1) if self.axis < 0 else self.axis
         return TensorType(x.dtype, (dim_prod(x.shape[:axis]), dim_prod(x.shape[axis:])))
+
+    value_bounds = same_values
 
     def compute(self, x):
         axis = self.axis % (x.ndim + 1) if self.axis < 0 else self.axis
@@ -150,6 +157,11 @@ class Concat(Op):
         shape = list(xs[0].shape)
         shape[axis] = sum((x.shape[axis] for x in xs), Dim(0))
         return TensorType(dtype, tuple(shape))
+
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        if any(b is None for b in bounds):
+            return None
+        return Bounds(min(b.lo for b in bounds), max(b.hi for b in bounds), all(b.exact for b in bounds))
 
     def compute(self, *xs):
         return np.concatenate(xs, axis=self.axis)
@@ -251,6 +263,8 @@ class Slice(Op):
             shape[axis] = _slice_length(x.shape[axis], as_dim(start), as_dim(end), step)
         return TensorType(x.dtype, tuple(shape))
 
+    value_bounds = some_values
+
     def compute(self, x):
         index = [slice(None)] * x.ndim
         for axis, start, end, step in self.plan(x.ndim):
@@ -308,11 +322,25 @@ class Gather(Op):
         axis = axis_index(self.axis, data.rank)
         return TensorType(data.dtype, data.shape[:axis] + indices.shape + data.shape[axis + 1:])
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        n, given = ins[0].shape[self.axis], bounds[1]
+        if given is not None and given.exact and n.is_const():
+            bad = given.hi if given.hi >= n.value else given.lo if given.lo < -n.value else None
+            if bad is not None:
+                raise ShapeError(f"indices reach {bad} (they run from {given.lo} to {given.hi}), "
+                                 + self.valid(n.value))
+        return some_values(self, ins, bounds)
+
     def compute(self, data, indices):
         n = data.shape[self.axis]
         if indices.size and (indices.min() < -n or indices.max() >= n):
-            raise IndexError(f"gather index out of range [-{n}, {n})")
+            where = tuple(int(i) for i in np.argwhere((indices < -n) | (indices >= n))[0])
+            at = f"indices[{', '.join(map(str, where))}] is" if where else "the index is"
+            raise KernelError(f"{at} {indices[where]}, " + self.valid(n))
         return np.take(data, indices, axis=self.axis)
+
+    def valid(self, n: int) -> str:
+        return f"out of range for the {n} entries of data along axis {self.axis} (valid: {-n} to {n - 1})"
 
     def to_onnx(self, b, data, indices):
         return b.node("Gather", [data, indices], axis=self.axis)
@@ -338,6 +366,8 @@ class Unsqueeze(Op):
             shape.append(Dim(1) if i in axes else next(it))
         return TensorType(x.dtype, tuple(shape))
 
+    value_bounds = same_values
+
     def compute(self, x):
         rank = x.ndim + len(self.axes)
         return np.expand_dims(x, tuple(sorted(a % rank for a in self.axes)))
@@ -360,6 +390,8 @@ class Squeeze(Op):
             if x.shape[a] != 1:
                 raise ShapeError(f"cannot squeeze axis {a} of {x}: it is {x.shape[a]}, not 1")
         return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.squeeze(x, tuple(a % x.ndim for a in self.axes))
@@ -401,6 +433,8 @@ class Expand(Op):
                                  "each pair must match or one of them be 1")
         return TensorType(x.dtype, tuple(out))
 
+    value_bounds = same_values
+
     def compute(self, x):
         target = np.broadcast_shapes(x.shape, tuple(int(d) for d in self.shape))
         return np.array(np.broadcast_to(x, target))
@@ -427,6 +461,8 @@ class Tile(Op):
             if not r.is_positive():
                 raise ShapeError(f"repeats {format_shape(repeats)} has a value that is not positive: {r}")
         return TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, repeats)))
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.tile(x, [int(r) for r in self.repeats])
@@ -513,6 +549,8 @@ class Flip(Op):
     def infer(self, x: TensorType) -> TensorType:
         self.normalized(x.rank)
         return x
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.flip(x, self.normalized(x.ndim)).copy()

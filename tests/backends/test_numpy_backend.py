@@ -197,3 +197,19 @@ def test_the_estimate_of_a_huge_run_allocates_nothing_of_it():
     finally:
         tracemalloc.stop()
     assert estimate > 200_000 ** 2 * 4 and held < 64 << 20
+
+
+def test_any_exception_a_kernel_raises_is_located_at_its_node(monkeypatch):
+    # the run loop's safety net: not only an op's own precondition (KernelError), any exception out
+    # of a step becomes the node's located error, with the arrays the kernel was given
+    from graphnet.ops.elementwise import Relu
+
+    def broken(self, x, out=None):
+        raise FloatingPointError("the kernel broke")
+
+    net = gn.load(SPECS / "mlp.yaml")
+    monkeypatch.setattr(Relu, "compute", broken)
+    with pytest.raises(gn.SpecError) as e:
+        net.run({"x": np.zeros((2, 784), np.float32)})
+    assert e.value.render() == (f"{SPECS / 'mlp.yaml'}:16:5: error: node 'relu1' (relu): FloatingPointError: the "
+                                "kernel broke (inputs: float32[2, 1024])")
