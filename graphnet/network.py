@@ -116,10 +116,12 @@ class Network:
         """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
         bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
         `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
-        if max_memory is None:
-            return
-        need = peak_bytes(self.graph, binding, optimize)
-        if need > max_memory:
+        if max_memory is not None:
+            self.refuse_over(peak_bytes(self.graph, binding, optimize), binding, max_memory)
+
+    def refuse_over(self, need: int, binding: dict[str, int], max_memory: int | None) -> None:
+        """Refuse, naming both, a run of this binding estimated to need more than `max_memory` bytes."""
+        if max_memory is not None and need > max_memory:
             shapes = ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}"
                                for k, t in self.graph.inputs.items())
             where = next(iter(self.graph.input_locs.values()), Location(self.graph.source))
@@ -207,9 +209,10 @@ class Session:
         key = binding_key(binding)
         if key not in self._plans:
             self.net.check_bounds(binding)
-            if self.max_memory is not None:      # None: no limit, or checked by the caller already
-                self.net.check_memory(binding, self.max_memory, self.optimize)
-            self._plans[key] = compile_plan(self.net.graph, binding, self.weights, self.optimize)
+            # refused, if it must be, on the plan's own estimate, before the plan allocates anything
+            check = None if self.max_memory is None else (
+                lambda need: self.net.refuse_over(need, binding, self.max_memory))
+            self._plans[key] = compile_plan(self.net.graph, binding, self.weights, self.optimize, check)
         return self._plans[key]
 
     def run(self, inputs: "dict[str, Any] | Feed", timings: list | None = None) -> dict[str, np.ndarray]:

@@ -5,12 +5,14 @@ and outputs live, and which slots die after it, so intermediates are freed at th
 
 An op that carries a body graph (scan) is handed an `Engine` when its step is made: its body's plan
 is compiled then, with this plan's weights and options, and lives in the step's kernel, so it is
-gone with the plan. `peak_bytes` estimates the plan compile_plan makes, from types alone.
+gone with the plan. `peak_bytes` estimates the plan compile_plan makes, from types alone; the plan's
+own estimate guards it (`check`) before it allocates anything.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +45,6 @@ class Plan:
     steps: tuple[Step, ...]
     outputs: dict[str, int]                       # output name -> slot
     size: int                                     # number of slots
-    peak_bytes: int                               # the estimate of a run's peak memory (peak_bytes)
 
 
 class InputMismatch(ValueError):
@@ -106,13 +107,17 @@ def planned(graph: Graph, binding: dict[str, int], known: Known, optimize: bool)
 
 
 def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
-                 optimize: bool = True) -> Plan:
+                 optimize: bool = True, check: Callable[[int], None] | None = None) -> Plan:
     """The steps that compute `graph` for this binding; `values` holds every param's array. With
     `optimize`, the graph is first rewritten (backends/rewrites.py) and elementwise ops write into
-    an input buffer that nothing reads afterwards."""
+    an input buffer that nothing reads afterwards. With `check`, the estimate of the plan's peak
+    memory (what peak_bytes gives) is handed to it before the plan allocates anything: it raises to
+    refuse the plan."""
     known = Known(values)
     graph = planned(graph, binding, known, optimize)
     engine = Engine(known, optimize)
+    if check is not None:
+        check(_peak(graph, binding, engine))
     slots: dict[str, int] = {}
 
     def slot(tensor: str) -> int:
@@ -140,8 +145,7 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace, node.trace))
     return Plan({name: slots[name] for name in graph.inputs},
                 tuple((slots[name], known[name]) for name in graph.params),
-                tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots),
-                _peak(graph, binding, engine))
+                tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
 
 
 class _Buffers:
@@ -195,8 +199,8 @@ class _Buffers:
 
 def peak_bytes(graph: Graph, binding: dict[str, int], optimize: bool = True) -> int:
     """An upper estimate of the memory a run of compile_plan(graph, binding, weights, optimize)'s
-    plan allocates beyond the weights: that plan's own estimate (Plan.peak_bytes), worked out from
-    types and param names alone, so that a run can be refused before anything is allocated."""
+    plan allocates beyond the weights: the estimate that compile_plan hands its `check`, worked out
+    here from types and param names alone, so that a run can be refused before anything is loaded."""
     known = Known(names=graph.params)
     return _peak(planned(graph, binding, known, optimize), binding, Engine(known, optimize))
 

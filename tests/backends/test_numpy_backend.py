@@ -172,27 +172,36 @@ def test_two_sessions_on_one_network_give_their_own_results(tmp_path, which, opt
 def test_the_memory_estimate_is_that_of_the_plan_that_runs(name, dims, ran, rewritten):
     free = {k: v for k, v in dims.items() if k in ("B", "T")}
     net = gn.load(SPECS / f"{name}.yaml", {k: v for k, v in dims.items() if k not in free})
-    session = net.session(net.init_weights(0))
-    plan = session.plan(free)
+    weights = net.init_weights(0)
+    checked = []
+    plan = compile_plan(net.graph, free, weights, check=checked.append)
     ops = [s.op for s in plan.steps]
     assert ran in ops and rewritten not in ops and rewritten in [n.op.name for n in net.graph.nodes]
     estimate = peak_bytes(net.graph, free)
-    assert estimate == plan.peak_bytes
-    net.check_memory(free, estimate)
-    with pytest.raises(gn.SpecError, match=re.escape(f"needs about {format_bytes(estimate)} beyond its weights")):
-        net.check_memory(free, estimate - 1)
-    measured = _measured_peak(net, session, free)
+    assert checked == [estimate]               # the estimate of the very graph the plan runs
+    refused = re.escape(f"needs about {format_bytes(estimate)} beyond its weights")
+    guards = (lambda limit: net.check_memory(free, limit), lambda limit: net.session(weights, max_memory=limit).plan(free))
+    for guard in guards:
+        guard(estimate)
+        with pytest.raises(gn.SpecError, match=refused):
+            guard(estimate - 1)
+    measured = _measured_peak(net, net.session(weights), free)
     assert measured <= 1.25 * estimate
     assert estimate <= 3 * measured
 
 
 def test_the_estimate_of_a_huge_run_allocates_nothing_of_it():
     # the rewrites that decide the plan's graph (a causal mask folded to a [T, T] constant) read
-    # only which tensors are known, so estimating a run of T = 200,000 makes no such mask
+    # only which tensors are known, so estimating a run of T = 200,000 makes no such mask, and a
+    # session refuses its plan before making one
     net = gn.load(SPECS / "transformer.yaml")
+    binding = {"B": 1, "S": 8, "T": 200_000}
+    session = net.session(net.init_weights(0), max_memory=1 << 30)
     tracemalloc.start()
     try:
-        estimate = peak_bytes(net.graph, {"B": 1, "S": 8, "T": 200_000})
+        estimate = peak_bytes(net.graph, binding)
+        with pytest.raises(gn.SpecError, match="over the memory limit of 1.0 GiB"):
+            session.plan(binding)
         held = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
