@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("values", ("graphnet.types", "graphnet.dims", "graphnet.expr", "graphnet.errors", "graphnet.files",
                 "graphnet.openblas")),
     ("ops", ("graphnet.ops*",)),
-    ("ir", ("graphnet.graph", "graphnet.init", "graphnet.infer", "graphnet.weights*")),
+    ("ir", ("graphnet.graph", "graphnet.init", "graphnet.infer", "graphnet.bounds", "graphnet.weights*")),
     ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*")),
     ("transforms", ("graphnet.transforms*",)),
     ("back ends", ("graphnet.backends*", "graphnet.render", "graphnet.summary")),
