@@ -17,7 +17,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from . import expr
-from .dims import Dim, as_dim, format_shape
+from .dims import MAX_RANK, Dim, DimTooLarge, as_dim, format_shape
 from .errors import Diagnostic, Diagnostics, Location, Note, did_you_mean
 from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
@@ -188,6 +188,9 @@ class _Expander:
         return value
 
     def eval_shape(self, raw_shape: list, scope: dict, owner, key: str) -> tuple[Dim, ...]:
+        if len(raw_shape) > MAX_RANK:
+            self.fail(owner.loc_of(key), f"a shape of {len(raw_shape)} dims is over the limit of {MAX_RANK} "
+                                         "(dims.MAX_RANK)")
         dims = []
         for i, raw in enumerate(raw_shape):
             dims.append(as_dim(self.eval_dim(raw, scope, owner.loc_of(key, i), f"shape entry {i}")))
@@ -244,7 +247,7 @@ class _Expander:
                           "params need known shapes (bind free dims with --dim)")
         init = self.make_param_init(decl, body.scope, qualified)
         t = TensorType(decl.dtype, shape)
-        self.params[qualified] = Param(qualified, t, init, decl.trainable, decl.loc)
+        self.params[qualified] = Param(qualified, t, init, decl.trainable, decl.loc, decl.loc_of("init"))
         self.types[qualified] = t
         body.locals[name] = Tensor(qualified, t)
         body.declared[name] = decl.loc
@@ -281,10 +284,10 @@ class _Expander:
                 self.fail(loc, f"init '{kind}' has no option '{key}'{did_you_mean(str(key), fields)}"
                                f" (options: {', '.join(fields) or 'none'})")
             self.fail(loc, f"init '{kind}' option '{key}': {err['msg']}")
-        # A fan-based init on a rank-1 param is a spec error now, not a crash when weights are made.
+        # A fan-based init on a rank-1 param, or a std that overflows, is a spec error now, not a
+        # crash when weights are made.
         try:
-            if hasattr(init, "fans"):
-                init.fans(tuple(1 for _ in decl.shape))
+            init.check(tuple(1 for _ in decl.shape))
         except ValueError as e:
             self.fail(loc, f"param '{qualified}': {e}")
         return init
@@ -504,12 +507,15 @@ class _Expander:
         types = [a.type if a is not None else None for a in args]
         try:
             out_types = op.infer(*_trim_none(types))
-        except ShapeError as e:
+        except (ShapeError, DimTooLarge) as e:
             shown = ", ".join(f"{n}: {t.type}" for n, t in zip(_input_names(cls, len(args)), args) if t is not None)
             self.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
         if isinstance(out_types, TensorType):
             out_types = (out_types,)
         for t in out_types:
+            if len(t.shape) > MAX_RANK:
+                self.report_node(body, node.loc, path, op_name, f"output has rank {len(t.shape)}, "
+                                 f"over the limit of {MAX_RANK} dims (dims.MAX_RANK)")
             for i, d in enumerate(t.shape):
                 if any(abs(c) > expr.MAX_INT for c in d.terms.values()):
                     self.report_node(body, node.loc, path, op_name, f"output dim {i} is {d}, beyond 2^62")

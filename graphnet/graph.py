@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from .dims import Dim, dim_prod
+from .dims import Dim, dim_prod, dim_sum
 from .errors import Location
 from .ops import Op, TensorType
 
@@ -48,6 +48,7 @@ class Param:
     init: Any                           # an init scheme from graphnet.init
     trainable: bool
     loc: Location
+    init_loc: Location | None = None    # where its init is written, for errors in making it
 
     @property
     def size(self) -> int:
@@ -109,4 +110,4 @@ class Graph:
         return node.op.macs(ins, [self.types[t] for t in node.outputs])
 
     def total_macs(self) -> Dim:
-        return sum((self.node_macs(n) for n in self.nodes), Dim(0))
+        return dim_sum(self.node_macs(n) for n in self.nodes)

@@ -1,5 +1,5 @@
-"""Weights: made from each param's init scheme, or read from and written to .npz files keyed by
-qualified param name. Files are read with allow_pickle=False and checked against the graph."""
+"""Weights: read from and written to .npz files keyed by qualified param name (init.init_weights
+makes them from each param's scheme). Files are read with allow_pickle=False and checked against the graph."""
 
 from __future__ import annotations
 
@@ -9,17 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Diagnostics, Location, SpecError, did_you_mean
-from .files import atomic_write
+from .files import write_npz
 from .graph import Graph
-from .init import param_rng
-
-
-def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    out = {}
-    for name, p in graph.params.items():
-        shape = tuple(d.value for d in p.type.shape)
-        out[name] = p.init.sample(shape, param_rng(seed, name)).astype(p.type.dtype)
-    return out
 
 
 def check_weights(graph: Graph, weights: dict[str, np.ndarray], source: str, allow_nonfinite: bool = False) -> None:
@@ -109,5 +100,4 @@ def _archive_problem(archive: zipfile.ZipFile) -> str | None:
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays)      # not np.savez(**arrays): an array named `file` or `allow_pickle` would clash
