@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import Location, SpecError
+from .files import command
 from .network import DEFAULT_MAX_MEMORY
 from .render import FORMATS
 
@@ -83,7 +84,7 @@ def _spec_paths(given: list[str]) -> list[str]:
     out = []
     for item in given:
         folder = Path(item)
-        if folder.is_dir():
+        if item and folder.is_dir():      # Path("") is ".", but an empty argument names no folder
             found = sorted(str(p) for p in folder.glob("*.yaml"))
             if not found:
                 raise SpecError.at(Location(item), "no .yaml files in this folder")
@@ -109,6 +110,16 @@ def _size(text: str) -> int | None:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"a memory size must be positive, got '{text}'")
     return int(value * units[unit])
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {seed}")
+    return seed
 
 
 def _number(d):
@@ -238,10 +249,9 @@ def cmd_export(args) -> int:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
     net = _load(args.spec, _dims(args.dim))
     weights, checks = _weights(net, args)
-    import onnx
     model = net.export_onnx(args.output, weights, args.opset, args.external_data or None, **checks)
-    data = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-    print(f"wrote {args.output}{f' and {args.output}.data' if data else ''} "
+    data = next((e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"), None)
+    print(f"wrote {args.output}{f' and {os.path.join(os.path.dirname(args.output), data)}' if data else ''} "
           f"(opset {args.opset}, {net.graph.param_count():,} params)")
     return 0
 
@@ -318,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--inputs", metavar="FILE.npz")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
     weights_options(r)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed, default=0)
     r.add_argument("-o", "--output", metavar="OUT.npz", help="the outputs, as .npz or .safetensors (by the extension)")
     r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -334,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(e)
     e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
     weights_options(e)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_seed, default=0)
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
@@ -343,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
     common(w)
     w.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="FILE.npz or FILE.safetensors")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--seed", type=_seed, default=0)
     w.set_defaults(func=cmd_init_weights)
 
     c = sub.add_parser("weights", help="report how a weight file fits a spec: matched, missing, unexpected, mis-shaped")
@@ -377,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        # no output may be one of the command's inputs; SIGTERM cleans up as Ctrl-C does (files.command)
+        with command([getattr(args, k, None) for k in ("spec", "weights", "inputs")], [getattr(args, "output", None)]):
+            return args.func(args)
     except SpecError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_ERROR

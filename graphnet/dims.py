@@ -10,20 +10,38 @@ from __future__ import annotations
 
 from typing import Iterable, Union
 
+# Whole numbers, and so the coefficients of dims and the divisors in them, stay within this.
+MAX_INT = 2**62
+
+# A shape has at most this many dims: NumPy's own limit (NPY_MAXDIMS), so every back end can hold it.
+MAX_RANK = 64
+
+# A dim holds at most this many terms. A product is refused when its factors' terms multiply past
+# it, before any is made: `(a + b + ... + t)**8` would expand to 2.2 million terms.
+MAX_TERMS = 10_000
+
+
+class DimTooLarge(ValueError):
+    """A dim that would pass MAX_TERMS terms; callers locate it at the expression or the node."""
+
+
 # A monomial is a sorted tuple of (atom, power); an atom is a symbol name or an opaque _Atom.
 Monomial = tuple
 DimLike = Union["Dim", int]
 
 
 class _Atom:
-    """An opaque operation on dims: floordiv(p, d), min(a, b), max(a, b)."""
+    """An opaque operation on dims: floordiv(p, d), min(a, b), max(a, b). Its key and text are
+    made once: atoms nest (a stack of strided layers on a free dim nests one floordiv per layer),
+    and recomputing the inner ones at every level made each level cost twice the one below."""
 
-    __slots__ = ("kind", "args", "_key")
+    __slots__ = ("kind", "args", "_key", "_str")
 
     def __init__(self, kind: str, args: tuple):
         self.kind = kind
         self.args = args
         self._key = (kind, tuple(a.key() if isinstance(a, Dim) else a for a in args))
+        self._str = None
 
     def __eq__(self, other):
         return isinstance(other, _Atom) and self._key == other._key
@@ -43,11 +61,16 @@ class _Atom:
         return dim_max(args[0], args[1])
 
     def __str__(self):
-        if self.kind == "floordiv":
-            num = self.args[0]
-            inner = str(num) if num.is_symbol() else f"({num})"
-            return f"{inner}//{self.args[1]}"
-        return f"{self.kind}({self.args[0]}, {self.args[1]})"
+        if self._str is None:
+            if self.kind == "floordiv":
+                num = self.args[0]
+                inner = str(num) if num.is_symbol() else f"({num})"
+                self._str = f"{inner}//{self.args[1]}"
+            else:
+                self._str = f"{self.kind}({self.args[0]}, {self.args[1]})"
+        return self._str
+
+    __repr__ = __str__   # terms are sorted by the text of their monomials, which holds atoms
 
 
 def _atom_key(atom) -> str:
@@ -64,7 +87,8 @@ def _mono_mul(a: Monomial, b: Monomial) -> Monomial:
 class Dim:
     """An exact integer expression over positive symbols, in canonical polynomial form."""
 
-    __slots__ = ("terms", "_hash")
+    # A dim is never changed once made, so its key and text are computed once.
+    __slots__ = ("terms", "_hash", "_key", "_str")
 
     def __init__(self, value: DimLike | str | dict = 0):
         if isinstance(value, Dim):
@@ -80,11 +104,13 @@ class Dim:
         else:
             raise TypeError(f"cannot make a dim from {type(value).__name__}")
         self.terms: dict = terms
-        self._hash = None
+        self._hash = self._key = self._str = None
 
     # -- inspection -------------------------------------------------------------------------
     def key(self) -> tuple:
-        return tuple(sorted(((tuple((_atom_key(a), p) for a, p in m), c) for m, c in self.terms.items())))
+        if self._key is None:
+            self._key = tuple(sorted(((tuple((_atom_key(a), p) for a, p in m), c) for m, c in self.terms.items())))
+        return self._key
 
     def is_const(self) -> bool:
         return all(m == () for m in self.terms)
@@ -115,7 +141,7 @@ class Dim:
 
     def subs(self, binding: dict) -> "Dim":
         """Replace symbols by dims or ints; opaque atoms re-evaluate and may become exact."""
-        total = Dim(0)
+        terms = []
         for m, c in self.terms.items():
             term = Dim(c)
             for atom, p in m:
@@ -125,8 +151,8 @@ class Dim:
                     base = atom.subs(binding)
                 for _ in range(p):
                     term = term * base
-            total = total + term
-        return total
+            terms.append(term)
+        return dim_sum(terms)
 
     # -- arithmetic -------------------------------------------------------------------------
     def __add__(self, other: DimLike) -> "Dim":
@@ -149,6 +175,9 @@ class Dim:
 
     def __mul__(self, other: DimLike) -> "Dim":
         other = as_dim(other)
+        if len(self.terms) * len(other.terms) > MAX_TERMS:
+            raise DimTooLarge(f"the product of a {len(self.terms)}-term dim and a {len(other.terms)}-term dim "
+                              f"would pass {MAX_TERMS:,} terms (dims.MAX_TERMS)")
         terms: dict = {}
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
@@ -175,11 +204,27 @@ class Dim:
             rest = self - Dim(whole)
             if rest.is_const() and d > 0:
                 return Dim({m: c // d for m, c in whole.items()}) + rest.value // d
+            nested = self._as_floordiv_plus_const()
+            if nested is not None and d > 0 and nested[1] * d <= MAX_INT:
+                # (p//a + c)//d is (p + c*a)//(a*d): a stack of strided layers on a free dim stays
+                # one atom, (H - 1)//32, rather than a nest as deep as the stack
+                p, a, c = nested
+                return (p + c * a) // (a * d)
             return Dim({((_Atom("floordiv", (self, d)), 1),): 1})
         quotient = self._exact_quotient(other)
         if quotient is not None:
             return quotient
         raise ValueError(f"cannot divide {self} by the symbolic dim {other} exactly")
+
+    def _as_floordiv_plus_const(self) -> "tuple[Dim, int, int] | None":
+        """(p, a, c) when this dim is p//a + c for a constant c, else None."""
+        atoms = [m for m in self.terms if m]
+        if len(atoms) != 1 or self.terms[atoms[0]] != 1 or len(atoms[0]) != 1:
+            return None
+        (atom, power), = atoms[0]
+        if power != 1 or not isinstance(atom, _Atom) or atom.kind != "floordiv":
+            return None
+        return atom.args[0], atom.args[1], self.terms.get((), 0)
 
     def _exact_quotient(self, other: "Dim") -> "Dim | None":
         # Division by a single monomial, e.g. (B*T*d)//T; enough for reshape bookkeeping.
@@ -263,6 +308,11 @@ class Dim:
         return f"Dim({self})"
 
     def __str__(self):
+        if self._str is None:
+            self._str = self._text()
+        return self._str
+
+    def _text(self) -> str:
         if not self.terms:
             return "0"
         parts = []
@@ -305,6 +355,16 @@ def dim_max(a: DimLike, b: DimLike) -> Dim:
         return a if sign >= 0 else b
     lo, hi = sorted((a, b), key=lambda d: d.key())
     return Dim({((_Atom("max", (lo, hi)), 1),): 1})
+
+
+def dim_sum(dims: Iterable[DimLike]) -> Dim:
+    """The sum in one pass: adding dims one by one copies the growing total at each step, which is
+    quadratic in a total of many distinct terms (the MACs of thousands of layers on a free dim)."""
+    terms: dict = {}
+    for d in dims:
+        for m, c in as_dim(d).terms.items():
+            terms[m] = terms.get(m, 0) + c
+    return Dim(terms)
 
 
 def dim_prod(dims: Iterable[DimLike]) -> Dim:

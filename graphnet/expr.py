@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .dims import Dim, dim_max, dim_min
+from .dims import MAX_INT, Dim, DimTooLarge, dim_max, dim_min   # MAX_INT: results of arithmetic stay within it
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 64
-MAX_INT = 2**62        # results of arithmetic, and the coefficients of dims, stay within this
 MAX_INT64 = 2**63 - 1  # a number as written (ONNX's INT64_MAX, a slice's 'to the end', is one)
 
 
@@ -53,8 +52,8 @@ _KEYWORDS = {"and", "or", "not", "if", "else", "true", "false", "True", "False"}
 
 @dataclass(frozen=True)
 class Node:
-    kind: str          # num, str, name, call, list, index, unary, binary, compare, and, or, not, cond
-    value: Any
+    kind: str          # num, str, name, call, list, index, unary, binary, arith, compare, and, or, not, cond
+    value: Any         # for index, arith, and, or: each operator (and column) after the first operand
     args: tuple
     col: int
 
@@ -138,19 +137,28 @@ class _Parser:
         self.depth -= 1
         return node
 
+    # A run of one operator (`1 + 1 + ... + 1`, `a and b and c`, `x[0][1]`) is one node with all
+    # its operands and each operator's column, not a nest of two-operand nodes: a nest as deep as
+    # the run would make evaluating a 2,000-character expression recurse past Python's limit.
+    # Each loop is written out, not shared through a helper, so a level of parentheses costs as
+    # few Python frames as before.
+    def at(self, kind: str, ops: tuple) -> bool:
+        tok = self.peek()
+        return tok[0] == kind and tok[1] in ops
+
     def or_expr(self) -> Node:
-        node = self.and_expr()
-        while self.peek()[:2] == ("kw", "or"):
-            col = self.take()[2]
-            node = Node("or", None, (node, self.and_expr()), col)
-        return node
+        args, marks = [self.and_expr()], []
+        while self.at("kw", ("or",)):
+            marks.append(self.take()[1:])
+            args.append(self.and_expr())
+        return _run("or", args, marks)
 
     def and_expr(self) -> Node:
-        node = self.not_expr()
-        while self.peek()[:2] == ("kw", "and"):
-            col = self.take()[2]
-            node = Node("and", None, (node, self.not_expr()), col)
-        return node
+        args, marks = [self.not_expr()], []
+        while self.at("kw", ("and",)):
+            marks.append(self.take()[1:])
+            args.append(self.not_expr())
+        return _run("and", args, marks)
 
     def not_expr(self) -> Node:
         if self.peek()[:2] == ("kw", "not"):
@@ -172,18 +180,18 @@ class _Parser:
         return Node("compare", tuple(ops), (first, *rest), first.col)
 
     def sum(self) -> Node:
-        node = self.term()
-        while self.peek()[0] == "op" and self.peek()[1] in ("+", "-"):
-            _, op, col = self.take()
-            node = Node("binary", op, (node, self.term()), col)
-        return node
+        args, marks = [self.term()], []
+        while self.at("op", ("+", "-")):
+            marks.append(self.take()[1:])
+            args.append(self.term())
+        return _run("arith", args, marks)
 
     def term(self) -> Node:
-        node = self.unary()
-        while self.peek()[0] == "op" and self.peek()[1] in ("*", "/", "//", "%"):
-            _, op, col = self.take()
-            node = Node("binary", op, (node, self.unary()), col)
-        return node
+        args, marks = [self.unary()], []
+        while self.at("op", ("*", "/", "//", "%")):
+            marks.append(self.take()[1:])
+            args.append(self.unary())
+        return _run("arith", args, marks)
 
     def unary(self) -> Node:
         tok = self.peek()
@@ -206,12 +214,12 @@ class _Parser:
 
     def postfix(self) -> Node:
         node = self.atom()
+        args, cols = [node], []
         while self.peek()[:2] == ("op", "["):
-            col = self.take()[2]
-            index = self.expr()
+            cols.append(self.take()[2])
+            args.append(self.expr())
             self.expect("op", "]")
-            node = Node("index", None, (node, index), col)
-        return node
+        return Node("index", tuple(cols), tuple(args), cols[0]) if cols else node
 
     def atom(self) -> Node:
         kind, value, col = self.take()
@@ -243,6 +251,11 @@ class _Parser:
             if self.accept("op", close):
                 return out
             self.expect("op", ",")
+
+
+def _run(kind: str, args: list, marks: list) -> Node:
+    """One node for a run of operators, or the single operand when there is none."""
+    return Node(kind, tuple(marks), tuple(args), marks[0][1]) if marks else args[0]
 
 
 def _describe(tok) -> str:
@@ -320,8 +333,11 @@ def _arith(op: str, a, b, col: int):
             if not isinstance(b, int) or b < 0 or b > 8:
                 raise ExprError("a dim can only be raised to a small whole power", col)
             out = Dim(1)
-            for _ in range(b):
-                out = _checked(out * a, col)
+            try:
+                for _ in range(b):
+                    out = _checked(out * a, col)
+            except DimTooLarge as e:
+                raise ExprError(str(e), col) from None
             return _canon(out)
         if isinstance(b, int) and isinstance(a, int) and (b < 0 or b > 64):
             raise ExprError("exponent out of range", col)
@@ -336,7 +352,10 @@ def _arith(op: str, a, b, col: int):
         return _checked(result, col)
     if dims and (isinstance(a, float) or isinstance(b, float)):
         raise ExprError(f"cannot mix a dim and a float with '{op}'", col)
-    result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
+    try:
+        result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
+    except DimTooLarge as e:
+        raise ExprError(str(e), col) from None
     return _canon(_checked(result, col))
 
 
@@ -365,7 +384,18 @@ def _compare(op: str, a, b, col: int) -> bool:
             return decided
     if type(a) is not type(b) and not (_is_number(a) and _is_number(b)):
         raise ExprError(f"cannot compare {_type_name(a)} with {_type_name(b)}", col)
+    if isinstance(a, list):
+        return _compare_lists(op, a, b, col)
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _compare_lists(op: str, a: list, b: list, col: int) -> bool:
+    """Lists in order item by item, as Python orders them, each pair compared by _compare (so a
+    string and a number, or dims that cannot be decided, are an error here, not a TypeError)."""
+    for x, y in zip(a, b):
+        if not _compare("==", x, y, col):
+            return _compare(op, x, y, col)
+    return {"<": len(a) < len(b), "<=": len(a) <= len(b), ">": len(a) > len(b), ">=": len(a) >= len(b)}[op]
 
 
 def _decide(op: str, diff: Dim) -> bool | None:
@@ -456,6 +486,24 @@ def _call(name: str, args: list, col: int):
 FUNCTIONS = ("min", "max", "cdiv", "sqrt", "exp", "log", "ceil", "floor", "abs", "float", "int", "len", "prod")
 
 
+def _index(seq, idx, col: int):
+    if not isinstance(seq, (list, str)):
+        raise ExprError(f"cannot index a {_type_name(seq)}", col)
+    if not isinstance(idx, int) or isinstance(idx, bool):
+        raise ExprError(f"an index must be an int, got {_type_name(idx)}", col)
+    if not -len(seq) <= idx < len(seq):
+        raise ExprError(f"index {idx} out of range for length {len(seq)}", col)
+    return seq[idx]
+
+
+def _binary(op: str, a, b, col: int):
+    if op == "+" and isinstance(a, list) and isinstance(b, list):
+        return a + b
+    if op == "+" and isinstance(a, str) and isinstance(b, str):
+        return a + b
+    return _arith(op, a, b, col)
+
+
 def evaluate(node: Node, scope: dict[str, Any]):
     k = node.kind
     if k in ("num", "str"):
@@ -469,31 +517,31 @@ def evaluate(node: Node, scope: dict[str, Any]):
     if k == "call":
         return _call(node.value, [evaluate(a, scope) for a in node.args], node.col)
     if k == "index":
-        seq, idx = evaluate(node.args[0], scope), evaluate(node.args[1], scope)
-        if not isinstance(seq, (list, str)):
-            raise ExprError(f"cannot index a {_type_name(seq)}", node.col)
-        if not isinstance(idx, int) or isinstance(idx, bool):
-            raise ExprError(f"an index must be an int, got {_type_name(idx)}", node.col)
-        if not -len(seq) <= idx < len(seq):
-            raise ExprError(f"index {idx} out of range for length {len(seq)}", node.col)
-        return seq[idx]
+        seq = evaluate(node.args[0], scope)
+        for col, arg in zip(node.value, node.args[1:]):
+            seq = _index(seq, evaluate(arg, scope), col)
+        return seq
     if k == "unary":
         v = _num(evaluate(node.args[0], scope), node.col)
         return _canon(-v) if node.value == "-" else v
+    if k == "arith":
+        out = evaluate(node.args[0], scope)
+        for (op, col), arg in zip(node.value, node.args[1:]):
+            out = _binary(op, out, evaluate(arg, scope), col)
+        return out
     if k == "binary":
-        a, b = evaluate(node.args[0], scope), evaluate(node.args[1], scope)
-        if node.value == "+" and isinstance(a, list) and isinstance(b, list):
-            return a + b
-        if node.value == "+" and isinstance(a, str) and isinstance(b, str):
-            return a + b
-        return _arith(node.value, a, b, node.col)
+        return _binary(node.value, evaluate(node.args[0], scope), evaluate(node.args[1], scope), node.col)
     if k == "compare":
         values = [evaluate(a, scope) for a in node.args]
         return all(_compare(op, values[i], values[i + 1], node.col) for i, op in enumerate(node.value))
-    if k == "and":
-        return _truth(evaluate(node.args[0], scope), node.col) and _truth(evaluate(node.args[1], scope), node.col)
-    if k == "or":
-        return _truth(evaluate(node.args[0], scope), node.col) or _truth(evaluate(node.args[1], scope), node.col)
+    if k in ("and", "or"):
+        # each operand is checked to be a bool where it is written; evaluation stops at the first
+        # that decides, as Python's does
+        for i, arg in enumerate(node.args):
+            value = _truth(evaluate(arg, scope), node.value[max(i - 1, 0)][1])
+            if value == (k == "or"):
+                return value
+        return k == "and"
     if k == "not":
         return not _truth(evaluate(node.args[0], scope), node.col)
     if k == "cond":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .dims import Dim, dim_prod
+from .dims import Dim, dim_prod, dim_sum
 from .errors import Location, Note, SpecError, is_std_location
 from .ops import Op
 from .types import TensorType
@@ -61,6 +61,7 @@ class Param:
     # Derived by a rewrite into an array of its own (a folded mask, restacked cell weights), which a
     # plan holds beyond the weights; False for weights and for views of them (a weight's transpose).
     allocated: bool = False
+    init_loc: Location | None = None    # where its init is written, for errors in making it
 
     @property
     def size(self) -> int:
@@ -109,4 +110,4 @@ class Graph:
         return node.op.macs(ins, [self.types[t] for t in node.outputs])
 
     def total_macs(self) -> Dim:
-        return sum((self.node_macs(n) for n in self.nodes), Dim(0))
+        return dim_sum(self.node_macs(n) for n in self.nodes)

@@ -2,7 +2,14 @@
 fan_in = in * prod(kernel) and fan_out = out * prod(kernel); either can be given explicitly.
 
 Every param draws from its own random stream, seeded by (seed, its qualified name), so a seed
-gives the same weights in every command, whatever order the params are visited in."""
+gives the same weights in every command, whatever order the params are visited in.
+
+An option that could not be sampled (a negative std, low above high, a fan of 0, an infinite
+value) is refused when the spec is validated. Values are drawn in float64 a chunk at a time and
+written straight into an array of the param's dtype, so a float32 param costs its own bytes and
+not three times as many; the draws are the same as one draw of the whole array. A param of more
+than MAX_PARAM_BYTES, or weights of more than MAX_INIT_BYTES in all, are not made at random, and
+a scheme whose values overflow the param's dtype is an error at the param's `init`."""
 
 from __future__ import annotations
 
@@ -11,20 +18,45 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import SpecError
+
+MAX_PARAM_BYTES = 1 << 32      # 4 GiB: one param made at random
+MAX_INIT_BYTES = 1 << 34       # 16 GiB: all the random weights of one network
+_CHUNK = 1 << 20               # values drawn in float64 at a time (8 MiB)
 
 
 class Init(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     kind: str
 
-    def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    def sample(self, shape: tuple[int, ...], rng: np.random.Generator, dtype="float32") -> np.ndarray:
+        """An array of `shape` and `dtype`, filled chunk by chunk from `draw`."""
+        out = np.empty(shape, dtype)
+        flat = out.reshape(-1)
+        for start in range(0, flat.size, _CHUNK):
+            flat[start:start + _CHUNK] = self.draw(min(_CHUNK, flat.size - start), shape, rng)
+        return out
+
+    def draw(self, n: int, shape: tuple[int, ...], rng: np.random.Generator):
+        """The next `n` values (float64) for a param of `shape`, or one value for all."""
         raise NotImplementedError
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError if this scheme cannot be sampled for `shape` (fans it needs, a std or
+        bound that overflows), by drawing no values."""
+        try:
+            self.draw(0, shape, np.random.default_rng(0))
+        except (ArithmeticError, ValueError) as e:
+            raise ValueError(str(e) if isinstance(e, ValueError) else
+                             f"{self.kind} cannot be sampled: its bound or std overflows a float") from None
 
 
 class _Fans(Init):
-    fan_in: int | None = None
-    fan_out: int | None = None
+    fan_in: int | None = Field(None, ge=1)
+    fan_out: int | None = Field(None, ge=1)
 
     def fans(self, shape: tuple[int, ...]) -> tuple[int, int]:
         if len(shape) < 2 and (self.fan_in is None or self.fan_out is None):
@@ -38,60 +70,70 @@ class _Fans(Init):
 class Zeros(Init):
     kind: Literal["zeros"] = "zeros"
 
-    def sample(self, shape, rng):
-        return np.zeros(shape, np.float32)
+    def draw(self, n, shape, rng):
+        return 0.0
 
 
 class Ones(Init):
     kind: Literal["ones"] = "ones"
 
-    def sample(self, shape, rng):
-        return np.ones(shape, np.float32)
+    def draw(self, n, shape, rng):
+        return 1.0
 
 
 class Constant(Init):
     kind: Literal["constant"] = "constant"
     value: float
 
-    def sample(self, shape, rng):
-        return np.full(shape, self.value, np.float32)
+    def draw(self, n, shape, rng):
+        return self.value
 
 
 class Normal(Init):
     kind: Literal["normal"] = "normal"
     mean: float = 0.0
-    std: float = 1.0
+    std: float = Field(1.0, ge=0)
 
-    def sample(self, shape, rng):
-        return rng.normal(self.mean, self.std, shape).astype(np.float32)
+    def draw(self, n, shape, rng):
+        return rng.normal(self.mean, self.std, n)
 
 
 class Uniform(Init):
     kind: Literal["uniform"] = "uniform"
     low: float = 0.0
-    high: float = 1.0
+    high: float = Field(1.0, validate_default=True)     # checked against low even when not given
 
-    def sample(self, shape, rng):
-        return rng.uniform(self.low, self.high, shape).astype(np.float32)
+    @field_validator("high")
+    @classmethod
+    def _above_low(cls, high, info):
+        low = info.data.get("low")
+        if low is not None and high < low:
+            raise PydanticCustomError("init_range", "high ({high}) is below low ({low})", {"high": high, "low": low})
+        if low is not None and not math.isfinite(high - low):
+            raise PydanticCustomError("init_range", "high - low overflows a float", {})
+        return high
+
+    def draw(self, n, shape, rng):
+        return rng.uniform(self.low, self.high, n)
 
 
 class XavierUniform(_Fans):
     kind: Literal["xavier_uniform"] = "xavier_uniform"
-    gain: float = 1.0
+    gain: float = Field(1.0, ge=0)
 
-    def sample(self, shape, rng):
+    def draw(self, n, shape, rng):
         fan_in, fan_out = self.fans(shape)
         bound = self.gain * math.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-bound, bound, shape).astype(np.float32)
+        return rng.uniform(-bound, bound, n)
 
 
 class XavierNormal(_Fans):
     kind: Literal["xavier_normal"] = "xavier_normal"
-    gain: float = 1.0
+    gain: float = Field(1.0, ge=0)
 
-    def sample(self, shape, rng):
+    def draw(self, n, shape, rng):
         fan_in, fan_out = self.fans(shape)
-        return rng.normal(0.0, self.gain * math.sqrt(2.0 / (fan_in + fan_out)), shape).astype(np.float32)
+        return rng.normal(0.0, self.gain * math.sqrt(2.0 / (fan_in + fan_out)), n)
 
 
 class _Kaiming(_Fans):
@@ -107,16 +149,16 @@ class _Kaiming(_Fans):
 class KaimingUniform(_Kaiming):
     kind: Literal["kaiming_uniform"] = "kaiming_uniform"
 
-    def sample(self, shape, rng):
+    def draw(self, n, shape, rng):
         bound = math.sqrt(3.0) * self.std(shape)
-        return rng.uniform(-bound, bound, shape).astype(np.float32)
+        return rng.uniform(-bound, bound, n)
 
 
 class KaimingNormal(_Kaiming):
     kind: Literal["kaiming_normal"] = "kaiming_normal"
 
-    def sample(self, shape, rng):
-        return rng.normal(0.0, self.std(shape), shape).astype(np.float32)
+    def draw(self, n, shape, rng):
+        return rng.normal(0.0, self.std(shape), n)
 
 
 SCHEMES: dict[str, type[Init]] = {
@@ -160,3 +202,39 @@ def param_rng(seed: int, name: str) -> np.random.Generator:
     digest = hashlib.sha256(name.encode()).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, *words]))
+
+
+def init_weights(graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Each param of `graph` made by its init scheme, in its own dtype. Refused, at the param's
+    `init`, past MAX_PARAM_BYTES or MAX_INIT_BYTES and where the values overflow the dtype."""
+    total = 0
+    for p in graph.params.values():
+        nbytes = p.size * np.dtype(p.type.dtype).itemsize
+        total += nbytes
+        where = p.init_loc or p.loc
+        if nbytes > MAX_PARAM_BYTES:
+            raise SpecError.at(where, f"param '{p.name}' ({p.type}) is {_gib(nbytes)}, over the "
+                                      f"{_gib(MAX_PARAM_BYTES)} that are made at random (init.MAX_PARAM_BYTES); "
+                                      "give its weights in a file")
+        if total > MAX_INIT_BYTES:
+            raise SpecError.at(where, f"param '{p.name}' takes the random weights to {_gib(total)}, over "
+                                      f"{_gib(MAX_INIT_BYTES)} (init.MAX_INIT_BYTES); give the weights in a file")
+    out = {}
+    for name, p in graph.params.items():
+        shape = tuple(d.value for d in p.type.shape)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):     # counted below, where they are reported
+                out[name] = p.init.sample(shape, param_rng(seed, name), p.type.dtype)
+        except (ArithmeticError, ValueError) as e:
+            why = "a number in it overflows a float" if isinstance(e, ArithmeticError) else str(e)
+            raise SpecError.at(p.init_loc or p.loc, f"param '{name}': its init cannot be sampled: {why}") from None
+        values = out[name]
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            raise SpecError.at(p.init_loc or p.loc, f"param '{name}': its init gives {bad} value{'s' if bad != 1 else ''} "
+                                                    f"that {p.type.dtype} cannot hold (infinite or NaN)")
+    return out
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"

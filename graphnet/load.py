@@ -11,6 +11,10 @@ from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
 
 STD_DIR = Path(__file__).parent / "std"
 
+# Libraries may use libraries that use libraries; past this many levels the chain is refused (each
+# level is a Python call, and a chain of hundreds would otherwise overflow the interpreter's stack).
+MAX_USE_DEPTH = 32
+
 
 @dataclass
 class Library:
@@ -32,12 +36,15 @@ class Program:
 
 
 def load_program(path: str | Path) -> Program:
+    if not str(path):
+        # Path("") is the current folder; an empty argument is a mistake, not a request for "."
+        raise SpecError.at(Location("<command line>"), "the spec path is empty")
     path = Path(path)
     display = str(path)
     spec = validate_model(SpecFile, load_yaml(path, display), display)
     cache: dict[Path, Library] = {}
     library = Library(spec.name, dict(spec.blocks), {}, {})
-    library.uses = _load_uses(spec.use, spec, path.parent, cache)
+    library.uses = _load_uses(spec.use, spec, path.parent, cache, 0)
     return Program(spec, library, path)
 
 
@@ -71,32 +78,48 @@ def _std_display(file: Path) -> str:
     return f"<std>/{file.name}"
 
 
-def _load_uses(uses: list[str], owner, folder: Path, cache: dict) -> dict[str, Library]:
+def _load_uses(uses: list[str], owner, folder: Path, cache: dict, depth: int) -> dict[str, Library]:
+    """The libraries `owner` (the spec at depth 0, else a library `depth` uses down) names."""
     out: dict[str, Library] = {}
     for i, entry in enumerate(uses):
         loc = owner.loc_of("use", i)
         if entry == "std":
             lib = load_std()
+        elif depth >= MAX_USE_DEPTH:
+            raise SpecError.at(loc, f"libraries use each other more than {MAX_USE_DEPTH} levels deep "
+                                    "(load.MAX_USE_DEPTH)")
         else:
-            lib = _load_file_library(entry, loc, folder, cache)
+            lib = _load_file_library(entry, loc, folder, cache, depth)
         if lib.name in out:
             raise SpecError.at(loc, f"two libraries are both named '{lib.name}'")
         out[lib.name] = lib
     return out
 
 
-def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict) -> Library:
+def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict, depth: int) -> Library:
+    # the spec's paths are relative to its folder; a library's to its own folder, which they must
+    # not leave either
+    whose = "the spec's folder" if depth == 0 else f"the folder of the library that uses it ('{folder}')"
+    if "\0" in entry:
+        shown = entry.replace("\0", "\\0")
+        raise SpecError.at(loc, f"library path '{shown}' holds a NUL character")
     rel = Path(entry)
     if rel.is_absolute():
-        raise SpecError.at(loc, f"library path '{entry}' must be relative to the spec's folder")
-    target = (folder / rel).resolve()
-    root = folder.resolve()
+        raise SpecError.at(loc, f"library path '{entry}' must be relative to {whose}")
+    try:
+        target = (folder / rel).resolve()
+        root = folder.resolve()
+        exists, regular = target.exists(), target.is_file()
+    except (OSError, RuntimeError) as e:      # a name too long, a symlink loop (RuntimeError before 3.13)
+        raise SpecError.at(loc, f"library path '{entry}' cannot be followed: {getattr(e, 'strerror', None) or e}") from None
     if root not in target.parents:
-        raise SpecError.at(loc, f"library path '{entry}' leaves the spec's folder")
+        raise SpecError.at(loc, f"library path '{entry}' leaves {whose}")
     if target.suffix not in (".yaml", ".yml"):
         raise SpecError.at(loc, f"library path '{entry}' is not a .yaml file")
-    if not target.is_file():
+    if not exists:
         raise SpecError.at(loc, f"library file '{entry}' does not exist")
+    if not regular:
+        raise SpecError.at(loc, f"library file '{entry}' is not a regular file (a FIFO, a device or a folder)")
     if target in cache:
         return cache[target]
     display = str(folder / rel)
@@ -105,6 +128,6 @@ def _load_file_library(entry: str, loc: Location, folder: Path, cache: dict) -> 
     lib = Library(name, dict(model.blocks), dict(model.dims),
                   dim_locs={k: model.loc_of("dims", k) for k in model.dims})
     cache[target] = lib
-    lib.uses = _load_uses(model.use, model, Path(display).parent, cache)   # named as the user named it
+    lib.uses = _load_uses(model.use, model, Path(display).parent, cache, depth + 1)   # named as the user named it
     lib.uses.setdefault(name, lib)
     return lib

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,9 @@ from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
+from .init import init_weights
 from .types import format_bytes
-from .weights import check_weights, init_weights
+from .weights import check_weights
 
 
 def _physical_memory() -> int | None:
@@ -35,9 +37,56 @@ DEFAULT_MAX_MEMORY = _RAM * 3 // 4 if _RAM else None
 def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
     """Parse, expand and type a spec, and check what its value bounds prove (graphnet/bounds.py).
     Raises SpecError with every located mistake."""
-    graph = expand(load_program(path), dims)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load() takes the spec's path, got {type(path).__name__}")
+    graph = expand(load_program(path), _dims(dims))
     value_bounds(graph)
     return Network(graph)
+
+
+# What the API is handed is checked where it comes in, so that a wrong type is a TypeError that
+# says what was expected, not an error from deep inside (difflib, a comparison, numpy's seeding).
+
+def _dims(dims, what: str = "dims") -> dict[str, int] | None:
+    if dims is None:
+        return None
+    if not isinstance(dims, Mapping):
+        raise TypeError(f"{what} must be a mapping from dim name to whole number, e.g. {{'B': 8}}; "
+                        f"got {type(dims).__name__}")
+    for name, value in dims.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: a dim name must be a str, got {name!r} ({type(name).__name__})")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{what}: dim '{name}' must be a whole number, got {value!r} ({type(value).__name__})")
+        if value < 1:
+            raise ValueError(f"{what}: dim '{name}' must be positive, got {value}")
+    return {k: int(v) for k, v in dims.items()}
+
+
+def _arrays(arrays, what: str) -> None:
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"{what} must be a mapping from name to array, got {type(arrays).__name__}")
+    for name in arrays:
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: names must be str, got {name!r} ({type(name).__name__})")
+
+
+def _memory(max_memory) -> None:
+    if max_memory is None:
+        return
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, np.integer)):
+        raise TypeError(f"max_memory must be a number of bytes (e.g. 8 << 30) or None for no limit, "
+                        f"got {max_memory!r} ({type(max_memory).__name__})")
+    if max_memory < 0:
+        raise ValueError(f"max_memory must be 0 or more bytes, got {max_memory}")
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a whole number, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more, got {seed}")
+    return int(seed)
 
 
 def _shape_view(t) -> tuple:
@@ -64,10 +113,10 @@ class Network:
     def summary(self, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
         """The summary table; with `depth`, block calls below that many path levels are collapsed."""
         from .summary import summary_table
-        return summary_table(self.graph, dims, depth)
+        return summary_table(self.graph, _dims(dims), depth)
 
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
-        return init_weights(self.graph, seed)
+        return init_weights(self.graph, _seed(seed))
 
     def feed(self, inputs: "dict[str, Any] | Feed", source: str | None = None) -> "Feed":
         """The inputs checked, as arrays of the declared dtypes binding every free dim consistently,
@@ -76,6 +125,7 @@ class Network:
         returned as it is: it was checked when it was made."""
         if isinstance(inputs, Feed):
             return inputs
+        _arrays(inputs, "inputs")
         g = self.graph
         missing = [k for k in g.inputs if k not in inputs]
         extra = [k for k in inputs if k not in g.inputs]
@@ -104,7 +154,7 @@ class Network:
     def default_binding(self, dims: dict[str, int] | None = None) -> dict[str, int]:
         """The free dims as random_inputs binds them: from `dims`, else 1. (Dims given to `load`,
         as `--dim` gives them, are no longer free: the graph holds their values.)"""
-        return {s: (dims or {}).get(s, 1) for s in self.graph.free_dims()}
+        return {s: (_dims(dims) or {}).get(s, 1) for s in self.graph.free_dims()}
 
     def check_bounds(self, binding: dict[str, int]) -> None:
         """Refuse, located at the node, what the value bounds prove fails with these dims (a
@@ -116,6 +166,8 @@ class Network:
         """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
         bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
         `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
+        _memory(max_memory)
+        _dims(binding, "binding")
         if max_memory is not None:
             self.refuse_over(peak_bytes(self.graph, binding, optimize), binding, max_memory)
 
@@ -135,6 +187,7 @@ class Network:
         those of init_weights(seed=0)."""
         if weights is None:
             return self.init_weights(0)
+        _arrays(weights, "weights")
         return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
@@ -144,6 +197,7 @@ class Network:
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
         rewrites (for debugging them). A binding whose estimated peak memory is over `max_memory`
         bytes (None: no limit) is refused before anything is allocated."""
+        _memory(max_memory)
         return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory)
 
     def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -169,7 +223,7 @@ class Network:
 
     def random_feed(self, dims: dict[str, int] | None = None, seed: int = 0) -> "Feed":
         """A Feed of random inputs, made to fit (so not checked again), free dims from `dims` (default 1)."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_seed(seed))
         binding = self.default_binding(dims)
         out = {}
         for name, t in self.graph.inputs.items():

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import Location, Note, SpecError
+from .files import note_input
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NESTING = 64
@@ -75,8 +76,9 @@ def read_text(path: Path, display: str) -> str:
         if size > MAX_FILE_BYTES:
             raise SpecError.at(Location(display), f"file is {size} bytes; specs are limited to {MAX_FILE_BYTES}")
         data = path.read_bytes()
-    except OSError as e:
-        raise SpecError.at(Location(display), f"cannot read file: {e.strerror or e}") from None
+        note_input(path)          # a command's output may not replace it
+    except (OSError, ValueError) as e:     # ValueError: a NUL character in the path
+        raise SpecError.at(Location(display), f"cannot read file: {getattr(e, 'strerror', None) or e}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -139,6 +141,10 @@ def _offset_loc(text: str, index: int, file: str) -> Location:
     return Location(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
 
 
+# What YAML makes of some unquoted words by itself, which specs do not take as values.
+_IMPLICIT_KINDS = {"tag:yaml.org,2002:timestamp": "a date or time", "tag:yaml.org,2002:value": "YAML's value key"}
+
+
 def _refuse_tag(node, file: str) -> None:
     # Tags ask for constructed objects (!!python/object/apply:os.system [...], !!set {...}). Check
     # every node, not only scalars: a tagged list or mapping must not pass as the plain data under it.
@@ -148,9 +154,17 @@ def _refuse_tag(node, file: str) -> None:
         allowed = node.tag == "tag:yaml.org,2002:seq"
     else:
         allowed = node.tag in _SCALAR_TAGS
-    if not allowed:
+    if allowed:
+        return
+    mark = node.start_mark
+    if (isinstance(node, yaml.ScalarNode) and node.tag in _IMPLICIT_KINDS and not node.style
+            and not (mark.buffer or "")[mark.pointer:].startswith("!")):
+        # an unquoted 2024-01-01 is a date to YAML: the user wrote a value, not a tag
         raise SpecError.at(_loc(file, node.start_mark),
-                           f"YAML tag '{node.tag}' is not allowed in specs (only plain values)")
+                           f"YAML reads the unquoted {node.value} as {_IMPLICIT_KINDS[node.tag]}, which specs "
+                           f"do not take; quote it (\"{node.value}\") to keep it as text")
+    raise SpecError.at(_loc(file, node.start_mark),
+                       f"YAML tag '{node.tag}' is not allowed in specs (only plain values)")
 
 
 def _convert(node, file: str, loader) -> Any:

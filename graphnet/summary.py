@@ -3,7 +3,7 @@ activation memory, then totals. With free dims left unbound, MACs and memory are
 
 from __future__ import annotations
 
-from .dims import Dim, dim_prod, humanize
+from .dims import Dim, dim_prod, dim_sum, humanize
 from .graph import Graph, Node
 from .types import ITEMSIZE, format_bytes
 
@@ -29,7 +29,7 @@ def bound_macs(graph: Graph, dims: dict[str, int] | None) -> Dim:
 
 
 def output_bytes(graph: Graph, node: Node) -> Dim:
-    return sum((dim_prod(graph.types[t].shape) * ITEMSIZE[graph.types[t].dtype] for t in node.outputs), Dim(0))
+    return dim_sum(dim_prod(graph.types[t].shape) * ITEMSIZE[graph.types[t].dtype] for t in node.outputs)
 
 
 def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | None = None) -> list[dict]:
@@ -49,8 +49,9 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
         while open_groups and (len(open_groups) > len(groups) or open_groups[-1]["path"] != groups[len(open_groups) - 1]):
             open_groups.pop()
         for level in range(len(open_groups), len(groups)):
+            # a block's MACs and bytes are summed once it is complete (dim_sum: one pass)
             row = {"path": groups[level], "op": _block_of(node, level + 1), "level": level, "shape": "",
-                   "params": 0, "macs": Dim(0), "bytes": Dim(0), "children": set()}
+                   "params": 0, "macs": [], "bytes": [], "children": set()}
             rows.append(row)
             open_groups.append(row)
         shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in graph.types[node.outputs[0]].shape) + "]"
@@ -60,12 +61,15 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
             macs, size = macs.subs(dims), size.subs(dims)
         for level, row in enumerate(open_groups):
             row["children"].add(parts[level + 1])
-            row.update(shape=shape, params=row["params"] + params[node.name], macs=row["macs"] + macs,
-                       bytes=row["bytes"] + size)
+            row.update(shape=shape, params=row["params"] + params[node.name])
+            row["macs"].append(macs)
+            row["bytes"].append(size)
         if len(parts) <= shown:
             rows.append({"path": node.name, "op": node.op.name, "level": len(open_groups), "shape": shape,
                          "params": params[node.name], "macs": macs, "bytes": size})
     for row in rows:
+        if isinstance(row["macs"], list):
+            row["macs"], row["bytes"] = dim_sum(row["macs"]), dim_sum(row["bytes"])
         children = row.pop("children", None)
         if children and all(c.isdigit() for c in children):   # the copies of a repeat or for_each
             row["op"] = f"{row['op']} x{len(children)}"
@@ -110,8 +114,7 @@ def summary_table(graph: Graph, dims: dict[str, int] | None = None, depth: int |
     total = graph.param_count()
     trainable = graph.param_count(trainable=True)
     macs = bound_macs(graph, dims)
-    activations = sum((output_bytes(graph, n) for n in graph.nodes if not set(n.outputs) <= graph.static_tensors),
-                      Dim(0))
+    activations = dim_sum(output_bytes(graph, n) for n in graph.nodes if not set(n.outputs) <= graph.static_tensors)
     activations = activations.subs(dims) if dims else activations
     weights = sum(p.size * ITEMSIZE[p.type.dtype] for p in graph.params.values())
     inputs = ", ".join(f"{k}: {t}" for k, t in graph.inputs.items())

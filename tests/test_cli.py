@@ -364,3 +364,148 @@ def test_a_run_checks_its_inputs_and_binds_its_dims_once(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert ("y: float32[2, 5, 4] mean" if given else "y: float32[1, 1, 4] mean") in out
     assert ("profile:" in out) == ("--profile" in argv)
+
+
+# -- outputs never destroy a file (docs/security.md, Outputs) ---------------------------------------
+
+SMALL = ("graphnet: 1\nname: t\nuse: [lib/blocks.yaml]\ndims: {B: ~}\ninputs:\n  x: [B, 4]\n"
+         "params:\n  w: {shape: [4, 3], init: {normal: {std: 0.5}}}\n"
+         "nodes:\n  - {name: m, op: matmul, inputs: [x, w]}\n  - {name: r, block: blocks.act}\n"
+         "outputs: {y: r}\n")
+LIB = ("graphnet: 1\nname: blocks\nblocks:\n  act:\n    inputs: {x: [\"...\"]}\n    nodes:\n      - {name: r, op: relu}\n"
+       "    outputs: {y: r}\n")
+
+
+def _small(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "lib").mkdir()
+    files = {"spec": tmp_path / "s.yaml", "lib": tmp_path / "lib" / "blocks.yaml",
+             "weights": tmp_path / "w.npz", "inputs": tmp_path / "x.npz"}
+    files["spec"].write_text(SMALL)
+    files["lib"].write_text(LIB)
+    np.savez(files["weights"], w=np.ones((4, 3), np.float32))
+    np.savez(files["inputs"], x=np.ones((2, 4), np.float32))
+    (tmp_path / "hard.npz").hardlink_to(files["weights"])
+    (tmp_path / "soft.yaml").symlink_to(files["spec"])
+    return files
+
+
+# the reproducers of issue 13, and the spec's library, a hard link and a symlink
+OWN_INPUTS = [
+    ("run {spec} -o {spec}", "spec"), ("export {spec} --weights {weights} -o {weights}", "weights"),
+    ("run {spec} --weights {weights} -o {weights}", "weights"), ("init-weights {spec} -o {spec}", "spec"),
+    ("render {spec} -o {spec}", "spec"), ("run {spec} --inputs {inputs} -o {inputs}", "inputs"),
+    ("run {spec} -o {lib}", "lib"), ("init-weights {spec} -o {lib}", "lib"), ("export {spec} -o {lib}", "lib"),
+    ("export {spec} -o {lib} --external-data", "lib"), ("render {spec} -o {lib}", "lib"),
+    ("run {spec} --weights {weights} -o {dir}/hard.npz", "weights"), ("init-weights {spec} -o {dir}/soft.yaml", "spec"),
+]
+
+
+@pytest.mark.parametrize("command,victim", OWN_INPUTS)
+def test_no_command_overwrites_its_own_input(tmp_path, capsys, command, victim):
+    files = _small(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = command.format(**files, dir=tmp_path).split()
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    output = argv[argv.index("-o") + 1]
+    assert err.startswith(f"{output}:1:1: error: this file is an input of the command"), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.rglob(".*")] == []
+
+
+@pytest.mark.parametrize("command", ["run {spec} -o /dev/null", "init-weights {spec} -o /dev/null",
+                                     "export {spec} -o /dev/null", "render {spec} -o /dev/null"])
+def test_dev_null_stays_a_device(tmp_path, capsys, command):
+    files = _small(tmp_path)
+    assert main(command.format(**files).split()) == 0, capsys.readouterr().err
+    assert Path("/dev/null").is_char_device()
+
+
+def test_an_external_data_export_onto_a_device_is_refused(tmp_path, capsys):
+    files = _small(tmp_path)
+    assert main(["export", str(files["spec"]), "-o", "/dev/null", "--external-data"]) == 1
+    assert "/dev/null:1:1: error: a file with a separate data file must be written to a regular file" \
+        in capsys.readouterr().err
+    assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("command", ["run", "init-weights", "export", "render"])
+def test_a_folder_as_output_is_named(tmp_path, capsys, command):
+    files = _small(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([command, str(files["spec"]), "-o", str(out)]) == 1
+    assert capsys.readouterr().err.startswith(f"{out}:1:1: error: this is a folder, not a file")
+    assert list(out.iterdir()) == [] and [p.name for p in tmp_path.rglob(".*")] == []
+
+
+def test_names_that_are_numpy_savez_parameters_are_written(tmp_path, capsys):
+    # `file` crashed np.savez(**arrays); `allow_pickle` was silently left out of the archive
+    spec = tmp_path / "s.yaml"
+    spec.write_text("graphnet: 1\nname: t\ninputs:\n  x: [2]\nparams:\n  file: {shape: [2], init: ones}\n"
+                    "  allow_pickle: {shape: [2], init: zeros}\nnodes:\n  - {name: a, op: add, inputs: [x, file]}\n"
+                    "  - {name: b, op: mul, inputs: [x, allow_pickle]}\noutputs: {file: a, allow_pickle: b}\n")
+    assert main(["run", str(spec), "-o", str(tmp_path / "out.npz")]) == 0, capsys.readouterr().err
+    assert main(["init-weights", str(spec), "-o", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
+    with np.load(tmp_path / "out.npz") as out, np.load(tmp_path / "w.npz") as w:
+        assert sorted(out.files) == sorted(w.files) == ["allow_pickle", "file"]
+        np.testing.assert_array_equal(w["file"], np.ones(2, np.float32))
+        np.testing.assert_array_equal(out["allow_pickle"], np.zeros(2, np.float32))
+    assert main(["run", str(spec), "--weights", str(tmp_path / "w.npz")]) == 0
+
+
+def test_re_exporting_with_external_data_switches_the_pair_whole(tmp_path, capsys):
+    spec, model = str(SPECS / "mlp.yaml"), tmp_path / "m.onnx"
+    x = {"x": np.random.default_rng(0).standard_normal((2, 784)).astype(np.float32)}
+    for seed in (1, 2, 3):
+        capsys.readouterr()
+        assert main(["export", spec, "-o", str(model), "--external-data", "--seed", str(seed)]) == 0
+        data = next(e.value for t in onnx.load(str(model), load_external_data=False).graph.initializer
+                    for e in t.external_data if e.key == "location")
+        assert capsys.readouterr().out.startswith(f"wrote {model} and {tmp_path / data} ")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", data])   # the old data went
+        got = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, x)[0]
+        assert main(["run", spec, "--seed", str(seed), "--inputs", _npz(tmp_path.parent / f"x{seed}.npz", x),
+                     "-o", str(tmp_path.parent / f"y{seed}.npz")]) == 0
+        np.testing.assert_allclose(got, np.load(tmp_path.parent / f"y{seed}.npz")["logits"], rtol=1e-4, atol=1e-5)
+
+
+def _npz(path: Path, arrays: dict) -> str:
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_sigterm_during_an_external_data_export_leaves_the_old_pair(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    spec, model = str(SPECS / "mlp.yaml"), tmp_path / "m.onnx"
+    assert main(["export", spec, "-o", str(model), "--external-data"]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # in a process of its own, which signals itself while both files are staged, before the
+    # switch (the checker is running): the moment is exact, and no handler would end only it
+    script = ("import os, signal, sys\nfrom graphnet.backends import onnx_export\nfrom graphnet.cli import main\n"
+              "onnx_export.onnx.checker.check_model = lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM)\n"
+              f"sys.exit(main(['export', {spec!r}, '-o', {str(model)!r}, '--external-data', '--seed', '5']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(SPECS.parent)})
+    assert done.returncode == 128 + signal.SIGTERM and "Traceback" not in done.stderr, done.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", ["run", "export", "init-weights"])
+def test_a_negative_seed_is_a_command_line_error(capsys, tmp_path, command):
+    argv = [command, MLP, "--seed", "-1"] + ([] if command == "run" else ["-o", str(tmp_path / "out")])
+    assert _exit_code(argv) == 1
+    assert "a seed must be 0 or more, got -1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "render"])
+def test_an_empty_spec_path_is_not_the_current_folder(capsys, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(SPECS)            # a folder of valid specs, which '' must not stand for
+    assert main([command, ""]) == 1
+    assert capsys.readouterr().err.startswith("<command line>:1:1: error: the spec path is empty")

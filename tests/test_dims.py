@@ -63,3 +63,88 @@ def test_humanize():
     assert humanize(250_000 * B) == "250.00K·B"
     assert humanize(Dim(1814073344) * B) == "1.81G·B"
     assert humanize(Dim(12)) == "12"
+
+
+# -- stacks of strided layers on a free dim: one atom, linear in the depth ------------------------
+
+def _pool(d, kernel=1, stride=2, pad=0):
+    return (d + 2 * pad - kernel) // stride + 1
+
+
+def test_a_stride_2_stack_stays_one_floor_division():
+    # issue 13: 26 of these took minutes, each level recomputing the text of the ones inside it
+    d = H
+    for _ in range(26):
+        d = _pool(d)
+    assert str(d) == "(H - 1)//67108864 + 1"
+    h = 10 ** 9 + 7
+    for _ in range(26):
+        h = (h - 1) // 2 + 1                     # the oracle: Python's own floor division
+    assert d.subs({"H": 10 ** 9 + 7}) == h
+
+
+@pytest.mark.parametrize("stride,pad,kernel,plus", [(2, 0, 1, 1), (2, 1, 3, 0), (3, 2, 5, 1), (2, 0, 2, 7)])
+def test_nested_floor_divisions_equal_python_s_for_every_h(stride, pad, kernel, plus):
+    # (p//a + c)//d == (p + c*a)//(a*d) for positive a, d: checked against Python on many H
+    d = H + 40
+    for _ in range(6):
+        d = _pool(d, kernel, stride, pad) + plus
+    for h in range(1, 400):
+        expect = h + 40
+        for _ in range(6):
+            expect = (expect + 2 * pad - kernel) // stride + 1 + plus
+        assert d.subs({"H": h}) == expect, h
+
+
+def test_the_same_stack_written_twice_compares_equal_and_different_stacks_do_not():
+    a, b = H, H
+    for _ in range(5):
+        a, b = _pool(a), (b + 1) // 2 + 1
+    assert a == _pool(_pool(_pool(_pool(_pool(H)))))
+    assert a != b and (H // 2) // 2 == H // 4
+
+
+def test_a_stack_deeper_than_2_62_nests_instead_of_overflowing_the_divisor():
+    d = H
+    for _ in range(1000):
+        d = _pool(d)
+    # 1000 layers: past 62 halvings the divisor would pass 2^62, so the atoms nest, once per 62
+    assert str(d).count("//") == 1000 // 62 + 1 and len(str(d)) < 2000
+    assert d.subs({"H": 2 ** 70}) == 1
+
+
+# -- the number of terms of a dim --------------------------------------------------------------------
+
+def test_a_product_past_max_terms_is_refused_before_it_is_made():
+    from graphnet.dims import MAX_TERMS, DimTooLarge
+    s = Dim(0)
+    for i in range(20):
+        s = s + Dim(f"s{i}")
+    p = s * s * s                                  # 1540 terms: C(22, 3)
+    assert len(p.terms) == 1540
+    with pytest.raises(DimTooLarge, match=f"would pass {MAX_TERMS:,} terms"):
+        p * s
+    hundred = Dim(0)
+    for i in range(100):
+        hundred = hundred + Dim(f"a{i}")
+    assert len((hundred * hundred).terms) == 5050
+    with pytest.raises(DimTooLarge):
+        hundred * hundred * hundred
+
+
+def test_dim_sum_is_the_sum():
+    from graphnet.dims import dim_sum
+    parts = [B * i + T * (i % 3) + (H - 1) // (i + 2) for i in range(300)]
+    total = Dim(0)
+    for p in parts:
+        total = total + p
+    assert dim_sum(parts) == total and dim_sum([]) == 0
+    assert dim_sum(parts).subs({"B": 3, "T": 5, "H": 99}) == sum(p.subs({"B": 3, "T": 5, "H": 99}).value for p in parts)
+
+
+def test_text_does_not_depend_on_where_atoms_live_in_memory():
+    # terms were sorted by str of tuples holding atoms, i.e. by their addresses
+    from graphnet.summary import _bytes
+    texts = {str(((H - 1) // 4) * ((T - 1) // 4) + (T - 1) // 4 + (H - 1) // 4) for _ in range(20)}
+    assert len(texts) == 1
+    assert _bytes(((H - 1) // 2) * 4 + ((T - 1) // 2) * 4) == _bytes(((T - 1) // 2) * 4 + ((H - 1) // 2) * 4)

@@ -883,3 +883,56 @@ def test_consumers_of_a_failed_block_are_skipped_and_later_mistakes_still_report
     assert found[1][2] == "unknown op 'rleu'; did you mean 'relu'?"
     assert main(["validate", str(path)]) == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+# -- libraries and paths (issue 13) --------------------------------------------------------------
+
+def test_a_chain_of_600_libraries_is_refused_at_the_level_past_the_bound(tmp_path, capsys):
+    from graphnet.load import MAX_USE_DEPTH
+    for i in range(600):          # each uses the next: this recursed past Python's stack
+        use = f"use: [l{i + 1}.yaml]\n" if i < 599 else ""
+        (tmp_path / f"l{i}.yaml").write_text(f"graphnet: 1\nname: l{i}\n{use}blocks: {{}}\n")
+    spec = write_spec(tmp_path, """
+        graphnet: 1
+        name: t
+        use: [l0.yaml]
+        inputs: {x: [4]}
+        nodes:
+          - {name: r, op: relu}
+        outputs: {y: r}
+        """)
+    assert_cli_error(capsys, ["validate", spec], f"{tmp_path / f'l{MAX_USE_DEPTH - 1}.yaml'}:3:7",
+                     f"libraries use each other more than {MAX_USE_DEPTH} levels deep (load.MAX_USE_DEPTH)")
+
+
+def test_a_chain_within_the_bound_loads(tmp_path):
+    from graphnet.load import MAX_USE_DEPTH
+    for i in range(MAX_USE_DEPTH):
+        use = f"use: [l{i + 1}.yaml]\n" if i < MAX_USE_DEPTH - 1 else ""
+        (tmp_path / f"l{i}.yaml").write_text(f"graphnet: 1\nname: l{i}\n{use}blocks: {{}}\n")
+    spec = write_spec(tmp_path, "graphnet: 1\nname: t\nuse: [l0.yaml]\ninputs: {x: [4]}\n"
+                                "nodes:\n  - {name: r, op: relu}\noutputs: {y: r}\n")
+    assert graphnet.load(spec).name == "t"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_library_that_is_not_a_regular_file_says_so(tmp_path, capsys, kind):
+    import os
+    target = tmp_path / "lib.yaml"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    spec = write_spec(tmp_path, "graphnet: 1\nname: t\nuse: [lib.yaml]\ninputs: {x: [4]}\n"
+                                "nodes:\n  - {name: r, op: relu}\noutputs: {y: r}\n")
+    assert_cli_error(capsys, ["validate", spec], f"{spec}:3:7",
+                     "library file 'lib.yaml' is not a regular file (a FIFO, a device or a folder)")
+
+
+def test_a_missing_library_still_does_not_exist(tmp_path, capsys):
+    spec = write_spec(tmp_path, "graphnet: 1\nname: t\nuse: [gone.yaml]\ninputs: {x: [4]}\n"
+                                "nodes:\n  - {name: r, op: relu}\noutputs: {y: r}\n")
+    assert_cli_error(capsys, ["validate", spec], f"{spec}:3:7", "library file 'gone.yaml' does not exist")
+
+
+@pytest.mark.parametrize("path", ["", "a\0b.yaml"])
+def test_paths_no_file_can_have_are_spec_errors_in_python_too(path):
+    with pytest.raises(graphnet.SpecError):
+        graphnet.load(path)

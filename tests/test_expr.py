@@ -73,3 +73,70 @@ def test_attribute_access_is_not_part_of_the_language():
                                            ("H + 1 > H", True), ("H < H + 2", True)])
 def test_comparisons_decided_by_positivity(text, expected):
     assert evaluate_text(text, SCOPE) is expected
+
+
+# -- long runs of one operator: evaluated without recursing once per operand ----------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("+".join(["1"] * 999), 999),                                   # issue 13: RecursionError
+    ("-".join(["1"] * 999), 1 - 998),
+    ("*".join(["1"] * 999), 1),
+    ("100000 // 2 // 2 // 2 % 7 * 3 - 1", ((100000 // 2 // 2 // 2) % 7) * 3 - 1),
+    (" and ".join(["true"] * 200), True),
+    (" or ".join(["false"] * 200) + " or true", True),
+    ("x" + "[0]" * 600, 5),
+    ("[1] + [2] + [3] + [4]", [1, 2, 3, 4]),
+    ("'a' + 'b' + 'c'", "abc"),
+    ("1 + 2 * 3 - 4 // 2 + 2 ** 3", 1 + 2 * 3 - 4 // 2 + 2 ** 3),    # precedence as Python's
+    ("false and x[9]", False),                                       # stops at the first that decides
+    ("true or x[9]", True),
+], ids=lambda v: v[:30] if isinstance(v, str) else None)
+def test_long_runs_evaluate_as_python_would(text, expected):
+    nested = 5
+    for _ in range(600):
+        nested = [nested]
+    assert evaluate_text(text, {**SCOPE, "x": nested}) == expected
+
+
+@pytest.mark.parametrize("text,column", [
+    ("1 + 2 + 'a' + 4", 6),           # at the operator that fails, not the first of the run
+    ("true and true and 3", 14),
+    ("3 and true", 2),
+    ("cfg[0][1]", 6),
+])
+def test_errors_in_a_run_point_at_their_operator(text, column):
+    with pytest.raises(ExprError) as info:
+        evaluate_text(text, SCOPE)
+    assert info.value.column == column
+
+
+def test_a_product_past_the_term_bound_is_located_at_its_operator():
+    sum20 = "(" + "+".join(f"s{i}" for i in range(20)) + ")"
+    scope = {f"s{i}": Dim(f"s{i}") for i in range(20)}
+    with pytest.raises(ExprError, match="would pass 10,000 terms") as info:
+        evaluate_text(f"{sum20}**8", scope)
+    assert info.value.column == len(sum20)
+    text = f"{sum20}*{sum20}*{sum20}*{sum20}"
+    with pytest.raises(ExprError, match="would pass 10,000 terms") as info:
+        evaluate_text(text, scope)
+    assert info.value.column == 3 * len(sum20) + 2
+
+
+# -- ordering lists ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a,b", [([1, 2], [1, 3]), ([1, 2], [1, 2]), ([1, 2, 3], [1, 2]), ([], [0]),
+                                 ([[1], [2]], [[1], [3]]), (["a", "b"], ["a", "c"]), ([2.5], [2])])
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+def test_lists_are_ordered_as_python_orders_them(a, b, op):
+    assert evaluate_text(f"a {op} b", {"a": a, "b": b}) == eval(f"a {op} b", {}, {"a": a, "b": b})
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[1, 'a'] < [1, 2]", "cannot compare string with int"),          # issue 13: a TypeError
+    ("[[1]] < [1]", "cannot compare list with int"),
+    ("[H] < [3]", "cannot decide H < 3"),
+])
+def test_lists_that_cannot_be_ordered_are_located_errors(text, message):
+    with pytest.raises(ExprError, match=message) as info:
+        evaluate_text(text, SCOPE)
+    assert info.value.column == 0

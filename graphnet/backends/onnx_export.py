@@ -3,9 +3,6 @@ initializers; each op lowers itself through the OnnxBuilder handed to its `to_on
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from ..dims import Dim, _Atom, as_dim
 from ..errors import Location, SpecError
-from ..files import atomic_write
+from ..files import atomic_pair, atomic_write
 from ..graph import Graph, Node
 from ..transforms.derive import Known
 from ..transforms.recurrent import fuse_recurrent_cells
@@ -265,7 +262,8 @@ def export(graph: Graph, weights: dict[str, np.ndarray], path: str | Path, opset
     '<name>.data' beside it (ONNX external data) when they would pass protobuf's 2 GiB limit, or
     when `external_data` asks. Each file is written whole under a temporary name in the same folder
     and renamed into place, so a failure never leaves a partial or clobbered file; with external
-    data the data file is renamed first, the model second."""
+    data, files.atomic_pair commits the two so that the model never refers to another's data
+    (the data file is '<name>.data', or '<name>.<random>.data' while that name is in use)."""
     path = Path(path)
     if external_data is None:
         external_data = sum(np.asarray(w).nbytes for w in weights.values()) > EXTERNAL_DATA_ABOVE
@@ -275,22 +273,12 @@ def export(graph: Graph, weights: dict[str, np.ndarray], path: str | Path, opset
         with atomic_write(path) as f:
             f.write(model.SerializeToString())
         return model
-    data = path.with_name(path.name + ".data")
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        with open(staging / data.name, "wb") as f:
-            model = to_onnx(graph, weights, opset, external=(f, data.name))
-            f.flush()
-            os.fsync(f.fileno())
-        with open(staging / path.name, "wb") as f:
+    with atomic_pair(path, ".data") as (staged_model, staged_data):
+        with open(staged_data, "wb") as f:
+            model = to_onnx(graph, weights, opset, external=(f, staged_data.name))
+        with open(staged_model, "wb") as f:
             f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        onnx.checker.check_model(str(staging / path.name), full_check=True)
-        os.replace(staging / data.name, data)
-        os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        onnx.checker.check_model(str(staged_model), full_check=True)
     return model
 
 

@@ -8,6 +8,7 @@ from typing import Literal as TypingLiteral, get_origin
 from pydantic import ValidationError
 
 from .. import expr
+from ..dims import MAX_RANK, DimTooLarge
 from ..errors import did_you_mean
 from ..graph import Frame, Node
 from ..ops import OPS, Op, ShapeError, TensorType
@@ -25,12 +26,15 @@ def expand_op(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict,
     types = [a.type if a is not None else None for a in args]
     try:
         out_types = op.infer(*_trim_none(types))
-    except ShapeError as e:
+    except (ShapeError, DimTooLarge) as e:
         shown = ", ".join(f"{n}: {t.type}" for n, t in zip(_input_names(cls, len(args)), args) if t is not None)
         ex.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
     if isinstance(out_types, TensorType):
         out_types = (out_types,)
     for t in out_types:
+        if len(t.shape) > MAX_RANK:
+            ex.report_node(body, node.loc, path, op_name, f"output has rank {len(t.shape)}, "
+                           f"over the limit of {MAX_RANK} dims (dims.MAX_RANK)")
         for i, d in enumerate(t.shape):
             if any(abs(c) > expr.MAX_INT for c in d.terms.values()):
                 ex.report_node(body, node.loc, path, op_name, f"output dim {i} is {d}, beyond 2^62")

@@ -36,7 +36,7 @@ def declare_param(ex: Expansion, body: Body, name: str, decl: ParamSpec) -> None
                     "params need known shapes (bind free dims with --dim)")
     init = make_param_init(ex, decl, body.scope, full)
     t = TensorType(decl.dtype, shape)
-    ex.params[full] = Param(full, t, init, decl.trainable, decl.loc)
+    ex.params[full] = Param(full, t, init, decl.trainable, decl.loc, init_loc=decl.loc_of("init"))
     ex.types[full] = t
     body.locals[name] = Tensor(full, t)
     body.declared[name] = decl.loc
@@ -71,10 +71,10 @@ def make_param_init(ex: Expansion, decl: ParamSpec, scope: dict, full: str) -> I
             ex.fail(loc, f"init '{kind}' has no option '{key}'{did_you_mean(str(key), fields)}"
                          f" (options: {', '.join(fields) or 'none'})")
         ex.fail(loc, f"init '{kind}' option '{key}': {err['msg']}")
-    # A fan-based init on a rank-1 param is a spec error now, not a crash when weights are made.
+    # A fan-based init on a rank-1 param, or a std that overflows, is a spec error now, not a
+    # crash when weights are made.
     try:
-        if hasattr(init, "fans"):
-            init.fans(tuple(1 for _ in decl.shape))
+        init.check(tuple(1 for _ in decl.shape))
     except ValueError as e:
         ex.fail(loc, f"param '{full}': {e}")
     return init

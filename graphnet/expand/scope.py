@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import expr
-from ..dims import Dim, as_dim
+from ..dims import MAX_RANK, Dim, as_dim
 from ..errors import Location, did_you_mean
 from ..load import Library
 from ..source import LocDict, LocList
@@ -69,6 +69,8 @@ def eval_dim(ex: Expansion, raw: Any, scope: dict, loc: Location, what: str) -> 
 
 
 def eval_shape(ex: Expansion, raw_shape: list, scope: dict, owner, key: str) -> tuple[Dim, ...]:
+    if len(raw_shape) > MAX_RANK:
+        ex.fail(owner.loc_of(key), f"a shape of {len(raw_shape)} dims is over the limit of {MAX_RANK} (dims.MAX_RANK)")
     return tuple(as_dim(eval_dim(ex, raw, scope, owner.loc_of(key, i), f"shape entry {i}"))
                  for i, raw in enumerate(raw_shape))
 

@@ -11,10 +11,8 @@ against the graph by qualified param name.
 
 from __future__ import annotations
 
-import numpy as np
 
-from ..graph import Graph
-from ..init import param_rng
+from ..init import init_weights
 from .check import IGNORED_SUFFIX, WeightsReport, check_weights, format_report, report_json, weights_report
 from .formats import load_weights, save_weights, weight_writer
 from .npz import load_npz, read_npz, save_npz
@@ -25,9 +23,3 @@ __all__ = ["IGNORED_SUFFIX", "TensorInfo", "WeightFile", "WeightsReport", "check
            "weight_writer", "weights_report"]
 
 
-def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    out = {}
-    for name, p in graph.params.items():
-        shape = tuple(d.value for d in p.type.shape)
-        out[name] = p.init.sample(shape, param_rng(seed, name)).astype(p.type.dtype)
-    return out
