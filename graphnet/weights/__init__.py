@@ -11,7 +11,6 @@ against the graph by qualified param name.
 
 from __future__ import annotations
 
-
 from ..init import init_weights
 from .check import IGNORED_SUFFIX, WeightsReport, check_weights, format_report, report_json, weights_report
 from .formats import load_weights, save_weights, weight_writer
