@@ -17,7 +17,7 @@ import networkx as nx
 from pydantic import ValidationError
 
 from . import expr
-from .dims import MAX_RANK, Dim, DimTooLarge, as_dim, format_shape
+from .dims import MAX_RANK, Dim, DimTooLarge, as_dim, dim_prod, format_shape
 from .errors import Diagnostic, Diagnostics, Location, Note, did_you_mean
 from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
@@ -512,6 +512,12 @@ class _Expander:
             self.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
         if isinstance(out_types, TensorType):
             out_types = (out_types,)
+        try:    # the summary multiplies these out later: a formula past dims.MAX_TERMS fails here, located
+            for t in out_types:
+                dim_prod(t.shape)
+            op.macs([t for t in types if t is not None], list(out_types))
+        except DimTooLarge as e:
+            self.report_node(body, node.loc, path, op_name, f"its element count or MACs: {e}")
         for t in out_types:
             if len(t.shape) > MAX_RANK:
                 self.report_node(body, node.loc, path, op_name, f"output has rank {len(t.shape)}, "
