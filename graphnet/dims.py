@@ -16,8 +16,9 @@ MAX_INT = 2**62
 # A shape has at most this many dims: NumPy's own limit (NPY_MAXDIMS), so every back end can hold it.
 MAX_RANK = 64
 
-# A dim holds at most this many terms. A product is refused when its factors' terms multiply past
-# it, before any is made: `(a + b + ... + t)**8` would expand to 2.2 million terms.
+# A dim holds at most this many terms: `(a + b + ... + t)**8` would expand to 2.2 million. A product
+# stops as soon as it passes the bound, and one whose factors' terms multiply past a hundred times
+# the bound is refused before it starts (its terms could cancel, so the work must be bounded too).
 MAX_TERMS = 10_000
 
 
@@ -175,15 +176,20 @@ class Dim:
 
     def __mul__(self, other: DimLike) -> "Dim":
         other = as_dim(other)
-        if len(self.terms) * len(other.terms) > MAX_TERMS:
-            raise DimTooLarge(f"the product of a {len(self.terms)}-term dim and a {len(other.terms)}-term dim "
-                              f"would pass {MAX_TERMS:,} terms (dims.MAX_TERMS)")
+        if len(self.terms) * len(other.terms) > 100 * MAX_TERMS:
+            raise self._too_large(other)
         terms: dict = {}
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
                 m = _mono_mul(m1, m2)
                 terms[m] = terms.get(m, 0) + c1 * c2
+            if len(terms) > MAX_TERMS:
+                raise self._too_large(other)
         return Dim(terms)
+
+    def _too_large(self, other: "Dim") -> "DimTooLarge":
+        return DimTooLarge(f"the product of a {len(self.terms)}-term dim and a {len(other.terms)}-term dim "
+                           f"would pass {MAX_TERMS:,} terms (dims.MAX_TERMS)")
 
     __rmul__ = __mul__
 

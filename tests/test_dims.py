@@ -120,16 +120,27 @@ def test_a_product_past_max_terms_is_refused_before_it_is_made():
     s = Dim(0)
     for i in range(20):
         s = s + Dim(f"s{i}")
-    p = s * s * s                                  # 1540 terms: C(22, 3)
-    assert len(p.terms) == 1540
-    with pytest.raises(DimTooLarge, match=f"would pass {MAX_TERMS:,} terms"):
-        p * s
+    p = s * s * s * s                              # 8855 terms: C(23, 4), within the bound
+    assert len(p.terms) == 8855
+    with pytest.raises(DimTooLarge, match=f"the product of a 8855-term dim and a 20-term dim would pass {MAX_TERMS:,}"):
+        p * s                                      # C(24, 5) = 42504
     hundred = Dim(0)
     for i in range(100):
         hundred = hundred + Dim(f"a{i}")
     assert len((hundred * hundred).terms) == 5050
     with pytest.raises(DimTooLarge):
         hundred * hundred * hundred
+
+
+def test_a_product_that_would_take_too_long_is_refused_before_it_starts(monkeypatch):
+    from graphnet import dims
+    from graphnet.dims import DimTooLarge
+    big = Dim({((f"x{i}", 1),): 1 for i in range(1001)})
+    calls = []
+    monkeypatch.setattr(dims, "_mono_mul", lambda a, b: calls.append(1))
+    with pytest.raises(DimTooLarge):
+        big * big                                  # 1,002,001 products: over 100 x MAX_TERMS
+    assert calls == []
 
 
 def test_dim_sum_is_the_sum():

@@ -116,10 +116,11 @@ def test_a_product_past_the_term_bound_is_located_at_its_operator():
     with pytest.raises(ExprError, match="would pass 10,000 terms") as info:
         evaluate_text(f"{sum20}**8", scope)
     assert info.value.column == len(sum20)
-    text = f"{sum20}*{sum20}*{sum20}*{sum20}"
-    with pytest.raises(ExprError, match="would pass 10,000 terms") as info:
-        evaluate_text(text, scope)
-    assert info.value.column == 3 * len(sum20) + 2
+    sum100 = "(" + "+".join(f"a{i}" for i in range(100)) + ")"
+    scope = {f"a{i}": Dim(f"a{i}") for i in range(100)}
+    with pytest.raises(ExprError, match="the product of a 5050-term dim and a 100-term dim") as info:
+        evaluate_text(f"{sum100}*{sum100}*{sum100}*{sum100}", scope)
+    assert info.value.column == 2 * len(sum100) + 1       # the second '*': 5050 terms times 100
 
 
 # -- ordering lists ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Literal as TypingLiteral, get_origin
 from pydantic import ValidationError
 
 from .. import expr
-from ..dims import MAX_RANK, DimTooLarge
+from ..dims import MAX_RANK, DimTooLarge, dim_prod
 from ..errors import did_you_mean
 from ..graph import Frame, Node
 from ..ops import OPS, Op, ShapeError, TensorType
@@ -31,6 +31,12 @@ def expand_op(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict,
         ex.report_node(body, node.loc, path, op_name, f"{e}" + (f" (inputs: {shown})" if shown else ""))
     if isinstance(out_types, TensorType):
         out_types = (out_types,)
+    try:    # the summary multiplies these out later: a formula past dims.MAX_TERMS fails here, located
+        for t in out_types:
+            dim_prod(t.shape)
+        op.macs([t for t in types if t is not None], list(out_types))
+    except DimTooLarge as e:
+        ex.report_node(body, node.loc, path, op_name, f"its element count or MACs: {e}")
     for t in out_types:
         if len(t.shape) > MAX_RANK:
             ex.report_node(body, node.loc, path, op_name, f"output has rank {len(t.shape)}, "
