@@ -53,7 +53,7 @@ _KEYWORDS = {"and", "or", "not", "if", "else", "true", "false", "True", "False"}
 @dataclass(frozen=True)
 class Node:
     kind: str          # num, str, name, call, list, index, unary, binary, arith, compare, and, or, not, cond
-    value: Any         # for index, arith, and, or: each operator (and column) after the first operand
+    value: Any         # index: the column of each '['; arith, and, or: (operator, column) of each operator
     args: tuple
     col: int
 
