@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Literal
 
 import numpy as np
@@ -82,6 +84,8 @@ class Range(Op):
         if self.dtype in FLOAT_DTYPES:
             if any(isinstance(v, Dim) and not v.is_const() for v in (self.start, self.limit, self.delta)):
                 raise ShapeError("a float range needs known start, limit and delta")
+            if not all(math.isfinite(float(v)) for v in (self.start, self.limit, self.delta)) or float(self.delta) == 0:
+                raise ShapeError("a float range needs finite start and limit and a finite non-zero delta")
             return TensorType(self.dtype, (Dim(len(np.arange(float(self.start), float(self.limit), float(self.delta)))),))
         for v in (self.start, self.limit, self.delta):
             if isinstance(v, float):

@@ -26,6 +26,10 @@ class BatchNorm(Op):
         for port, t in zip(self.inputs[1:], stats):
             if t.rank != 1 or t.shape[0] != channels:
                 raise ShapeError(f"{port.name} must be [{channels}] for {x}, got {t}")
+            # ONNX types the statistics apart from x, but onnxruntime runs only one dtype for all five
+            # and NumPy would promote the output to the widest: one dtype keeps the back ends as one.
+            if t.dtype != x.dtype:
+                raise ShapeError(f"{port.name} must have x's dtype {x.dtype}, got {t}")
         return x
 
     def compute(self, x, scale, bias, mean, var):

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..dims import Dim
 from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, label_per_axis, label_window, require_float
-from .conv import Pads, pad_amounts, resolve_pads, window_output, windows
+from .conv import Pads, onnx_pads, pad_amounts, resolve_pads, window_output, windows
 
 
 class _Pool(Op):
@@ -69,15 +69,12 @@ class _Pool(Op):
             y = acc
         return y
 
-    def _onnx_attrs(self, rank: int) -> dict:
-        n, kernel, strides, dilations, pads = self.geometry(rank)
-        attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode))
+    def _onnx_attrs(self, x: TensorType) -> dict:
+        n, kernel, strides, dilations, pads = self.geometry(x.rank)
+        attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode),
+                     **onnx_pads(pads, x.shape[2:], kernel, strides, dilations))
         if any(d != 1 for d in dilations):
             attrs["dilations"] = dilations
-        if pads == "same":
-            attrs["auto_pad"] = "SAME_UPPER"
-        elif pads != "valid":
-            attrs["pads"] = pads
         return attrs
 
     def label(self, node: Drawn) -> str:
@@ -109,7 +106,7 @@ class MaxPool(_Pool):
         return lambda x: self._reduce_windows(np.pad(x, padding, constant_values=-np.inf), geometry, np.maximum)
 
     def to_onnx(self, b, x):
-        return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
+        return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x)))
 
 
 class AvgPool(_Pool):
@@ -127,6 +124,8 @@ class AvgPool(_Pool):
     def infer(self, x: TensorType) -> TensorType:
         if self.dilations not in (1, [1] * max(x.rank - 2, 0)):
             raise ShapeError("avg_pool does not support dilations")
+        if x.dtype == "float64":
+            raise ShapeError(f"avg_pool takes float32 or float16 (onnxruntime has no float64 AveragePool), got {x}")
         return super().infer(x)
 
     def compute(self, x):
@@ -155,7 +154,7 @@ class AvgPool(_Pool):
         return average
 
     def to_onnx(self, b, x):
-        attrs = self._onnx_attrs(b.type_of(x).rank)
+        attrs = self._onnx_attrs(b.type_of(x))
         return b.node("AveragePool", [x], count_include_pad=int(self.count_include_pad), **attrs)
 
 
@@ -231,6 +230,6 @@ class LpPool(_Pool):
         return (total ** (1.0 / self.p)).astype(x.dtype)
 
     def to_onnx(self, b, x):
-        attrs = self._onnx_attrs(b.type_of(x).rank)
+        attrs = self._onnx_attrs(b.type_of(x))
         attrs.pop("ceil_mode")
         return b.node("LpPool", [x], p=self.p, **attrs)
