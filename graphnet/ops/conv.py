@@ -79,7 +79,8 @@ def windows(x: np.ndarray, kernel: list[int], strides: list[int], dilations: lis
     n = len(kernel)
     spatial = x.strides[2:]
     shape = x.shape[:2] + tuple(out) + tuple(kernel)
-    strides = x.strides[:2] + tuple(spatial[i] * strides[i] for i in range(n)) + \
+    # one window along an axis has no step to take: a stride past int64 (2^62) must not overflow
+    strides = x.strides[:2] + tuple(spatial[i] * strides[i] if out[i] > 1 else 0 for i in range(n)) + \
         tuple(spatial[i] * dilations[i] for i in range(n))
     return as_strided(x, shape, strides, writeable=False)
 
