@@ -100,7 +100,12 @@ class Range(Op):
                 raise ShapeError("a float range needs known start, limit and delta")
             if not all(math.isfinite(float(v)) for v in (self.start, self.limit, self.delta)) or float(self.delta) == 0:
                 raise ShapeError("a float range needs finite start and limit and a finite non-zero delta")
-            return TensorType(self.dtype, (Dim(len(np.arange(float(self.start), float(self.limit), float(self.delta)))),))
+            # np.arange's own length rule, without making the array during validate
+            steps = (float(self.limit) - float(self.start)) / float(self.delta)
+            if not math.isfinite(steps):
+                raise ShapeError(f"a float range from {self.start} to {self.limit} by {self.delta} has too many elements")
+            length = math.ceil(steps)
+            return TensorType(self.dtype, (Dim(max(0, length)),))
         for v in (self.start, self.limit, self.delta):
             if isinstance(v, float):
                 raise ShapeError(f"an {self.dtype} range needs whole-number start, limit and delta")

@@ -60,6 +60,8 @@ class LayerNorm(Op):
         for name, t in (("scale", scale), ("bias", bias)):
             if t is not None and t.shape != normalized:
                 raise ShapeError(f"{name} must be [{', '.join(map(str, normalized))}] for {x}, got {t}")
+            if t is not None and t.dtype != x.dtype:    # ONNX LayerNormalization: one dtype for all
+                raise ShapeError(f"{name} must have x's dtype {x.dtype}, got {t}")
         return x
 
     def compute(self, x, scale, bias=None):

@@ -333,3 +333,12 @@ def test_a_stride_of_2_62_agrees():
 def test_avg_pool_ceil_mode_window_past_the_input_is_refused():
     # kernel 1, stride 2 on 8: ceil_mode's 5th window would start at 8, past the input
     assert check_op_case(OPS["avg_pool"], {"kernel": 1, "strides": 2, "ceil_mode": True}, [_x(1, 1, 8, 8)]) == "refused"
+
+
+def test_float_range_length_without_the_array():
+    assert check_op_case(OPS["range"], {"start": 0.0, "limit": 1e300, "delta": 1e-300, "dtype": "float32"}, []) == "refused"
+    assert check_op_case(OPS["range"], {"start": 1.5, "limit": 4.0, "delta": 0.3, "dtype": "float64"}, []) == "agreed"
+
+
+def test_layer_norm_scale_of_another_dtype_is_refused():
+    assert check_op_case(OPS["layer_norm"], {}, [_x(2, 3, dtype="float64"), _x(3)]) == "refused"
