@@ -59,13 +59,28 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
     return total // 2, total - total // 2
 
 
+def onnx_pads(pads, spatial, kernel, strides, dilations) -> dict:
+    """The ONNX padding attributes of a window op over these spatial dims. 'same' is written out as
+    explicit pads wherever the dims are known: onnxruntime's SAME_UPPER disagrees with ours (and
+    ONNX's formula) with dilations, and with strides larger than the kernel."""
+    if pads == "valid":
+        return {}
+    if pads != "same":
+        return {"pads": pads}
+    if not all(d.is_const() for d in spatial):
+        return {"auto_pad": "SAME_UPPER"}
+    amounts = [same_pads(d.value, k, s, dl) for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
+    return {"pads": [a for a, _ in amounts] + [e for _, e in amounts]}
+
+
 def windows(x: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int],
             out: list[int]) -> np.ndarray:
     """A read-only view [N, C, *out, *kernel] of every window of an already padded x."""
     n = len(kernel)
     spatial = x.strides[2:]
     shape = x.shape[:2] + tuple(out) + tuple(kernel)
-    strides = x.strides[:2] + tuple(spatial[i] * strides[i] for i in range(n)) + \
+    # one window along an axis has no step to take: a stride past int64 (2^62) must not overflow
+    strides = x.strides[:2] + tuple(spatial[i] * strides[i] if out[i] > 1 else 0 for i in range(n)) + \
         tuple(spatial[i] * dilations[i] for i in range(n))
     return as_strided(x, shape, strides, writeable=False)
 
@@ -181,11 +196,8 @@ class Conv(Op):
 
     def to_onnx(self, b, x, w, bias=None):
         n, kernel, strides, dilations, pads = self.geometry(b.type_of(x), b.type_of(w))
-        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel)
-        if pads == "same":
-            attrs["auto_pad"] = "SAME_UPPER"
-        elif pads != "valid":
-            attrs["pads"] = pads
+        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel,
+                     **onnx_pads(pads, b.type_of(x).shape[2:], kernel, strides, dilations))
         return b.node("Conv", [x, w] + ([bias] if bias else []), **attrs)
 
     def macs(self, ins, outs) -> Dim:

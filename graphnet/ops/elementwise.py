@@ -87,6 +87,8 @@ class Pow(Elementwise):
 
     def infer(self, a: TensorType, b: TensorType) -> TensorType:
         require_float(a, "base")
+        if b.dtype == "bool":          # ONNX Pow takes numbers as exponents
+            raise ShapeError(f"the exponent must be numbers, got {b}")
         return TensorType(a.dtype, broadcast(a.shape, b.shape))
 
     def compute(self, a, b):

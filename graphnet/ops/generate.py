@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
-from ..types import DTYPES, FLOAT_DTYPES, TensorType
+from ..types import DTYPES, FLOAT_DTYPES, INT_DTYPES, TensorType
 from .base import Bounds, Example, In, Op, ShapeError, ports
 
 # what a constant may be made as: the dtype table less the one-byte integers
@@ -27,6 +27,14 @@ def _nested_shape(value) -> tuple[int, ...]:
             raise ShapeError("a constant's nested lists must be rectangular")
         return (len(value),) + inner.pop()
     return ()
+
+
+def _flat(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _flat(item)
+    else:
+        yield value
 
 
 class Constant(Op):
@@ -51,7 +59,13 @@ class Constant(Op):
                 if not as_dim(d).is_positive():
                     raise ShapeError(f"shape {format_shape(self.shape)} has a dim that is not positive")
             return TensorType(self.dtype, tuple(self.shape))
-        return TensorType(self.dtype, _nested_shape(self.value))
+        shape = _nested_shape(self.value)
+        if self.dtype in INT_DTYPES:     # NumPy would overflow or truncate where ONNX gets another value
+            info = np.iinfo(self.dtype)
+            for v in _flat(self.value):
+                if not (float(v).is_integer() and info.min <= v <= info.max):
+                    raise ShapeError(f"value {v} is not an {self.dtype} (whole numbers {info.min} to {info.max})")
+        return TensorType(self.dtype, shape)
 
     def value_bounds(self, ins, bounds) -> Bounds | None:
         values = list(_leaves(self.value))

@@ -26,6 +26,10 @@ class BatchNorm(Op):
         for port, t in zip(self.inputs[1:], stats):
             if t.rank != 1 or t.shape[0] != channels:
                 raise ShapeError(f"{port.name} must be [{channels}] for {x}, got {t}")
+            # ONNX types the statistics apart from x, but onnxruntime runs only one dtype for all five
+            # and NumPy would promote the output to the widest: one dtype keeps the back ends as one.
+            if t.dtype != x.dtype:
+                raise ShapeError(f"{port.name} must have x's dtype {x.dtype}, got {t}")
         return x
 
     def compute(self, x, scale, bias, mean, var):
@@ -56,6 +60,8 @@ class LayerNorm(Op):
         for name, t in (("scale", scale), ("bias", bias)):
             if t is not None and t.shape != normalized:
                 raise ShapeError(f"{name} must be [{', '.join(map(str, normalized))}] for {x}, got {t}")
+            if t is not None and t.dtype != x.dtype:    # ONNX LayerNormalization: one dtype for all
+                raise ShapeError(f"{name} must have x's dtype {x.dtype}, got {t}")
         return x
 
     def compute(self, x, scale, bias=None):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim
+from ..types import ITEMSIZE
 from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, label_per_axis, label_window, require_float
-from .conv import Pads, pad_amounts, resolve_pads, window_output, windows
+from .conv import Pads, onnx_pads, pad_amounts, resolve_pads, window_output, windows
 
 
 class _Pool(Op):
@@ -30,6 +31,8 @@ class _Pool(Op):
         n, kernel, strides, dilations, pads = self.geometry(x.rank)
         if pads == "same" and self.ceil_mode:
             raise ShapeError("ceil_mode has no effect with pads 'same'; drop one of them")
+        if self.ceil_mode:
+            self._refuse_window_past_input(x)
         if not isinstance(pads, str):
             for i in range(n):
                 if max(pads[i], pads[i + n]) >= kernel[i]:
@@ -37,6 +40,25 @@ class _Pool(Op):
         spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n, self.ceil_mode)[0]
                    for i in range(n)]
         return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(spatial))
+
+    def _refuse_window_past_input(self, x: TensorType) -> None:
+        # Where ceil_mode would add a window starting past the input, PyTorch and onnxruntime drop it
+        # but ONNX's shape rule keeps it: the exported model would disagree with itself.
+        n, kernel, strides, dilations, pads = self.geometry(x.rank)
+        if isinstance(pads, str):
+            return
+        for i in range(n):
+            size = x.shape[2 + i]
+            if not size.is_const():
+                continue
+            padded, span = size.value + pads[i] + pads[i + n], dilations[i] * (kernel[i] - 1) + 1
+            if padded < span:
+                continue
+            windows = -(-(padded - span) // strides[i]) + 1
+            if (windows - 1) * strides[i] >= size.value + pads[i]:
+                raise ShapeError(f"with ceil_mode, the last window along spatial axis {i} would start past "
+                                 f"the input ({size.value} padded by {pads[i]}), where ONNX and onnxruntime "
+                                 "disagree on the output length; drop ceil_mode or change the padding")
 
     def _layout(self, shape: tuple[int, ...]):
         """The concrete geometry for an input of this shape, with the padding the windows need."""
@@ -69,15 +91,20 @@ class _Pool(Op):
             y = acc
         return y
 
-    def _onnx_attrs(self, rank: int) -> dict:
-        n, kernel, strides, dilations, pads = self.geometry(rank)
-        attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode))
+    def scratch_bytes(self, ins, outs) -> int:
+        # the input padded for the windows (a huge kernel with pads 'same' pads hugely), the output
+        x = ins[0]
+        amounts = self._layout(tuple(int(d) for d in x.shape))[-1]
+        padded = int(np.prod([int(d) for d in x.shape[:2]], dtype=object)) * int(
+            np.prod([int(s) + a + e for s, (a, e) in zip(x.shape[2:], amounts)], dtype=object))
+        return (padded + sum(int(np.prod([int(d) for d in o.shape], dtype=object)) for o in outs)) * ITEMSIZE[x.dtype]
+
+    def _onnx_attrs(self, x: TensorType) -> dict:
+        n, kernel, strides, dilations, pads = self.geometry(x.rank)
+        attrs = dict(kernel_shape=kernel, strides=strides, ceil_mode=int(self.ceil_mode),
+                     **onnx_pads(pads, x.shape[2:], kernel, strides, dilations))
         if any(d != 1 for d in dilations):
             attrs["dilations"] = dilations
-        if pads == "same":
-            attrs["auto_pad"] = "SAME_UPPER"
-        elif pads != "valid":
-            attrs["pads"] = pads
         return attrs
 
     def label(self, node: Drawn) -> str:
@@ -109,7 +136,7 @@ class MaxPool(_Pool):
         return lambda x: self._reduce_windows(np.pad(x, padding, constant_values=-np.inf), geometry, np.maximum)
 
     def to_onnx(self, b, x):
-        return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x).rank))
+        return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x)))
 
 
 class AvgPool(_Pool):
@@ -127,7 +154,10 @@ class AvgPool(_Pool):
     def infer(self, x: TensorType) -> TensorType:
         if self.dilations not in (1, [1] * max(x.rank - 2, 0)):
             raise ShapeError("avg_pool does not support dilations")
+        if x.dtype == "float64":
+            raise ShapeError(f"avg_pool takes float32 or float16 (onnxruntime has no float64 AveragePool), got {x}")
         return super().infer(x)
+
 
     def compute(self, x):
         return self.prepare(x.shape)(x)
@@ -155,7 +185,7 @@ class AvgPool(_Pool):
         return average
 
     def to_onnx(self, b, x):
-        attrs = self._onnx_attrs(b.type_of(x).rank)
+        attrs = self._onnx_attrs(b.type_of(x))
         return b.node("AveragePool", [x], count_include_pad=int(self.count_include_pad), **attrs)
 
 
@@ -231,6 +261,6 @@ class LpPool(_Pool):
         return (total ** (1.0 / self.p)).astype(x.dtype)
 
     def to_onnx(self, b, x):
-        attrs = self._onnx_attrs(b.type_of(x).rank)
+        attrs = self._onnx_attrs(b.type_of(x))
         attrs.pop("ceil_mode")
         return b.node("LpPool", [x], p=self.p, **attrs)

@@ -10,7 +10,9 @@ from ..dims import Dim
 from .base import Example, In, Op, ShapeError, TensorType, axis_index, require_float
 
 
-def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats_only: bool = False) -> type[Op]:
+def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats_only: bool = False,
+               over_none: str = "Identity") -> type[Op]:
+    # over_none: the ONNX op that is this reduction over no axes, element by element
     class Reduce(Op):
         name = op_name
         onnx = onnx_type
@@ -41,6 +43,8 @@ def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats
             return kernel(x, axis=self.normalized(x.ndim), keepdims=self.keepdims).astype(x.dtype)
 
         def to_onnx(self, b, x):
+            if not self.normalized(b.type_of(x).rank):   # ONNX reads no axes as every axis
+                return b.node(over_none, [x])
             return b.reduce(onnx_type, x, list(self.normalized(b.type_of(x).rank)), self.keepdims)
 
     Reduce.__name__ = Reduce.__qualname__ = op_name.title().replace("_", "")
@@ -59,4 +63,4 @@ def _l2(x, axis, keepdims):
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
 
 
-ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", floats_only=True)
+ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", floats_only=True, over_none="Abs")

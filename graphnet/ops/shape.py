@@ -115,13 +115,13 @@ class Flatten(Op):
     def infer(self, x: TensorType) -> TensorType:
         if not -x.rank <= self.axis <= x.rank:
             raise ShapeError(f"axis {self.axis} is out of range for rank {x.rank}")
-        axis = self.axis % (x.rank + 1) if self.axis < 0 else self.axis
+        axis = self.axis + x.rank if self.axis < 0 else self.axis    # ONNX: -1 is the last axis
         return TensorType(x.dtype, (dim_prod(x.shape[:axis]), dim_prod(x.shape[axis:])))
 
     value_bounds = same_values
 
     def compute(self, x):
-        axis = self.axis % (x.ndim + 1) if self.axis < 0 else self.axis
+        axis = self.axis + x.ndim if self.axis < 0 else self.axis
         return x.reshape(int(np.prod(x.shape[:axis])), -1)
 
     def to_onnx(self, b, x):
@@ -226,6 +226,8 @@ class Split(Op):
 
     def to_onnx(self, b, x):
         sizes = self.parts(b.type_of(x).shape[self.axis % b.type_of(x).rank])
+        if len(sizes) == 1:         # the builder's one-output node is not Split's tuple of one
+            return (b.node("Identity", [x]),)
         return tuple(b.node("Split", [x, b.dims_tensor(sizes)], n_out=len(sizes), axis=self.axis))
 
     def label(self, node: Drawn) -> str:
@@ -268,14 +270,10 @@ class Slice(Op):
     def compute(self, x):
         index = [slice(None)] * x.ndim
         for axis, start, end, step in self.plan(x.ndim):
-            start, end = int(start), int(end)
-            n = x.shape[axis]
-            # NumPy and ONNX agree for in-range values; clamp the sentinels ONNX allows.
-            if step < 0 and end < -n:
-                end = None
-            elif end >= TO_END:
-                end = None
-            index[axis] = slice(start, end, step)
+            # Python's clamping of out-of-range bounds is ONNX's; a stop of -1 (before index 0, on
+            # a negative step) must not reach NumPy, which reads it as the last element.
+            r = range(*slice(int(start), int(end), step).indices(x.shape[axis]))
+            index[axis] = slice(r.start, r.stop if r.stop >= 0 else None, step)
         return x[tuple(index)]
 
     def to_onnx(self, b, x):
@@ -386,6 +384,8 @@ class Squeeze(Op):
 
     def infer(self, x: TensorType) -> TensorType:
         axes = {axis_index(a, x.rank) for a in self.axes}
+        if len(axes) != len(self.axes):
+            raise ShapeError(f"axes {self.axes} repeat an axis")
         for a in axes:
             if x.shape[a] != 1:
                 raise ShapeError(f"cannot squeeze axis {a} of {x}: it is {x.shape[a]}, not 1")
@@ -397,6 +397,8 @@ class Squeeze(Op):
         return np.squeeze(x, tuple(a % x.ndim for a in self.axes))
 
     def to_onnx(self, b, x):
+        if not self.axes:        # ONNX Squeeze without axes removes every 1; ours removes none
+            return b.node("Identity", [x])
         return b.node("Squeeze", [x, b.ints(self.axes)])
 
 
