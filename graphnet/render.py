@@ -434,14 +434,25 @@ def to_dot(d: Diagram) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Graphviz's layout is superlinear in the edges (430 s for 22,650 of them): past this, give up
+DOT_TIMEOUT_S = 60
+
+
 def to_svg(dot: str) -> bytes:
-    """The DOT text laid out by Graphviz's `dot`; a located error when it is missing or fails."""
+    """The DOT text laid out by Graphviz's `dot`; a located error when it is missing, fails or takes
+    longer than DOT_TIMEOUT_S."""
     exe = shutil.which("dot")
     if exe is None:
         raise SpecError.at(Location("<command line>"),
                            "--format svg needs Graphviz's 'dot' on PATH (https://graphviz.org/download/, "
                            "e.g. apt-get install graphviz); --format dot writes the graph for it")
-    r = subprocess.run([exe, "-Tsvg"], input=dot.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        r = subprocess.run([exe, "-Tsvg"], input=dot.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=DOT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SpecError.at(Location("<command line>"),
+                           f"Graphviz's dot took over {DOT_TIMEOUT_S} s to lay out the graph and was stopped; "
+                           "draw less of it (a smaller --depth) or write --format dot and lay it out yourself") from None
     if r.returncode != 0:
         message = r.stderr.decode(errors="replace").strip().splitlines()
         raise SpecError.at(Location("<command line>"),

@@ -419,3 +419,19 @@ def test_build_marks_only_residual_shortcuts(graphs):
     d = build(graphs["transformer_encoder"], depth=2)
     dotted = [(e.src, e.dst) for e in d.edges if e.shortcut]
     assert len(dotted) == 2 * 6 and all(dst.endswith(("add1", "add2")) for _, dst in dotted)
+
+
+def test_a_graphviz_layout_that_runs_too_long_is_stopped(tmp_path, capsys, monkeypatch):
+    # issue 13: dot took 430 s on a 22,650-edge graph; a `dot` that never finishes stands in for it
+    import graphnet.render
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(graphnet.render, "DOT_TIMEOUT_S", 0.5)
+    out = tmp_path / "mlp.svg"
+    assert main(["render", str(ROOT / "specs" / "mlp.yaml"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("<command line>:1:1: error: Graphviz's dot took over 0.5 s to lay out the graph"), err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
