@@ -9,13 +9,28 @@ NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` w
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Annotated, Any, Callable, ClassVar, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from ..dims import Dim, as_dim, format_shape
 from ..types import FLOAT_DTYPES, INT_DTYPES, TensorType, nbytes
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _onnx_float(value: float) -> float:
+    # ONNX stores a float attribute as float32: past its range the lowered model would hold inf
+    if not abs(value) <= FLOAT32_MAX:
+        raise ValueError(f"must be a finite number within float32's range (at most {FLOAT32_MAX:.7g} in size), "
+                         "as ONNX stores it")
+    return value
+
+
+OnnxFloat = Annotated[float, AfterValidator(_onnx_float)]
+"""A float attribute that lowers to an ONNX float attribute."""
 
 
 class ShapeError(Exception):

@@ -9,7 +9,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from ..types import DTYPES
-from .base import (Bounds, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number,
+from .base import (Bounds, Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, broadcast, label_folded, label_number,
                    ports, require_float, same_dtype, same_values)
 
 
@@ -199,7 +199,7 @@ class LeakyRelu(Elementwise):
 
     name = "leaky_relu"
     onnx = "LeakyRelu"
-    alpha: float = 0.01
+    alpha: OnnxFloat = 0.01
     examples = (Example((In((4, 5)),), {"alpha": 0.2}),)
 
     def infer(self, x: TensorType) -> TensorType:
@@ -265,7 +265,7 @@ class Dropout(Elementwise):
 
     name = "dropout"
     onnx = "Identity"
-    ratio: float = 0.5
+    ratio: OnnxFloat = 0.5
     examples = (Example((In((2, 6)),), {"ratio": 0.1}),)
 
     def infer(self, x: TensorType) -> TensorType:
@@ -313,7 +313,7 @@ class Elu(Elementwise):
 
     name = "elu"
     onnx = "Elu"
-    alpha: float = 1.0
+    alpha: OnnxFloat = 1.0
     examples = (Example((In((3, 5), low=-4, high=3),)), Example((In((2, 3, 4), low=-4, high=3),), {"alpha": 0.5}))
 
     def infer(self, x: TensorType) -> TensorType:
@@ -335,8 +335,8 @@ class HardSigmoid(Elementwise):
 
     name = "hard_sigmoid"
     onnx = "HardSigmoid"
-    alpha: float = 0.2
-    beta: float = 0.5
+    alpha: OnnxFloat = 0.2
+    beta: OnnxFloat = 0.5
     examples = (Example((In((3, 7), low=-5, high=5),)),
                 Example((In((2, 3, 4), low=-5, high=5),), {"alpha": 1 / 6}),
                 Example((In((4, 4), low=-3, high=3),), {"alpha": 0.5, "beta": 0.25}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, axis_index, ports, require_float
+from .base import Example, In, OnnxFloat, Op, ShapeError, TensorType, axis_index, ports, require_float
 
 
 class BatchNorm(Op):
@@ -14,7 +14,7 @@ class BatchNorm(Op):
     fresh = True
     onnx = "BatchNormalization"
     inputs = ports("x", "scale", "bias", "mean", "var")
-    epsilon: float = 1e-5
+    epsilon: OnnxFloat = 1e-5
     examples = (Example((In((2, 3, 4, 5)), In((3,)), In((3,)), In((3,)), In((3,), low=0.1, high=2.0))),
                 Example((In((4, 6)), In((6,)), In((6,)), In((6,)), In((6,), low=0.1, high=2.0)), {"epsilon": 1e-3}))
 
@@ -49,7 +49,7 @@ class LayerNorm(Op):
     onnx = "LayerNormalization"
     inputs = ports("x", "scale", optional=("bias",))
     axis: int = -1
-    epsilon: float = 1e-5
+    epsilon: OnnxFloat = 1e-5
     examples = (Example((In((2, 3, 8)), In((8,)), In((8,)))),
                 Example((In((2, 3, 4)), In((3, 4)), None), {"axis": 1, "epsilon": 1e-6}))
 
