@@ -155,8 +155,8 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from .weights import load_npz
-    write = _writer(args.output)
     net = _load(args.spec, _dims(args.dim))     # from here the --dim values are in the graph
+    write = _writer(args.output)                # after the load, which notes the libraries it read
     feed = net.feed(load_npz(args.inputs), args.inputs) if args.inputs else None
     binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
@@ -281,8 +281,8 @@ def cmd_render(args) -> int:
 
 
 def cmd_init_weights(args) -> int:
-    write = _writer(args.output)
     net = _load(args.spec, _dims(args.dim))
+    write = _writer(args.output)                # after the load, which notes the libraries it read
     write(args.output, net.init_weights(args.seed))
     print(f"wrote {args.output} ({len(net.graph.params)} params, seed {args.seed})")
     return 0

@@ -110,6 +110,12 @@ def _restore_signals(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def check_output(path: str | Path) -> os.stat_result | None:
+    """What is at an output path, or None for nothing; refuses what can be neither replaced nor
+    written through, and an input of the running command."""
+    return _existing(Path(path))
+
+
 def _existing(path: Path) -> os.stat_result | None:
     """What is at `path` (following links, as opening it would), or None; refuses what can be
     neither replaced nor written through."""

@@ -4,12 +4,14 @@ index (`*.index.json`). A file with another name is recognized by its first byte
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import Location, SpecError
+from ..files import check_output
 from .hf_folder import read_folder, read_index
 from .npz import read_npz, save_npz
 from .pytorch import read_torch
@@ -57,7 +59,11 @@ def _reader(path: Path):
 
 def weight_writer(path: str | Path, where: Location | None = None):
     """The writer for weights named `path`, by its extension; another extension is an error at
-    `where` (the path itself by default)."""
+    `where` (the path itself by default). A device or FIFO (/dev/null, /dev/stdout) has no name to
+    go by: it is written through, as .npz."""
+    existing = check_output(path)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        return WRITERS[".npz"]
     suffix = Path(path).suffix.lower()
     if suffix not in WRITERS:
         raise SpecError.at(where or Location(str(path)), f"'{path}': weights are written as .npz or .safetensors, "
