@@ -35,7 +35,7 @@ import numpy as np
 from graphnet.backends.numpy_backend import last_uses
 from graphnet.dims import dim_prod
 from graphnet.graph import Graph
-from graphnet.summary import ITEMSIZE
+from graphnet.types import ITEMSIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 # Ops whose NumPy kernels return a view of their first input (no new buffer).
@@ -95,10 +95,9 @@ def live_memory_estimate(graph: Graph, binding: dict[str, int]) -> dict:
 
 def backend_peak_bytes(net, binding: dict[str, int]) -> int:
     """The NumPy back end's own estimate (numpy_backend.peak_bytes, behind `--max-memory`): what a
-    run allocates beyond the weights, kernel scratch included."""
-    from graphnet.backends import rewrites
+    run of the plan it makes allocates beyond the weights, kernel scratch included."""
     from graphnet.backends.numpy_backend import peak_bytes
-    return peak_bytes(rewrites.hoist_from_scans(net.graph), binding)
+    return peak_bytes(net.graph, binding)
 
 
 # -- measuring, in a child process ------------------------------------------------------------------

@@ -5,11 +5,13 @@
     print(net.summary())
     y = net.run({"image": x}, weights=net.init_weights(seed=0))
     net.export_onnx("resnet18.onnx")
+    w = gn.load_weights("resnet18.safetensors")      # or .npz, .pt, a Hugging Face folder
 """
 
 from . import openblas  # noqa: F401  (first: it must run before NumPy loads)
 from .errors import SpecError
 from .network import Network, load
+from .weights import load_weights, save_weights
 
-__all__ = ["Network", "SpecError", "load"]
+__all__ = ["Network", "SpecError", "load", "load_weights", "save_weights"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The `graphnet` command: validate, run, export, init-weights. Every user mistake is printed as
+"""The `graphnet` command: validate, run, export, init-weights, weights. Every user mistake is printed as
 `FILE:LINE:COL: error: ...` and exits with status 1; nothing a user can do prints a traceback."""
 
 from __future__ import annotations
@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from .errors import Location, SpecError
 from .network import DEFAULT_MAX_MEMORY
+from .render import FORMATS
 
 EXIT_ERROR = 1
 
@@ -44,20 +46,20 @@ def _load(path: str, dims: dict[str, int]):
 
 
 def cmd_validate(args) -> int:
-    from .summary import bound_macs, summary_rows
+    from .summary import summary_rows
     dims = _dims(args.dim)
     reports, failed = [], False
     paths = _spec_paths(args.specs)
     for path in paths:
         try:
-            net = _load(path, dims)
+            net = _load(path, dims)     # the --dim values are in the graph from here
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             failed = True
             continue
         g = net.graph
         if args.json:
-            macs = bound_macs(g, dims)
+            macs = g.total_macs()
             reports.append({
                 "name": g.name,
                 "params": g.param_count(),
@@ -66,10 +68,10 @@ def cmd_validate(args) -> int:
                 "inputs": {k: list(v) for k, v in net.inputs.items()},
                 "outputs": {k: list(v) for k, v in net.outputs.items()},
                 "nodes": [{**r, **{k: _number(r[k]) for k in ("macs", "bytes")}}
-                          for r in summary_rows(g, dims, args.depth)],
+                          for r in summary_rows(g, depth=args.depth)],
             })
         else:
-            print(net.summary(dims, args.depth))
+            print(net.summary(depth=args.depth))
             print(f"{path}: ok")
     if args.json:
         print(json.dumps(reports if len(paths) > 1 else (reports[0] if reports else None), indent=2))
@@ -115,47 +117,60 @@ def _number(d):
 
 
 def _weights(net, args) -> tuple[dict, dict]:
-    """The weights, read or made, and how the network should check them."""
-    from .weights import load_npz
+    """The weights, read (in any format, checked and cast, the casts said on stderr) or made, and
+    how the network should check them."""
+    from .weights import load_weights, weights_report
     checks = {"allow_nonfinite": args.allow_nonfinite}
-    if args.weights:
-        return load_npz(args.weights), {**checks, "source": args.weights}
-    return net.init_weights(args.seed), checks
+    if not args.weights:
+        if args.weights_prefix:
+            raise SpecError.at(Location("<command line>"), "--weights-prefix selects from --weights, which is not given")
+        return net.init_weights(args.seed), checks
+    report = weights_report(net.graph, load_weights(args.weights, args.weights_prefix), args.weights,
+                            args.allow_nonfinite)
+    if not report.ok:
+        raise report.error()
+    if report.casts_line():
+        print(report.casts_line(), file=sys.stderr)
+    return report.weights, {**checks, "source": args.weights}
+
+
+def _writer(path: str | None):
+    """The weight writer for an -o path, checked before any work is done."""
+    from .weights import weight_writer
+    return path and weight_writer(path, Location("<command line>"))
 
 
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .weights import load_npz, save_npz
-    dims = _dims(args.dim)
-    net = _load(args.spec, dims)
-    if args.inputs:
-        arrays = net.check_inputs(load_npz(args.inputs), args.inputs)
-        binding = net.binding(arrays)
-    else:
-        binding = net.default_binding(dims)
+    from .weights import load_npz
+    write = _writer(args.output)
+    net = _load(args.spec, _dims(args.dim))     # from here the --dim values are in the graph
+    feed = net.feed(load_npz(args.inputs), args.inputs) if args.inputs else None
+    binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
     net.check_memory(binding, args.max_memory, args.optimize)
-    if not args.inputs:
-        arrays = net.random_inputs(dims, seed=args.seed)
+    if feed is None:
+        feed = net.random_feed(binding, seed=args.seed)
     weights, checks = _weights(net, args)
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
         session = net.session(weights, optimize=args.optimize, max_memory=None, **checks)   # checked above
-        outputs = session.run(arrays)
+        outputs = session.run(feed)
         if args.profile:   # a second run: the first one's page faults and cold caches are not the kernels'
             timings = []
-            session.run(arrays, timings)
-            print(profile_table(session.plan_for(arrays), timings))
+            session.run(feed, timings)
+            print(profile_table(session.plan(feed.dims), timings))
     else:
-        outputs = _run_onnxruntime(net.to_onnx(weights, **checks), arrays, args.device)
+        net.check_bounds(feed.dims)    # the NumPy session checks them with its plan
+        outputs = _run_onnxruntime(net, net.to_onnx(weights, **checks), feed, args.device)
     for name, value in outputs.items():
         value = np.asarray(value)
         stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
         print(f"{name}: {value.dtype}{list(value.shape)} {stats}")
     if args.output:
-        save_npz(args.output, outputs)
+        write(args.output, outputs)
         print(f"wrote {args.output}")
     return 0
 
@@ -177,8 +192,9 @@ def profile_table(plan, timings: list[float], top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _run_onnxruntime(model, arrays, device: str):
+def _run_onnxruntime(net, model, feed, device: str):
     import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -186,9 +202,34 @@ def _run_onnxruntime(model, arrays, device: str):
                                "--device cuda: onnxruntime has no CUDA provider here; install onnxruntime-gpu "
                                f"(available: {', '.join(ort.get_available_providers())})")
         providers = ["CUDAExecutionProvider"]
-    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
-    values = session.run(None, arrays)
+    # errors only: a warning such as a failed constant fold of a bad index comes back at run time
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4      # its run-time errors come back to us, to be located and printed once
+    try:
+        values = session.run(None, feed.arrays, quiet)
+    except (Fail, InvalidArgument, RuntimeException) as e:
+        raise _onnxruntime_failure(net.graph, feed.dims, str(e)) from None
     return dict(zip([o.name for o in session.get_outputs()], values))
+
+
+def _onnxruntime_failure(graph, binding: dict[str, int], message: str) -> SpecError:
+    """onnxruntime's run-time error, located at the graph node whose ONNX node it names (the
+    innermost, for one inside a Scan body), with that node's input types."""
+    from .backends.onnx_export import source_node
+    from .dims import format_shape
+    from .graph import node_error
+    said = message.rpartition("Status Message: ")[2].strip() or message
+    found = next(filter(None, (source_node(graph, name) for name in reversed(re.findall(r"Name:'([^']*)'", message)))),
+                 None)
+    if found is None:
+        return SpecError.at(Location(graph.source), f"onnxruntime: {said}")
+    owner, node = found
+    shown = ", ".join(f"{t.dtype}{format_shape(d.subs(binding) for d in t.shape)}"
+                      for t in (owner.types[x] for x in node.inputs if x is not None))
+    return node_error(node.trace, node.op.name, f"onnxruntime: {said}" + (f" (inputs: {shown})" if shown else ""))
 
 
 def cmd_export(args) -> int:
@@ -205,12 +246,45 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from .files import atomic_write
+    from .render import SUFFIXES, render
+    if args.depth < 0:
+        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
+    fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
+    dims = _dims(args.dim)
+    net = _load(args.spec, dims)
+    data = render(net.graph, fmt, None if args.expand else args.depth, dims)
+    if args.output:
+        with atomic_write(args.output) as f:
+            f.write(data)
+        print(f"wrote {args.output} ({fmt})")
+    else:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:
+            sys.stdout.write(data.decode())
+        else:
+            sys.stdout.flush()
+            out.write(data)
+            out.flush()
+    return 0
+
+
 def cmd_init_weights(args) -> int:
-    from .weights import save_npz
+    write = _writer(args.output)
     net = _load(args.spec, _dims(args.dim))
-    save_npz(args.output, net.init_weights(args.seed))
+    write(args.output, net.init_weights(args.seed))
     print(f"wrote {args.output} ({len(net.graph.params)} params, seed {args.seed})")
     return 0
+
+
+def cmd_weights(args) -> int:
+    """How a weight file fits a spec, reading no more than the check needs and running nothing."""
+    from .weights import format_report, load_weights, report_json, weights_report
+    net = _load(args.spec, _dims(args.dim))
+    report = weights_report(net.graph, load_weights(args.file, args.weights_prefix), args.file, args.allow_nonfinite)
+    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("spec", metavar="SPEC")
         sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
 
+    def weights_options(sp, file=True):
+        if file:
+            sp.add_argument("--weights", metavar="FILE", help=".npz, .safetensors, a PyTorch .pt/.pth/.bin or "
+                            "a Hugging Face model folder (docs/weights.md)")
+        sp.add_argument("--weights-prefix", metavar="PREFIX", help="only the tensors named PREFIX..., without it "
+                        "(a sub-module of a bigger checkpoint)")
+        sp.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+
     v = sub.add_parser("validate", help="check a spec: shapes, params, MACs")
     common(v, many=True)
     v.add_argument("--json", action="store_true", help="print a JSON report")
@@ -235,10 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = r.add_mutually_exclusive_group()
     src.add_argument("--inputs", metavar="FILE.npz")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
-    r.add_argument("--weights", metavar="FILE.npz")
-    r.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+    weights_options(r)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("-o", "--output", metavar="OUT.npz")
+    r.add_argument("-o", "--output", metavar="OUT.npz", help="the outputs, as .npz or .safetensors (by the extension)")
     r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--no-optimize", dest="optimize", action="store_false",
@@ -252,22 +333,36 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export to ONNX")
     common(e)
     e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
-    e.add_argument("--weights", metavar="FILE.npz")
-    e.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
+    weights_options(e)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
     e.set_defaults(func=cmd_export)
 
-    w = sub.add_parser("init-weights", help="write initial weights to .npz")
+    w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
     common(w)
-    w.add_argument("-o", "--output", required=True, metavar="FILE.npz")
+    w.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="FILE.npz or FILE.safetensors")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_init_weights)
 
-    from .render import add_parser as add_render_parser   # graphnet render: Mermaid, DOT, SVG
-    add_render_parser(sub, common)
+    c = sub.add_parser("weights", help="report how a weight file fits a spec: matched, missing, unexpected, mis-shaped")
+    common(c)
+    c.add_argument("file", metavar="FILE", help="a weight file or Hugging Face model folder")
+    weights_options(c, file=False)
+    c.add_argument("--json", action="store_true", help="print a JSON report, every mismatch listed")
+    c.set_defaults(func=cmd_weights)
+
+    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
+    common(r)
+    r.add_argument("--format", choices=FORMATS, help="mermaid (the default), dot, or svg (needs Graphviz's dot); "
+                   "without it, -o FILE.svg / .dot / .gv pick svg / dot")
+    level = r.add_mutually_exclusive_group()
+    level.add_argument("--depth", type=int, default=0, metavar="N",
+                       help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
+    level.add_argument("--expand", action="store_true", help="open every block call, down to the primitive ops")
+    r.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    r.set_defaults(func=cmd_render)
 
     def cmd_schema(args) -> int:
         from .schema import print_schema

@@ -318,17 +318,6 @@ def format_shape(shape: Iterable[DimLike]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def shape_ints(shape: Iterable[DimLike]) -> tuple[int, ...] | None:
-    """The shape as ints when every dim is constant, else None."""
-    out = []
-    for d in shape:
-        d = as_dim(d)
-        if not d.is_const():
-            return None
-        out.append(d.value)
-    return tuple(out)
-
-
 def _units(n: int) -> str:
     # Exact below 100,000 (a dim like 1024 reads as itself), three significant places above.
     if abs(n) < 100_000:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .dims import humanize
+from .init import split_init
 from .network import load
 
 def notes_of(text: str) -> list[str]:
@@ -76,7 +77,7 @@ def ops_markdown() -> str:
         attrs = "made by a `scan:` node" if getattr(cls, "takes_body", False) else \
             ", ".join(f"`{k}` ({_default(f)})" for k, f in cls.model_fields.items())
         outputs = "y0, y1, ..." if cls.name == "split" else ", ".join(cls.outputs)
-        rows.append(f"| `{cls.name}` | {', '.join(cls.inputs) or 'none'} | {outputs} | {attrs} | "
+        rows.append(f"| `{cls.name}` | {', '.join(map(str, cls.inputs)) or 'none'} | {outputs} | {attrs} | "
                     f"{cls.onnx} | {doc} |")
     return "\n".join([
         "# Ops",
@@ -108,7 +109,7 @@ def _yaml_value(v) -> str:
 def _init_text(raw) -> str:
     if isinstance(raw, str):
         return raw
-    (kind, options), = raw.items()
+    kind, options = split_init(raw)
     if not isinstance(options, dict):
         return f"{kind}({_yaml_value(options)})"
     return f"{kind}(" + ", ".join(f"{k} = {_yaml_value(v)}" for k, v in options.items()) + ")"

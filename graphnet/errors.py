@@ -19,6 +19,11 @@ class Location:
         return Location(self.file, self.line, self.col + columns)
 
 
+def is_std_location(loc: Location) -> bool:
+    """Whether `loc` is in the std library (load.py names its files `<std>/NAME.yaml`)."""
+    return loc.file.startswith("<std>/")
+
+
 @dataclass(frozen=True)
 class Note:
     loc: Location

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import networkx as nx
-
 from .dims import Dim, dim_prod
-from .errors import Location
-from .ops import Op, TensorType
+from .errors import Location, Note, SpecError, is_std_location
+from .ops import Op
+from .types import TensorType
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,17 @@ class Node:
         return tuple(f.block for f in reversed(self.trace) if f.block)
 
 
+def node_error(trace: tuple[Frame, ...], op: str, message: str) -> SpecError:
+    """`node 'PATH' (OP): message` about a node found wrong after expansion (by its value bounds, a
+    kernel or onnxruntime), located as expansion locates a node's errors: at the innermost line the
+    user wrote, with the enclosing block and calls as notes."""
+    primary = next((f for f in trace if not is_std_location(f.loc)), trace[0])
+    notes = tuple(Note(f.loc, f"in block '{f.block}' at node '{f.path}'" if f is trace[0] and f.block
+                       else (f"from '{f.path}'" if f.path else "here"))
+                  for f in trace if f is not primary)
+    return SpecError.at(primary.loc, f"node '{trace[0].path}' ({op}): {message}", notes)
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -48,6 +58,9 @@ class Param:
     init: Any                           # an init scheme from graphnet.init
     trainable: bool
     loc: Location
+    # Derived by a rewrite into an array of its own (a folded mask, restacked cell weights), which a
+    # plan holds beyond the weights; False for weights and for views of them (a weight's transpose).
+    allocated: bool = False
 
     @property
     def size(self) -> int:
@@ -65,19 +78,6 @@ class Graph:
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
     output_locs: dict[str, Location] = field(default_factory=dict)
-
-    @cached_property
-    def dag(self) -> nx.DiGraph:
-        """Nodes and tensors as a bipartite networkx DiGraph (tensor -> node -> tensor)."""
-        g = nx.DiGraph()
-        for node in self.nodes:
-            g.add_node(node.name, kind="op", op=node.op.name)
-            for t in node.inputs:
-                if t is not None:
-                    g.add_edge(t, node.name)
-            for t in node.outputs:
-                g.add_edge(node.name, t)
-        return g
 
     @cached_property
     def producers(self) -> dict[str, Node]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -126,6 +126,28 @@ SCHEMES: dict[str, type[Init]] = {
     "kaiming_uniform": KaimingUniform, "kaiming_normal": KaimingNormal,
     "he_uniform": KaimingUniform, "he_normal": KaimingNormal,
 }
+
+
+def split_init(raw: str | dict) -> tuple[str, Any] | None:
+    """An `init` as a spec writes it, a scheme's name or one `scheme: options` pair, as (scheme,
+    options as written); None for any other form."""
+    if isinstance(raw, str):
+        return raw, {}
+    if len(raw) == 1:
+        return next(iter(raw.items()))
+    return None
+
+
+def scheme_options(kind: str) -> list[str]:
+    """The options a scheme takes."""
+    return [name for name in SCHEMES[kind].model_fields if name != "kind"]
+
+
+def bare_option(kind: str) -> str | None:
+    """The option a scheme takes written bare, `{constant: 0.5}` for `{constant: {value: 0.5}}`:
+    its only required one, if it has exactly one."""
+    required = [name for name in scheme_options(kind) if SCHEMES[kind].model_fields[name].is_required()]
+    return required[0] if len(required) == 1 else None
 
 
 def make_init(kind: str, options: dict) -> Init:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Location, SpecError
+from .errors import Location, SpecError, is_std_location  # noqa: F401 (expand reads it here)
 from .source import load_yaml
 from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
 
@@ -69,10 +69,6 @@ def _parse_std(files: list[Path]) -> Library:
 
 def _std_display(file: Path) -> str:
     return f"<std>/{file.name}"
-
-
-def is_std_location(loc: Location) -> bool:
-    return loc.file.startswith("<std>/")
 
 
 def _load_uses(uses: list[str], owner, folder: Path, cache: dict) -> dict[str, Library]:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends import rewrites
 from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, peak_bytes, run_plan
+from .bounds import value_bounds
 from .dims import format_shape
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
-from .ops.base import format_bytes
+from .types import format_bytes
 from .weights import check_weights, init_weights
 
 
@@ -32,8 +33,11 @@ DEFAULT_MAX_MEMORY = _RAM * 3 // 4 if _RAM else None
 
 
 def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
-    """Parse, expand and type a spec. Raises SpecError with every located mistake."""
-    return Network(expand(load_program(path), dims))
+    """Parse, expand and type a spec, and check what its value bounds prove (graphnet/bounds.py).
+    Raises SpecError with every located mistake."""
+    graph = expand(load_program(path), dims)
+    value_bounds(graph)
+    return Network(graph)
 
 
 def _shape_view(t) -> tuple:
@@ -65,9 +69,13 @@ class Network:
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         return init_weights(self.graph, seed)
 
-    def check_inputs(self, inputs: dict[str, Any], source: str | None = None) -> dict[str, np.ndarray]:
-        """Inputs as arrays of the declared dtypes, every free dim bound consistently; an array that
-        is no input is reported at `source`, the file the inputs came from, when there is one."""
+    def feed(self, inputs: "dict[str, Any] | Feed", source: str | None = None) -> "Feed":
+        """The inputs checked, as arrays of the declared dtypes binding every free dim consistently,
+        with the values of those dims: the one check of a run's inputs. An array that is no input
+        is reported at `source`, the file the inputs came from, when there is one. A Feed is
+        returned as it is: it was checked when it was made."""
+        if isinstance(inputs, Feed):
+            return inputs
         g = self.graph
         missing = [k for k in g.inputs if k not in inputs]
         extra = [k for k in inputs if k not in g.inputs]
@@ -84,28 +92,36 @@ class Network:
                 raise SpecError.at(g.input_locs[name], f"input '{name}' must be {t.dtype}, got {a.dtype}")
             arrays[name] = a
         try:
-            self.binding(arrays)
+            dims = bind_dims(g, {k: a.shape for k, a in arrays.items()})
         except InputMismatch as e:
             raise SpecError.at(g.input_locs[e.input], str(e)) from None
-        return arrays
+        return Feed(arrays, dims)
 
-    def binding(self, arrays: dict[str, np.ndarray]) -> dict[str, int]:
-        """The free dims' values in these (checked) inputs."""
-        return bind_dims(self.graph, {k: a.shape for k, a in arrays.items()})
+    def check_inputs(self, inputs: dict[str, Any], source: str | None = None) -> dict[str, np.ndarray]:
+        """The arrays of `feed(inputs, source)`."""
+        return self.feed(inputs, source).arrays
 
     def default_binding(self, dims: dict[str, int] | None = None) -> dict[str, int]:
-        """The free dims as random_inputs binds them: from `dims`, else 1."""
+        """The free dims as random_inputs binds them: from `dims`, else 1. (Dims given to `load`,
+        as `--dim` gives them, are no longer free: the graph holds their values.)"""
         return {s: (dims or {}).get(s, 1) for s in self.graph.free_dims()}
+
+    def check_bounds(self, binding: dict[str, int]) -> None:
+        """Refuse, located at the node, what the value bounds prove fails with these dims (a
+        range(T) past a position table): graphnet/bounds.py, before anything runs."""
+        value_bounds(self.graph, binding)
 
     def check_memory(self, binding: dict[str, int], max_memory: int | None = DEFAULT_MAX_MEMORY,
                      optimize: bool = True) -> None:
         """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
-        bytes (None: no limit); it reads only types, so nothing is allocated first."""
-        if max_memory is None:
-            return
-        graph = rewrites.hoist_from_scans(self.graph) if optimize else self.graph
-        need = peak_bytes(graph, binding)
-        if need > max_memory:
+        bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
+        `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
+        if max_memory is not None:
+            self.refuse_over(peak_bytes(self.graph, binding, optimize), binding, max_memory)
+
+    def refuse_over(self, need: int, binding: dict[str, int], max_memory: int | None) -> None:
+        """Refuse, naming both, a run of this binding estimated to need more than `max_memory` bytes."""
+        if max_memory is not None and need > max_memory:
             shapes = ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}"
                                for k, t in self.graph.inputs.items())
             where = next(iter(self.graph.input_locs.values()), Location(self.graph.source))
@@ -113,16 +129,16 @@ class Network:
                                f"{format_bytes(need)} beyond its weights, over the memory limit of "
                                f"{format_bytes(max_memory)} (--max-memory)")
 
-    def _checked(self, weights, source: str = "<weights>", allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
-        """The given weights after checking them against the params (errors name `source`), or
+    def _checked(self, weights, source: str | None = None, allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
+        """The given weights (a dict, or a file from load_weights) checked against the params and
+        cast to their dtypes where no value changes (errors name `source`, the file by default), or
         those of init_weights(seed=0)."""
         if weights is None:
             return self.init_weights(0)
-        check_weights(self.graph, weights, source, allow_nonfinite)
-        return weights
+        return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
-                allow_nonfinite: bool = False, source: str = "<weights>",
+                allow_nonfinite: bool = False, source: str | None = None,
                 max_memory: int | None = DEFAULT_MAX_MEMORY) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
@@ -135,7 +151,7 @@ class Network:
         return self.session(weights).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str = "<weights>"):
+                allow_nonfinite: bool = False, source: str | None = None):
         from .backends.onnx_export import to_onnx
         return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
 
@@ -149,6 +165,10 @@ class Network:
 
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""
+        return self.random_feed(dims, seed).arrays
+
+    def random_feed(self, dims: dict[str, int] | None = None, seed: int = 0) -> "Feed":
+        """A Feed of random inputs, made to fit (so not checked again), free dims from `dims` (default 1)."""
         rng = np.random.default_rng(seed)
         binding = self.default_binding(dims)
         out = {}
@@ -160,7 +180,16 @@ class Network:
                 out[name] = rng.random(shape) < 0.5
             else:
                 out[name] = rng.integers(0, 2, shape).astype(t.dtype)
-        return out
+        return Feed(out, binding)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A run's inputs, checked once against the declarations (Network.feed), and the value of each
+    free dim they bind: handed to the plan, the memory guard and onnxruntime, never checked again."""
+
+    arrays: dict[str, np.ndarray]
+    dims: dict[str, int]
 
 
 class Session:
@@ -175,17 +204,24 @@ class Session:
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, binding: dict[str, int]) -> Plan:
+        """The plan for this binding of the free dims, compiled on first use after the value bounds
+        and the memory guard accept the binding."""
         key = binding_key(binding)
         if key not in self._plans:
-            self.net.check_memory(binding, self.max_memory, self.optimize)
-            self._plans[key] = compile_plan(self.net.graph, binding, self.weights, self.optimize)
+            self.net.check_bounds(binding)
+            # refused, if it must be, on the plan's own estimate, before the plan allocates anything
+            check = None if self.max_memory is None else (
+                lambda need: self.net.refuse_over(need, binding, self.max_memory))
+            self._plans[key] = compile_plan(self.net.graph, binding, self.weights, self.optimize, check)
         return self._plans[key]
 
-    def run(self, inputs: dict[str, Any], timings: list | None = None) -> dict[str, np.ndarray]:
-        """The outputs; with `timings`, the seconds of each step of `plan_for(inputs)` are appended."""
-        plan, arrays = self.plan_for(inputs), self.net.check_inputs(inputs)
+    def run(self, inputs: "dict[str, Any] | Feed", timings: list | None = None) -> dict[str, np.ndarray]:
+        """The outputs for these inputs (arrays by name, checked here, or a Feed, checked already);
+        with `timings`, the seconds of each step of the plan are appended."""
+        feed = self.net.feed(inputs)
+        plan = self.plan(feed.dims)
         with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
-            return run_plan(plan, arrays, timings)
+            return run_plan(plan, feed.arrays, timings)
 
-    def plan_for(self, inputs: dict[str, Any]) -> Plan:
-        return self.plan(self.net.binding(self.net.check_inputs(inputs)))
+    def plan_for(self, inputs: "dict[str, Any] | Feed") -> Plan:
+        return self.plan(self.net.feed(inputs).dims)

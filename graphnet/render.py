@@ -1,5 +1,5 @@
-"""`graphnet render`: a spec drawn as a Mermaid flowchart, a Graphviz DOT graph or (through Graphviz's
-`dot`) an SVG.
+"""A Graph drawn as a Mermaid flowchart, a Graphviz DOT graph or (through Graphviz's `dot`) an SVG:
+`render(graph, ...)` is a pure function to bytes; the `graphnet render` command is wired in cli.py.
 
 What is drawn is a DAG of *units*. By default every top-level block call is one unit, a box named by
 its path and labelled with its block and key args (the conv geometry when the block has one conv,
@@ -10,7 +10,9 @@ units; `depth=None` opens every call, down to the primitives. Edges carry the sh
 they move (free dims stay symbolic: `B×64×56×56`). Params are not drawn: they are folded into the
 label of the op that reads them, as are nodes computed only from params and constants (a weight's
 transpose, a position range). Where an `add` joins two branches from one fork, the shorter branch
-is the shortcut, and its edges are dotted (`-.->`, `style=dashed`).
+is the shortcut, and its edges are dotted (`-.->`, `style=dashed`). Render names no op: each op
+gives its label and key attributes (`Op.label`, `Op.call_label`) and how it is drawn (`Op.joins`,
+`Op.residual`, `Op.convolution`).
 
 The output is a pure function of the graph and the options: the same input gives the same bytes.
 """
@@ -23,9 +25,10 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import argparse
+from .errors import Location, SpecError
+from .ops.base import Drawn
 
+if TYPE_CHECKING:
     from .graph import Graph, Node
 
 FORMATS = ("mermaid", "dot", "svg")
@@ -36,11 +39,6 @@ LR_MAX_CHAIN = 12
 MERMAID_MAX_EDGES = 500
 MERMAID_MAX_TEXT = 50_000
 
-_CONVS = ("conv", "conv_transpose")
-_POOLS = ("max_pool", "avg_pool", "lp_pool")
-_JOINS = ("add", "mul")
-_FOLD_NAMES = ("add", "sub", "mul", "div", "where", "gather")
-
 
 # -- the diagram: units, clusters, edges ---------------------------------------------------------
 
@@ -50,8 +48,8 @@ class Unit:
     kind: str                  # 'op' (a primitive), 'call' (a collapsed block call), 'input', 'output'
     title: str                 # 'call': the call's path; else ''
     text: str                  # the op and its key attrs, the block and its key args, or the io name
-    op: str = ""               # 'op': the op's name
-    round: bool = False        # drawn as a circle (an add or mul joining two branches)
+    residual: bool = False     # 'op': a join that may close a shortcut (Op.residual)
+    round: bool = False        # drawn as a circle (Op.joins, joining two branches)
 
 
 @dataclass
@@ -123,7 +121,7 @@ def build(graph: "Graph", dims: dict[str, int] | None = None, depth: int | None 
                 place(unit, opened)
             uid = unit_of[key]
         else:
-            unit = Unit(ids.make("n", node.name), "op", "", "", node.op.name)
+            unit = Unit(ids.make("n", node.name), "op", "", "", type(node.op).residual)
             uid = unit_of[("op", node.name)] = unit.id
             units[uid] = unit
             members[uid] = []
@@ -137,7 +135,7 @@ def build(graph: "Graph", dims: dict[str, int] | None = None, depth: int | None 
         if unit.kind == "op":
             unit.text = _op_label(graph, nodes[0], static, dims)
             dynamic = [t for t in nodes[0].inputs if t is not None and t not in static]
-            unit.round = nodes[0].op.name in _JOINS and len(dynamic) >= 2
+            unit.round = type(nodes[0].op).joins and len(dynamic) >= 2
         else:
             args = _call_args(graph, nodes, static, dims)
             unit.text = f"{unit.text} {args}" if args else unit.text
@@ -206,92 +204,34 @@ def _type_label(graph: "Graph", tensor: str, dims) -> str:
     return shape if t.dtype == "float32" else f"{t.dtype} {shape}"
 
 
-def _ints(value) -> list[str]:
-    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-
-
-def _per_axis(value, n: int) -> list[str]:
-    """An int-or-list attribute (strides, kernel) as one string per spatial axis."""
-    return _ints(value) if isinstance(value, (list, tuple)) else _ints(value) * n
-
-
-def _window(kernel: list[str], strides: list[str]) -> list[str]:
-    parts = ["x".join(kernel)]
-    if any(s != "1" for s in strides):
-        parts.append("stride " + ("x".join(strides) if len(set(strides)) > 1 else strides[0]))
-    return parts
-
-
-def _op_args(graph: "Graph", node: "Node", static: set[str], dims) -> str:
-    """An op's key attributes, the notes' way: `3x3,128,stride 2`."""
-    op, name = node.op, node.op.name
-    if name in _CONVS:
-        x, w = graph.types[node.inputs[0]], graph.types[node.inputs[1]]
-        out = graph.types[node.outputs[0]]
-        kernel = [_dim(d, dims) for d in w.shape[2:]]
-        parts = _window(kernel, _per_axis(op.strides, len(kernel)))
-        parts.insert(1, _dim(out.shape[1], dims))
-        if op.groups > 1:
-            parts.append("depthwise" if x.shape[1] == op.groups else f"groups {op.groups}")
-        if any(v != "1" for v in _ints(op.dilations)):
-            parts.append("dilation " + "x".join(_ints(op.dilations)))
-        return ",".join(parts)
-    if name in _POOLS:
-        n = graph.types[node.inputs[0]].rank - 2
-        kernel = _per_axis(op.kernel, n)
-        strides = kernel if op.strides is None else _per_axis(op.strides, n)
-        return ",".join(_window(kernel, strides))
-    if name == "matmul" and node.inputs[1] in static:
-        w = graph.types[node.inputs[1]]
-        return "W " + _shape(w.shape, dims)
-    if name == "clip":
-        return f"{_num(op.min)}..{_num(op.max)}"
-    if name == "dropout":
-        return _num(op.ratio)
-    if name in ("lstm", "gru", "rnn"):
-        text = f"hidden {op.hidden_size}"
-        return text if op.direction == "forward" else f"{text},{op.direction}"
-    if name == "einsum":
-        return op.equation
-    if name == "scan":
-        return "reverse" if op.reverse else ""
-    folded = [t.rsplit(".", 1)[-1].rsplit(":", 1)[-1] for t in node.inputs if t is not None and t in static]
-    if name in ("concat", "split", "flatten", "softmax", "log_softmax"):
-        return ",".join([f"axis {op.axis}"] + folded)
-    if name in _FOLD_NAMES:
-        # a bias, a scale, an embedding table, a mask: name what the op reads that is not drawn
-        return ",".join(folded)
-    return ""
-
-
-def _num(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _drawn(graph: "Graph", node: "Node", static: set[str], dims) -> Drawn:
+    """The node as its op's label sees it; a param or constant it reads is folded in by its last name."""
+    return Drawn(tuple(graph.types[t] if t is not None else None for t in node.inputs),
+                 tuple(graph.types[t] for t in node.outputs),
+                 tuple(t.rsplit(".", 1)[-1].rsplit(":", 1)[-1] if t is not None and t in static else None
+                       for t in node.inputs),
+                 lambda d: _dim(d, dims))
 
 
 def _op_label(graph: "Graph", node: "Node", static: set[str], dims) -> str:
-    args = _op_args(graph, node, static, dims)
+    args = node.op.label(_drawn(graph, node, static, dims))
     return f"{node.op.name} {args}" if args else node.op.name
 
 
 def _call_args(graph: "Graph", nodes: list, static: set[str], dims) -> str:
-    """A collapsed call's key args, from what it computes: the geometry of its one conv, pool or
-    weighted matmul (a linear's out features), else its out channels and stride."""
-    key = [n for n in nodes if n.op.name in _CONVS + _POOLS or (n.op.name == "matmul" and n.inputs[1] in static)]
-    if not key:
+    """A collapsed call's key args, from what it computes: what its one key op shows (Op.call_label:
+    a conv's or pool's geometry, a linear's out features), else its out channels and stride."""
+    keys = [text for text in (n.op.call_label(_drawn(graph, n, static, dims)) for n in nodes) if text is not None]
+    if not keys:
         return ""
-    if len(key) == 1:
-        node = key[0]
-        if node.op.name == "matmul":
-            return _dim(graph.types[node.outputs[0]].shape[-1], dims)
-        return _op_args(graph, node, static, dims)
+    if len(keys) == 1:
+        return keys[0]
     inside = {t for n in nodes for t in n.outputs}
     ins = [t for n in nodes for t in n.inputs if t is not None and t not in static and t not in inside]
     out = graph.types[nodes[-1].outputs[0]]
     if not out.shape:
         return ""
-    if not any(n.op.name in _CONVS for n in nodes) or out.rank < 3:
+    if not any(type(n.op).convolution for n in nodes) or out.rank < 3:
         return _dim(out.shape[-1], dims)
     text = _dim(out.shape[1], dims)
     if ins:
@@ -346,7 +286,7 @@ def _mark_shortcuts(units: dict[str, Unit], edges: list[Edge]) -> int:
     dotted: set[tuple[str, str]] = set()
     for v in order:
         unit = units[v]
-        if unit.op != "add" or len(pred[v]) != 2:
+        if not unit.residual or len(pred[v]) != 2:
             continue
         a, b = pred[v]
         anc_a, anc_b = ancestors(a), ancestors(b)
@@ -496,7 +436,6 @@ def to_dot(d: Diagram) -> str:
 
 def to_svg(dot: str) -> bytes:
     """The DOT text laid out by Graphviz's `dot`; a located error when it is missing or fails."""
-    from .errors import Location, SpecError
     exe = shutil.which("dot")
     if exe is None:
         raise SpecError.at(Location("<command line>"),
@@ -517,47 +456,3 @@ def render(graph: "Graph", fmt: str = "mermaid", depth: int | None = 0, dims: di
         return to_mermaid(d).encode()
     dot = to_dot(d)
     return dot.encode() if fmt == "dot" else to_svg(dot)
-
-
-# -- the command -------------------------------------------------------------------------------------
-
-def add_parser(sub, common) -> None:
-    """The `render` subcommand, on the `graphnet` parser's subparsers."""
-    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
-    common(r)
-    r.add_argument("--format", choices=FORMATS, help="mermaid (the default), dot, or svg (needs Graphviz's dot); "
-                   "without it, -o FILE.svg / .dot / .gv pick svg / dot")
-    level = r.add_mutually_exclusive_group()
-    level.add_argument("--depth", type=int, default=0, metavar="N",
-                       help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
-    level.add_argument("--expand", action="store_true", help="open every block call, down to the primitive ops")
-    r.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
-    r.set_defaults(func=cmd_render)
-
-
-def cmd_render(args: "argparse.Namespace") -> int:
-    import sys
-    from pathlib import Path
-
-    from .cli import _dims, _load
-    from .errors import Location, SpecError
-    from .files import atomic_write
-    if args.depth < 0:
-        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
-    fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
-    dims = _dims(args.dim)
-    net = _load(args.spec, dims)
-    data = render(net.graph, fmt, None if args.expand else args.depth, dims)
-    if args.output:
-        with atomic_write(args.output) as f:
-            f.write(data)
-        print(f"wrote {args.output} ({fmt})")
-    else:
-        out = getattr(sys.stdout, "buffer", None)
-        if out is None:
-            sys.stdout.write(data.decode())
-        else:
-            sys.stdout.flush()
-            out.write(data)
-            out.flush()
-    return 0

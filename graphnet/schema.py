@@ -25,9 +25,10 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from .init import SCHEMES
+from .init import SCHEMES, bare_option, scheme_options
 from .ops import OPS, Op
-from .spec import NAME_PATTERN, ArgSpec, ArgType, BlockSpec, InputSpec, LibraryFile, NodeSpec, ParamSpec, SpecFile
+from .spec import (NAME_PATTERN, ArgSpec, ArgType, BlockSpec, FusionSpec, InputSpec, LibraryFile, NodeSpec, ParamSpec,
+                   SpecFile)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 EXPRESSION = "an expression over the names in scope (dims, args, index, item, bound symbols)"
@@ -52,6 +53,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "nodes": "The dataflow graph: a list of op nodes (`op:`), block nodes (`block:`) and scan nodes "
                  "(`scan:`). A node without `inputs` takes the previous node's output.",
         "outputs": "Output name -> a node, input or param reference (`node` or `node.output`).",
+        "fuses_to": "Accepted as in a block, but a spec is never scanned, so it is unused.",
     },
     "LibraryFile": {
         "": "A graphnet block library (`use: [lib.yaml]` in a spec): blocks and the dims they share, no "
@@ -76,6 +78,20 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "params": "The block's weights, named after the call (`fc1.weight`): name -> {shape, init, ...}.",
         "nodes": "The block's graph: op, block and scan nodes, as at the top level.",
         "outputs": "Output name -> a reference inside the block. Callers use `node.output`.",
+        "fuses_to": "Recurrent cells: the fused op (rnn, lstm, gru) a scan of this block is, and what that "
+                    "relies on; checked when the block is scanned (docs/spec.md#fused-recurrent-cells).",
+    },
+    "FusionSpec": {
+        "": "A recurrent cell's declaration that a scan of it is one fused op: which inputs are its states, "
+            "which output is stacked, which params are the op's weights and the order of their gate blocks.",
+        "op": "The fused op: rnn, lstm or gru.",
+        "states": "The carried inputs, each also an output of the same name, in the op's order (lstm: h, c).",
+        "output": "The output stacked over the steps: the op's y, equal to the next first state.",
+        "weights": "The op's weights -> the block's params: w (input weights), r (recurrent weights), "
+                   "wb and rb (their biases).",
+        "gates": "The gate blocks of every weight, in their order, by the op's gate names (rnn: i; "
+                 "lstm: i, o, f, c; gru: z, r, h).",
+        "attrs": "The op's other attributes (gru: linear_before_reset).",
     },
     "InputSpec": {
         "": "An input: its shape and dtype. `x: [B, 784]` is short for `x: {shape: [B, 784]}`.",
@@ -181,7 +197,7 @@ def print_schema(library: bool = False) -> int:
 
 
 _MODELS: dict[str, type[BaseModel]] = {
-    m.__name__: m for m in (SpecFile, LibraryFile, BlockSpec, InputSpec, ArgSpec, ParamSpec, NodeSpec)}
+    m.__name__: m for m in (SpecFile, LibraryFile, BlockSpec, InputSpec, ArgSpec, ParamSpec, NodeSpec, FusionSpec)}
 _EXPR = {"$ref": "#/$defs/expression"}
 _SHAPE_REF = {"$ref": "#/$defs/shape"}
 
@@ -263,10 +279,10 @@ def _init_schema() -> dict:
     schemes = {}
     for kind, cls in SCHEMES.items():
         ref = {"$ref": f"#/$defs/init.{cls.model_fields['kind'].default}"}
-        options = ", ".join(n for n in cls.model_fields if n != "kind") or "none"
-        if _required(cls) == ["value"]:   # {constant: 0.5} is short for {constant: {value: 0.5}}
+        options = ", ".join(scheme_options(kind)) or "none"
+        if bare_option(kind):   # {constant: 0.5} is short for {constant: {value: 0.5}}
             schemes[kind] = {"anyOf": [{"type": "number"}, _EXPR, ref],
-                             "description": f"{kind}: a value, or {{value: ...}}."}
+                             "description": f"{kind}: a value, or {{{bare_option(kind)}: ...}}."}
         else:
             schemes[kind] = {"anyOf": [{"type": "null"}, ref], "description": f"{kind}; options: {options}."}
     return {"anyOf": [
@@ -347,7 +363,7 @@ def _node(node: dict) -> None:
 def _op_summary(cls: type[Op]) -> str:
     doc = " ".join((cls.__doc__ or "").split())
     onnx = f" ONNX: {cls.onnx}." if cls.onnx else ""
-    return (f"{cls.name}: inputs ({', '.join(cls.inputs) or 'none'}) -> ({', '.join(cls.outputs)}); "
+    return (f"{cls.name}: inputs ({', '.join(map(str, cls.inputs)) or 'none'}) -> ({', '.join(cls.outputs)}); "
             f"attributes: {', '.join(cls.model_fields) or 'none'}.{onnx}" + (f" {doc}" if doc else ""))
 
 

@@ -14,10 +14,10 @@ from pydantic import (BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, Stri
 from .errors import Diagnostic, Location, SpecError, did_you_mean
 from .names import check_template
 from .source import LocDict, key_location, location_of
+from .types import DTYPES
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DTYPES = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
-Dtype = Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+Dtype = Literal[DTYPES]
 ArgType = Literal["int", "float", "bool", "str", "list", "any"]
 Int = Annotated[int, Strict()]   # a size or count: `true` and `4.0` are not read as 1 and 4
 DimExpr = Int | str
@@ -166,6 +166,17 @@ def _wrap(value, key, loc):
     return wrapped
 
 
+class FusionSpec(Located):
+    """`fuses_to:` on a recurrent cell: a scan of the block is this fused op (ops/recurrent.py)."""
+
+    op: str
+    states: list[str]
+    output: str
+    weights: dict[str, str]
+    gates: list[str]
+    attrs: dict[str, JsonValue] = {}
+
+
 class BlockSpec(Located):
     doc: str | None = None
     args: dict[str, ArgSpec] = {}
@@ -175,6 +186,7 @@ class BlockSpec(Located):
     params: dict[str, ParamSpec] = {}
     nodes: list[NodeSpec]
     outputs: dict[str, str] = Field(min_length=1)
+    fuses_to: FusionSpec | None = None
 
     _inputs_short = field_validator("inputs", mode="before")(lambda v: _shorthand(v, "shape"))
     _args_short = field_validator("args", mode="before")(lambda v: _shorthand(v, "type"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .dims import Dim, dim_prod, humanize
 from .graph import Graph, Node
-from .ops.base import ITEMSIZE, format_bytes
+from .types import ITEMSIZE, format_bytes
 
 
 

@@ -1,11 +1,13 @@
 """The command line: reports, outputs, and the same seed giving the same weights everywhere."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from graphnet.cli import main
 
@@ -178,3 +180,187 @@ def test_validate_imports_neither_onnx_nor_onnxruntime():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("[]")
+
+
+# -- run-time failures, located at the node -------------------------------------------------------
+
+EMBED = """\
+graphnet: 1
+name: embed
+use: [std]
+dims: {B: ~, T: ~, vocab: 10, positions: 8, d: 4}
+inputs:
+  ids: {shape: [B, T], dtype: int64}
+nodes:
+  - {name: words, block: std.embedding, args: {num: vocab, dim: d}, inputs: [ids]}
+  - {name: position_ids, op: range, attrs: {limit: T}}
+  - {name: places, block: std.embedding, args: {num: positions, dim: d}, inputs: [position_ids]}
+  - {name: sum, op: add, inputs: [words, places]}
+outputs: {y: sum}
+"""
+LOOKUP = "<std>/transformer.yaml:108:9: note: in block 'std.embedding' at node '{}.lookup'"
+
+
+def _embed(tmp_path, **arrays) -> tuple[str, list[str]]:
+    spec = tmp_path / "embed.yaml"
+    spec.write_text(EMBED)
+    np.savez(tmp_path / "in.npz", **arrays)
+    return str(spec), ["--inputs", str(tmp_path / "in.npz")]
+
+
+def _one_error(capsys, argv) -> list[str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err and captured.out == "", captured
+    lines = captured.err.splitlines()
+    assert sum(": error: " in line for line in lines) == 1 and all(": note: " in line for line in lines[1:])
+    return lines
+
+
+@pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
+def test_a_token_id_past_the_vocabulary_is_located_at_its_lookup(tmp_path, capsys, backend):
+    spec, inputs = _embed(tmp_path, ids=np.array([[1, 2, 10]]))
+    lines = _one_error(capsys, ["run", spec, *inputs, "--backend", backend])
+    where = f"{spec}:8:5: error: node 'words.lookup' (gather): "
+    if backend == "numpy":
+        assert lines[0] == where + ("indices[0, 2] is 10, out of range for the 10 entries of data along axis 0 "
+                                    "(valid: -10 to 9)")
+    else:   # onnxruntime's own words, at the node its ONNX node was lowered from, with the input types
+        assert lines[0].startswith(where + "onnxruntime: ")
+        assert "idx=10" in lines[0] and "[-10,9]" in lines[0] and "(inputs: float32[10, 4], int64[1, 3])" in lines[0]
+    assert lines[1:] == [LOOKUP.format("words")]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
+def test_inputs_longer_than_the_position_table_are_refused_before_running(tmp_path, capsys, backend):
+    # T = 9 is bound by the inputs at run time; range(T) then surely reaches past the 8 positions
+    spec, inputs = _embed(tmp_path, ids=np.ones((2, 9), np.int64))
+    lines = _one_error(capsys, ["run", spec, *inputs, "--backend", backend])
+    assert lines == [f"{spec}:10:5: error: node 'places.lookup' (gather): indices reach 8 (they run from 0 to 8), "
+                     "out of range for the 8 entries of data along axis 0 (valid: -8 to 7)", LOOKUP.format("places")]
+    # one shorter fits
+    spec, inputs = _embed(tmp_path, ids=np.ones((2, 8), np.int64))
+    assert main(["run", spec, *inputs, "--backend", backend]) == 0
+
+
+def test_validate_refuses_a_dim_that_takes_a_range_past_its_table(tmp_path, capsys):
+    spec, _ = _embed(tmp_path, ids=np.ones((1, 1), np.int64))
+    for command in (["validate"], ["run"], ["export", "-o", str(tmp_path / "m.onnx")]):
+        lines = _one_error(capsys, [*command, spec, "--dim", "T=2000"])
+        assert lines[0] == (f"{spec}:10:5: error: node 'places.lookup' (gather): indices reach 1999 (they run from "
+                            "0 to 1999), out of range for the 8 entries of data along axis 0 (valid: -8 to 7)")
+    assert not (tmp_path / "m.onnx").exists()
+    # BERT's 512 learned positions: T = 512 fits, 513 does not
+    bert = str(SPECS / "bert_base.yaml")
+    assert main(["validate", bert, "--dim", "T=512"]) == 0
+    capsys.readouterr()
+    lines = _one_error(capsys, ["validate", bert, "--dim", "T=513"])
+    assert lines[0] == (f"{bert}:34:9: error: node 'embeddings.position_embeddings.lookup' (gather): indices reach "
+                        "512 (they run from 0 to 512), out of range for the 512 entries of data along axis 0 "
+                        "(valid: -512 to 511)")
+
+
+STATIC = """\
+graphnet: 1
+name: static
+dims: {B: ~}
+inputs:
+  x: [B, 4]
+params:
+  table: {shape: [5, 4], init: zeros}
+  picks: {shape: [2], dtype: int64, init: zeros}
+nodes:
+  - {name: chosen, op: gather, inputs: [table, picks]}
+  - {name: total, op: reduce_sum, inputs: [chosen], attrs: {axes: [0], keepdims: 0}}
+  - {name: y, op: add, inputs: [x, total]}
+outputs: {y: y}
+"""
+
+
+@pytest.mark.parametrize("how", [["--backend", "numpy"], ["--backend", "numpy", "--no-optimize"],
+                                 ["--backend", "onnxruntime"]])
+def test_an_index_in_the_weights_past_its_table_is_located(tmp_path, capsys, how):
+    # a gather of weights alone is folded before the run (or, unoptimized, run as a step; onnxruntime
+    # folds it too): each way, the failure is the node's
+    spec = tmp_path / "static.yaml"
+    spec.write_text(STATIC)
+    np.savez(tmp_path / "w.npz", table=np.zeros((5, 4), np.float32), picks=np.array([0, -6]))
+    lines = _one_error(capsys, ["run", str(spec), "--weights", str(tmp_path / "w.npz"), *how])
+    where = f"{spec}:10:5: error: node 'chosen' (gather): "
+    if how[1] == "numpy":
+        assert lines == [where + "indices[1] is -6, out of range for the 5 entries of data along axis 0 (valid: -5 to 4)"]
+    else:
+        assert lines[0].startswith(where + "onnxruntime: ") and "idx=-6" in lines[0] and "[-5,4]" in lines[0]
+
+
+SCANNED = """\
+graphnet: 1
+name: scanned
+dims: {B: ~, T: ~}
+inputs:
+  h0: [B, 3]
+  tokens: {shape: [B, T], dtype: int64}
+blocks:
+  step:
+    inputs:
+      h: [B, 3]
+      tok: {shape: [B], dtype: int64}
+    params:
+      table: {shape: [5, 3], init: zeros}
+    nodes:
+      - {name: emb, op: gather, inputs: [table, tok]}
+      - {name: h_next, op: add, inputs: [h, emb]}
+    outputs: {h: h_next, y: emb}
+nodes:
+  - {name: rnn, scan: step, over: [tok], inputs: {h: h0, tok: tokens}, axis: 1}
+outputs: {h: rnn.h, y: rnn.y}
+"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "onnxruntime"])
+def test_a_failure_inside_a_scan_body_is_located_at_the_body_node(tmp_path, capsys, backend):
+    spec = tmp_path / "scanned.yaml"
+    spec.write_text(SCANNED)
+    np.savez(tmp_path / "in.npz", h0=np.zeros((2, 3), np.float32), tokens=np.array([[0, 1, 2], [3, 4, 5]]))
+    lines = _one_error(capsys, ["run", str(spec), "--inputs", str(tmp_path / "in.npz"), "--backend", backend])
+    where = f"{spec}:15:9: error: node 'rnn.emb' (gather): "
+    if backend == "numpy":
+        assert lines[0] == where + "indices[1] is 5, out of range for the 5 entries of data along axis 0 (valid: -5 to 4)"
+    else:
+        assert lines[0].startswith(where + "onnxruntime: ") and "idx=5" in lines[0]
+    assert lines[1:] == [f"{spec}:19:5: note: from 'rnn'"]
+
+
+# -- one check of the inputs, one binding ---------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["--backend", "numpy"], ["--backend", "numpy", "--profile"],
+                                  ["--backend", "onnxruntime"], ["--random"]])
+def test_a_run_checks_its_inputs_and_binds_its_dims_once(tmp_path, capsys, monkeypatch, argv):
+    import graphnet.network as network
+    calls = Counter()
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    feed = network.Network.feed
+
+    def counted_feed(self, inputs, source=None):
+        calls["check inputs"] += not isinstance(inputs, network.Feed)   # a Feed is passed on as it is
+        return feed(self, inputs, source)
+
+    monkeypatch.setattr(network.Network, "feed", counted_feed)
+    monkeypatch.setattr(network, "bind_dims", counted("bind dims", network.bind_dims))
+    for name in ("check_memory", "check_bounds"):
+        monkeypatch.setattr(network.Network, name, counted(name, getattr(network.Network, name)))
+    monkeypatch.setattr(network, "compile_plan", counted("compile_plan", network.compile_plan))
+    spec, inputs = _embed(tmp_path, ids=np.ones((2, 5), np.int64))
+    assert main(["run", spec, *(inputs if argv != ["--random"] else []), *argv]) == 0
+    given = argv != ["--random"]    # random inputs are made to fit the binding: nothing to check
+    assert calls == Counter({"check inputs": given, "bind dims": given, "check_memory": 1, "check_bounds": 1,
+                             "compile_plan": "onnxruntime" not in argv})
+    out = capsys.readouterr().out
+    assert ("y: float32[2, 5, 4] mean" if given else "y: float32[1, 1, 4] mean") in out
+    assert ("profile:" in out) == ("--profile" in argv)

@@ -8,8 +8,11 @@ Layout, one folder per kind of input:
   what it expects in its own first line, `# expect: [FILE:]LINE:COL: MESSAGE` (LINE:COL counted in
   the file as committed; FILE, relative to the case's folder, when the error is in another file
   such as a library), optionally followed by `# note: [FILE:]LINE:COL: MESSAGE` lines for notes that
-  must follow the error.
-- weights/: weight files given to `run net.yaml --weights F` and `export net.yaml --weights F`.
+  must follow the error. In an EXPECTED.txt, an indented `without torch: MESSAGE` is what a case
+  that needs PyTorch must say instead where PyTorch is not installed.
+- weights/: weight files given to `run net.yaml --weights F` and `export net.yaml --weights F`, in
+  every format graphnet reads (.npz, .safetensors, PyTorch checkpoints, shard indexes), and
+  dev_zero.npz, a symlink to /dev/zero; a FIFO is made by a test (git cannot hold one).
 - inputs/: input files given to `run net.yaml --inputs F`.
 - Files that cannot carry a comment (binary files, the empty file) are listed with their expectation
   in their folder's EXPECTED.txt, which also lists the helper files that are not cases.
@@ -32,12 +35,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graphnet.cli import main
 from graphnet.source import MAX_FILE_BYTES
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 _spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
 make_corpus = importlib.util.module_from_spec(_spec)      # the generator of the binary files
 _spec.loader.exec_module(make_corpus)
@@ -109,7 +114,10 @@ def _manifest(folder: Path) -> tuple[list[Case], set[str]]:
             if key == "xfail":
                 cases[-1].xfail = value
             elif key == "note":
-                cases[-1].notes.append(_split_located(value))
+                cases[-1].notes.append(_split_located(value.replace("@DIR@", str(folder))))
+            elif key == "without torch":
+                if not HAVE_TORCH:
+                    cases[-1].message = value
             else:
                 raise AssertionError(f"{file}: unknown continuation {line!r}")
             continue
@@ -241,15 +249,46 @@ def test_the_symlink_case_is_a_symlink_leaving_the_spec_folder():
     assert (CORPUS / "spec") not in link.resolve().parents and link.resolve().is_file()
 
 
-@pytest.mark.parametrize("folder,flag", [("weights", "--weights"), ("inputs", "--inputs")])
-def test_the_good_files_the_cases_break_are_good(folder, flag, tmp_path, monkeypatch, capsys):
-    # every weight or input case is good.npz with one thing wrong, so it fails for that one thing
+@pytest.mark.parametrize("folder,flag,good", [("weights", "--weights", "good.npz"), ("inputs", "--inputs", "good.npz"),
+                                              ("weights", "--weights", "good.safetensors"),
+                                              pytest.param("weights", "--weights", "good.pt", marks=pytest.mark.skipif(
+                                                  not HAVE_TORCH, reason="reading a .pt needs PyTorch"))])
+def test_the_good_files_the_cases_break_are_good(folder, flag, good, tmp_path, monkeypatch, capsys):
+    # every weight or input case is a good file with one thing wrong, so it fails for that one thing
     monkeypatch.chdir(tmp_path)
     spec = str(CORPUS / folder / "net.yaml")
-    assert main(["run", spec, flag, str(CORPUS / folder / "good.npz")]) == 0, capsys.readouterr().err
+    assert main(["run", spec, flag, str(CORPUS / folder / good)]) == 0, capsys.readouterr().err
     if folder == "weights":
-        assert main(["export", spec, "--weights", str(CORPUS / folder / "good.npz"), "-o", "m.onnx"]) == 0
+        assert main(["export", spec, "--weights", str(CORPUS / folder / good), "-o", "m.onnx"]) == 0
         assert (tmp_path / "m.onnx").is_file()
+
+
+def test_the_good_files_hold_the_same_weights():
+    from graphnet.weights import load_weights
+    files = ["good.npz", "good.safetensors", "prefixed.safetensors"] + (["good.pt"] if HAVE_TORCH else [])
+    loaded = [load_weights(CORPUS / "weights" / f, "model." if f.startswith("prefixed") else None).read() for f in files]
+    for other in loaded[1:]:
+        assert other.keys() == loaded[0].keys()
+        assert all(np.array_equal(other[k], loaded[0][k]) for k in other)
+
+
+@pytest.mark.parametrize("flag", ["--weights", "--inputs"])
+def test_a_fifo_is_refused_not_read_forever(flag, tmp_path, monkeypatch, capsys):
+    # nothing writes to the FIFO: a reader that opened it would block, and the test would hang
+    fifo = tmp_path / "w.npz"
+    os.mkfifo(fifo)
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    out.mkdir()
+    monkeypatch.chdir(work)
+    folder = "weights" if flag == "--weights" else "inputs"
+    case = Case(f"{folder}/w.npz", (None, 1, 1), "not a regular file (a FIFO)")
+    for command in ("run", "export") if flag == "--weights" else ("run",):
+        argv = [command, str(CORPUS / folder / "net.yaml"), flag, str(fifo)] + (["-o", str(out / "m.onnx")] if command == "export" else [])
+        capsys.readouterr()
+        code = main(argv)
+        _check_output(case, fifo, code, capsys.readouterr().err)
+        assert list(work.iterdir()) == [] and list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize("name", ["nan.npz", "inf.npz"])
@@ -267,7 +306,8 @@ def test_allow_nonfinite_accepts_nan_and_inf_weights(name, tmp_path, monkeypatch
 
 NASTIEST = ["yaml/python_tag_apply.yaml", "yaml/alias_bomb.yaml", "yaml/oversize.yaml.in",
             "spec/use_symlink_outside.yaml", "spec/repeats_multiply_past_node_limit.yaml",
-            "weights/pickled_object.npz", "weights/lying_shape.npz"]
+            "weights/pickled_object.npz", "weights/lying_shape.npz", "weights/evil_pickle.pt", "weights/zip_bomb.npz",
+            "weights/dev_zero.npz", "weights/huge_header.safetensors"]
 
 
 @pytest.mark.parametrize("rel", NASTIEST)

@@ -1,6 +1,6 @@
 """The docs cannot drift: every spec example in docs/spec.md validates (or fails, where the doc says
-so) and every shown output is what graphnet prints; every command in docs/cli.md prints what the
-doc shows. A line '...' in an expected output stands for any number of lines. After an intended
+so) and every shown output is what graphnet prints; every command in docs/cli.md and docs/weights.md
+prints what the doc shows (weights.md's `<!-- run torch -->` blocks where PyTorch is installed). A line '...' in an expected output stands for any number of lines. After an intended
 output change, `python tools/recapture_docs.py` re-captures them."""
 
 import os
@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -82,11 +84,12 @@ def test_spec_examples(tmp_path):
     assert not failures, "\n\n".join(failures)
 
 
-def test_cli_examples(tmp_path):
-    work = _workdir(tmp_path)
+def _transcripts(doc: str, work: Path, kinds: tuple[str, ...]) -> tuple[int, list[str]]:
+    """Run the commands of the doc's blocks marked `<!-- KIND -->`, in order; the count of commands
+    and the mismatches."""
     failures, status, count = [], 0, 0
-    for comment, _, body in _blocks("cli.md"):
-        if comment != "run":
+    for comment, _, body in _blocks(doc):
+        if comment not in kinds:
             continue
         for chunk in re.split(r"^\$ ", body, flags=re.M)[1:]:
             cmd, _, expected = chunk.partition("\n")
@@ -98,5 +101,24 @@ def test_cli_examples(tmp_path):
                 status, actual = r.returncode, r.stdout.rstrip("\n")
             if not _matches(expected.rstrip("\n"), actual):
                 failures.append(f"$ {cmd}\n--- doc\n{expected}\n--- graphnet\n{actual}")
+    return count, failures
+
+
+def test_cli_examples(tmp_path):
+    count, failures = _transcripts("cli.md", _workdir(tmp_path), ("run",))
     assert count >= 20
+    assert not failures, "\n\n".join(failures)
+
+
+def test_weights_examples(tmp_path):
+    work = _workdir(tmp_path)
+    count, failures = _transcripts("weights.md", work, ("run",))
+    assert count >= 15
+    assert not failures, "\n\n".join(failures)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pytest.skip("the `run torch` blocks of weights.md need PyTorch (the others passed)")
+    count, failures = _transcripts("weights.md", work, ("run torch",))
+    assert count >= 6
     assert not failures, "\n\n".join(failures)

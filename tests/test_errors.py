@@ -799,8 +799,9 @@ def test_weights_with_a_wrong_shape(tmp_path, capsys, mlp_weights):
 
 
 def test_weights_with_a_wrong_dtype(tmp_path, capsys, mlp_weights):
+    # float64 values off float32's grid: the cast would change them (float32 values would load)
     spec, weights = mlp_weights
-    weights["fc2.bias"] = weights["fc2.bias"].astype(np.float64)
+    weights["fc2.bias"] = weights["fc2.bias"].astype(np.float64) + 1e-9
     bad = _save(tmp_path, weights, "dtype.npz")
     assert_cli_error(capsys, ["run", spec, "--weights", bad], f"{bad}:1:1",
                      "weight 'fc2.bias' has dtype float64 but the spec declares float32")

@@ -268,3 +268,16 @@ def test_slicing_the_first_step_of_a_free_dim(tmp_path):
         outputs: {y: r}
     """))
     assert net.outputs == {"y": ("B", 8)}
+
+
+def test_only_the_core_recurses():
+    """The package's leaf modules never import the core, and each imports only modules below it in
+    the order the package's docstring gives (read from the source, not from a list of imports)."""
+    import ast
+    order = ["state", "scope", "names", "refs", "params", "op_nodes", "blocks", "scan", "core"]
+    folder = Path(gn.__file__).parent / "expand"
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(order + ["__init__"])
+    for i, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        siblings = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+        assert siblings <= set(order[:i]), f"{name} imports {sorted(siblings - set(order[:i]))}"

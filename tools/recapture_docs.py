@@ -1,5 +1,6 @@
-"""Re-capture the command outputs shown in docs/spec.md (`<!-- expect: ... -->` blocks) and docs/cli.md
-(`<!-- run -->` blocks) after graphnet's output changes on purpose; tests/test_docs.py checks them.
+"""Re-capture the command outputs shown in docs/spec.md (`<!-- expect: ... -->` blocks), docs/cli.md
+(`<!-- run -->` blocks) and docs/weights.md (`<!-- run -->` and `<!-- run torch -->` blocks) after
+graphnet's output changes on purpose; tests/test_docs.py checks them.
 A block whose text has a '...' line keeps that elision, with the lines around it taken anew.
 
     python tools/recapture_docs.py
@@ -57,8 +58,8 @@ def recapture_spec(work: Path) -> None:
     doc.write_text(FENCE.sub(replace, text))
 
 
-def recapture_cli(work: Path) -> None:
-    doc = ROOT / "docs" / "cli.md"
+def recapture_cli(work: Path, name: str = "cli.md") -> None:
+    doc = ROOT / "docs" / name
     status = 0
 
     def fill(m):
@@ -76,11 +77,15 @@ def recapture_cli(work: Path) -> None:
             out.append("\n".join([f"$ {cmd}"] + _elide(exp, actual)))
         return m.group(1) + "\n".join(out) + "\n```"
 
-    doc.write_text(re.sub(r"(<!-- run -->\s*\n```\w*\n)(.*?)\n```", fill, doc.read_text(), flags=re.S))
+    doc.write_text(re.sub(r"(<!-- run(?: torch)? -->\s*\n```\w*\n)(.*?)\n```", fill, doc.read_text(), flags=re.S))
+
+
+def recapture_weights(work: Path) -> None:
+    recapture_cli(work, "weights.md")
 
 
 if __name__ == "__main__":
-    for step in (recapture_spec, recapture_cli):
+    for step in (recapture_spec, recapture_cli, recapture_weights):
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(ROOT / "specs", Path(tmp) / "specs")
             step(Path(tmp))

@@ -2,18 +2,27 @@
 
 A plan is a list of steps over integer buffer slots: the op with its dims bound, where its inputs
 and outputs live, and which slots die after it, so intermediates are freed at their last use.
+
+An op that carries a body graph (scan) is handed an `Engine` when its step is made: its body's plan
+is compiled then, with this plan's weights and options, and lives in the step's kernel, so it is
+gone with the plan. `peak_bytes` estimates the plan compile_plan makes, from types alone; the plan's
+own estimate guards it (`check`) before it allocates anything.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import Graph
-from ..ops import Op, TensorType
-from ..ops.base import nbytes
+from ..errors import SpecError
+from ..graph import Frame, Graph, node_error
+from ..ops import Op
+from ..ops.base import kernel_failure
+from ..transforms.derive import Known
+from ..types import TensorType, nbytes
 from . import rewrites
 
 
@@ -26,6 +35,7 @@ class Step:
     outputs: tuple[int, ...]
     free: tuple[int, ...]          # slots whose last reader is this step
     inplace: int | None = None     # the input position the kernel may overwrite with its result
+    trace: tuple[Frame, ...] = ()  # where the node was written, for a kernel's failure
 
 
 @dataclass(frozen=True)
@@ -90,14 +100,24 @@ class _BoundTypes(dict):
         return bound
 
 
+def planned(graph: Graph, binding: dict[str, int], known: Known, optimize: bool) -> Graph:
+    """The graph a plan runs: with `optimize`, rewritten (backends/rewrites.py), deciding from which
+    tensors `known` holds, never from their values."""
+    return rewrites.optimize(graph, binding, known) if optimize else graph
+
+
 def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
-                 optimize: bool = True) -> Plan:
+                 optimize: bool = True, check: Callable[[int], None] | None = None) -> Plan:
     """The steps that compute `graph` for this binding; `values` holds every param's array. With
     `optimize`, the graph is first rewritten (backends/rewrites.py) and elementwise ops write into
-    an input buffer that nothing reads afterwards."""
-    if optimize:
-        values = dict(values)
-        graph = rewrites.optimize(graph, binding, values)
+    an input buffer that nothing reads afterwards. With `check`, the estimate of the plan's peak
+    memory (what peak_bytes gives) is handed to it before the plan allocates anything: it raises to
+    refuse the plan."""
+    known = Known(values)
+    graph = planned(graph, binding, known, optimize)
+    engine = Engine(known, optimize)
+    if check is not None:
+        check(_peak(graph, binding, engine))
     slots: dict[str, int] = {}
 
     def slot(tensor: str) -> int:
@@ -122,9 +142,9 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         inplace = buffers.reusable_input(i, node, op) if buffers else None
         shapes = [tuple(int(d) for d in types[t].shape) if t is not None else None for t in node.inputs]
         free = tuple(sorted(slots[t] for t in dying))
-        steps.append(Step(node.name, op.name, op.prepare(*shapes), ins, outs, free, inplace))
+        steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace, node.trace))
     return Plan({name: slots[name] for name in graph.inputs},
-                tuple((slots[name], values[name]) for name in graph.params),
+                tuple((slots[name], known[name]) for name in graph.params),
                 tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))
 
 
@@ -177,10 +197,17 @@ class _Buffers:
 
 
 
-def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
-    """An upper estimate of the memory a run allocates, beyond the weights, for this binding: the
-    inputs and derived constants, then at each step the tensors alive, the step's outputs and its
-    kernel's scratch space. It reads only types, so it can refuse a run before anything is allocated."""
+def peak_bytes(graph: Graph, binding: dict[str, int], optimize: bool = True) -> int:
+    """An upper estimate of the memory a run of compile_plan(graph, binding, weights, optimize)'s
+    plan allocates beyond the weights: the estimate that compile_plan hands its `check`, worked out
+    here from types and param names alone, so that a run can be refused before anything is loaded."""
+    known = Known(names=graph.params)
+    return _peak(planned(graph, binding, known, optimize), binding, Engine(known, optimize))
+
+
+def _peak(graph: Graph, binding: dict[str, int], engine: Engine) -> int:
+    """The inputs and derived constants, then at each step the tensors alive, the step's outputs
+    and its kernel's scratch space: the most of it at any step."""
     bound = _BoundTypes(graph, binding).__getitem__
     static = graph.static_tensors
     last_use = last_uses(graph)
@@ -188,6 +215,7 @@ def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
     live = sum(nbytes(bound(t)) for t in graph.inputs)
     # derived constants that are new arrays (a folded mask, a zero state), not views of weights
     live += sum(nbytes(bound(t)) for node in graph.nodes for t in node.outputs if t in static and node.op.fresh)
+    live += sum(nbytes(p.type) for p in graph.params.values() if p.allocated)
     peak = live
     for i, node in enumerate(graph.nodes):
         if set(node.outputs) <= static:
@@ -196,7 +224,7 @@ def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
         outs = [bound(t) for t in node.outputs]
         made = sum(nbytes(t) for t in outs)
         op = node.op.bind(binding) if binding else node.op
-        peak = max(peak, live + made + op.scratch_bytes(ins, outs))
+        peak = max(peak, live + made + op.scratch_in(engine, ins, outs))
         live += made
         dead = {t for t in node.inputs if t is not None and last_use[t] == i and t not in keep and t not in static}
         dead |= {t for t in node.outputs if t not in last_use and t not in keep}
@@ -205,33 +233,57 @@ def peak_bytes(graph: Graph, binding: dict[str, int]) -> int:
 
 
 def run_plan(plan: Plan, inputs: dict[str, np.ndarray], timings: list | None = None) -> dict[str, np.ndarray]:
-    """The plan's outputs for these inputs; with `timings`, each step's seconds are appended to it."""
+    """The plan's outputs for these inputs; with `timings`, each step's seconds are appended to it.
+    A kernel's failure (an index past a table) is a SpecError located at its node."""
     clock = time.perf_counter if timings is not None else None
     buffers: list = [None] * plan.size
     for slot, value in plan.constants:
         buffers[slot] = value
     for name, slot in plan.inputs.items():
         buffers[slot] = inputs[name]
-    for step in plan.steps:
-        if clock:
-            started = clock()
-        args = [buffers[s] if s is not None else None for s in step.inputs]
-        while args and args[-1] is None:
-            args.pop()
-        if step.inplace is None:
-            result = step.kernel(*args)
-        else:
-            result = step.kernel(*args, out=args[step.inplace])
-        if len(step.outputs) == 1:
-            buffers[step.outputs[0]] = result
-        else:
-            for s, r in zip(step.outputs, result):
-                buffers[s] = r
-        for s in step.free:
-            buffers[s] = None
-        if clock:
-            timings.append(clock() - started)
+    try:
+        for step in plan.steps:
+            if clock:
+                started = clock()
+            args = [buffers[s] if s is not None else None for s in step.inputs]
+            while args and args[-1] is None:
+                args.pop()
+            if step.inplace is None:
+                result = step.kernel(*args)
+            else:
+                result = step.kernel(*args, out=args[step.inplace])
+            if len(step.outputs) == 1:
+                buffers[step.outputs[0]] = result
+            else:
+                for s, r in zip(step.outputs, result):
+                    buffers[s] = r
+            for s in step.free:
+                buffers[s] = None
+            if clock:
+                timings.append(clock() - started)
+    except SpecError:
+        raise                 # from a step of a scan's body, located there
+    except Exception as e:   # whatever a kernel raised: the user's data broke it, located at the node
+        raise node_error(step.trace, step.op, kernel_failure(e, args)) from None
     return {name: np.asarray(buffers[s]) for name, s in plan.outputs.items()}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What this back end hands an op that carries a body graph (ops/base.py: Engine): the body
+    compiled into a plan with the enclosing plan's known values and options, a plan run, and the
+    estimate of a body's plan."""
+
+    known: Known
+    optimize: bool
+
+    def compile(self, graph: Graph, binding: dict[str, int]) -> Plan:
+        return compile_plan(graph, binding, Known(self.known), self.optimize)
+
+    run = staticmethod(run_plan)     # not a bound method: a kernel keeps it, and should not keep `known`
+
+    def peak(self, graph: Graph, binding: dict[str, int]) -> int:
+        return peak_bytes(graph, binding, self.optimize)
 
 
 def binding_key(binding: dict[str, int]) -> tuple:

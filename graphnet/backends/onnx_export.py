@@ -15,17 +15,18 @@ from onnx import helper, numpy_helper
 from ..dims import Dim, _Atom, as_dim
 from ..errors import Location, SpecError
 from ..files import atomic_write
-from ..graph import Graph
-from ..ops import TensorType
-from ..ops.base import ONNX_DTYPES
-from . import rewrites
+from ..graph import Graph, Node
+from ..transforms.derive import Known
+from ..transforms.recurrent import fuse_recurrent_cells
+from ..types import ONNX_DTYPES, TensorType, dtype_name
 from .onnx_tidy import tidy
 
 MIN_OPSET, MAX_OPSET = 17, 21
 
 
 class OnnxBuilder:
-    """What an op's `to_onnx` may use: node creation, constants, shape tensors, tensor types."""
+    """What an op's `to_onnx` may use: node creation, constants, shape tensors, tensor types, and
+    the lowering of a body graph."""
 
     def __init__(self, opset: int, types: dict[str, TensorType], symbol_sources: dict[str, tuple[str, int]]):
         self.opset = opset
@@ -85,7 +86,7 @@ class OnnxBuilder:
         if key not in self._consts:
             name = self.fresh(f"{self.hint}/const")
             self.initializers[name] = self.tensor_proto(array, name)
-            self.types[name] = TensorType(_dtype_name(array.dtype), array.shape)
+            self.types[name] = TensorType(dtype_name(array.dtype), array.shape)
             self._consts[key] = name
         return self._consts[key]
 
@@ -135,26 +136,30 @@ class OnnxBuilder:
         op = "Min" if atom.kind == "min" else "Max"
         return self.node(op, [self.scalar_dim(atom.args[0]), self.scalar_dim(atom.args[1])])
 
-    def reshape_target(self, in_shape, target) -> str:
-        """Reshape's shape input: 0 copies an input dim in place, -1 infers one; only what is
-        left unknown needs run-time shape arithmetic."""
-        out = []
-        unknown = 0
-        for i, d in enumerate(as_dim(t) for t in target):
-            if d.is_const():
-                out.append(d)
-            elif i < len(in_shape) and in_shape[i] == d:
-                out.append(Dim(0))
-            else:
-                out.append(d)
-                unknown += 1
-        if unknown == 1 and not any(d == -1 for d in out):
-            out = [Dim(-1) if not d.is_const() else d for d in out]
-        return self.dims_tensor(out)
+    # -- body graphs -----------------------------------------------------------------------
+    def subgraph(self, graph: Graph, outputs: dict[str, str], name: str) -> onnx.GraphProto:
+        """A body graph (a scan's) lowered at this builder's opset: a GraphProto computing `outputs`
+        (ONNX name -> body tensor); its params are read from the enclosing graph's initializers."""
+        return lower_graph(graph, self.opset, outputs, name)
 
 
-def _dtype_name(dtype: np.dtype) -> str:
-    return "bool" if dtype == np.bool_ else str(dtype)
+def source_node(graph: Graph, onnx_name: str) -> tuple[Graph, Node] | None:
+    """The node (and the graph or scan body holding it) whose lowering made the ONNX node named
+    `onnx_name`. OnnxBuilder.node names each '<node path>#<ONNX op>', '/2'... added when taken,
+    and a rewritten node's path extends its source's with '#...' (a fused cell's 'enc#lstm')."""
+    nodes: dict[str, tuple[Graph, Node]] = {}
+    owners = [graph]
+    while owners:
+        owner = owners.pop()
+        for node in owner.nodes:
+            nodes.setdefault(node.name, (owner, node))
+            body = getattr(node.op, "body", None)
+            if isinstance(body, Graph):
+                owners.append(body)
+    name = onnx_name.rpartition("#")[0]
+    while name and name not in nodes:
+        name = name.rpartition("#")[0]
+    return nodes.get(name)
 
 
 def _value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
@@ -226,9 +231,9 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, exter
     references to them, so that it stays far below protobuf's 2 GiB limit."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
-    weights = dict(weights)
-    graph = rewrites.fuse_recurrent_cells(graph, weights)    # ONNX has these cells as ops
-    params = [_initializer(p, np.asarray(weights[p], dtype=graph.params[p].type.dtype, order="C"), external)
+    known = Known(weights)
+    graph = fuse_recurrent_cells(graph, known)    # ONNX has these cells as ops
+    params = [_initializer(p, np.asarray(known[p], dtype=graph.params[p].type.dtype, order="C"), external)
               for p in graph.params]
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
@@ -242,7 +247,7 @@ def _initializer(name: str, array: np.ndarray, external) -> onnx.TensorProto:
     f, location = external
     offset = f.tell()
     f.write(array.tobytes())
-    tensor = onnx.TensorProto(name=name, dims=array.shape, data_type=ONNX_DTYPES[_dtype_name(array.dtype)],
+    tensor = onnx.TensorProto(name=name, dims=array.shape, data_type=ONNX_DTYPES[dtype_name(array.dtype)],
                               data_location=onnx.TensorProto.EXTERNAL)
     for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
         tensor.external_data.add(key=key, value=value)

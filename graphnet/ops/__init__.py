@@ -1,35 +1,34 @@
-"""The op registry: one explicit, sorted tuple of op classes; the name map is derived from it."""
+"""The op registry: every op class in this package with a `name`, sorted by name. Defining an op's
+class in a module here is all it takes to register it."""
 
 from __future__ import annotations
 
-from .base import Example, In, Op, ShapeError, TensorType
-from .conv import Conv
-from .conv_transpose import ConvTranspose
-from .einsum import Einsum
-from .elementwise import (Abs, Add, Cast, Clip, Cos, Div, Dropout, Elu, Equal, Erf, Exp, Gelu, Greater,
-                          HardSigmoid, HardSwish, Identity, LeakyRelu, Less, Log, Max, Min, Mul, Neg, Pow,
-                          Reciprocal, Relu, Sigmoid, Silu, Sin, Softplus, Sqrt, Sub, Tanh, Where)
-from .generate import Constant, Range, Trilu
-from .linalg import Matmul
-from .norm import BatchNorm, LayerNorm
-from .pool import AvgPool, GlobalAvgPool, GlobalMaxPool, LpPool, MaxPool
-from .recurrent import Gru, Lstm, Rnn
-from .reduce import ReduceL2, ReduceMax, ReduceMean, ReduceMin, ReduceSum
-from .shape import (Concat, Expand, Flatten, Flip, Gather, Pad, Reshape, Slice, Split, Squeeze, Tile, Transpose,
-                    Unsqueeze)
-from .scan import Scan
-from .softmax import LogSoftmax, Softmax
+import importlib
+import pkgutil
 
-REGISTRY: tuple[type[Op], ...] = tuple(sorted((
-    Abs, Add, AvgPool, BatchNorm, Cast, Clip, Concat, Constant, Conv, ConvTranspose, Cos, Div, Dropout, Einsum,
-    Elu, Equal, Erf, Exp, Expand, Flatten, Flip, Gather, Gelu, GlobalAvgPool, GlobalMaxPool, Greater, Gru,
-    HardSigmoid, HardSwish, Identity, LayerNorm, LeakyRelu, Less, Log, LogSoftmax, LpPool, Lstm, Matmul, Max,
-    MaxPool, Min, Mul, Neg, Pad, Pow, Range, Reciprocal, ReduceL2, ReduceMax, ReduceMean, ReduceMin, ReduceSum,
-    Relu, Reshape, Rnn, Scan, Sigmoid, Silu, Sin, Slice, Softmax, Softplus, Split, Sqrt, Squeeze, Sub, Tanh, Tile,
-    Transpose, Trilu, Unsqueeze, Where,
-), key=lambda cls: cls.name))
+from .base import Example, In, Op, Port, ShapeError, TensorType
 
+
+def _op_classes() -> tuple[type[Op], ...]:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    found, todo = [], list(Op.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        # Bases (Elementwise, _Recurrent) name no op; a class made outside the package is not ours.
+        if "name" in vars(cls) and cls.__module__.startswith(f"{__name__}."):
+            found.append(cls)
+    by_name: dict[str, type[Op]] = {}
+    for cls in found:
+        other = by_name.setdefault(cls.name, cls)
+        if other is not cls:
+            raise TypeError(f"ops {other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__} "
+                            f"share the name '{cls.name}'")
+    return tuple(by_name[name] for name in sorted(by_name))
+
+
+REGISTRY: tuple[type[Op], ...] = _op_classes()
 OPS: dict[str, type[Op]] = {cls.name: cls for cls in REGISTRY}
-assert len(OPS) == len(REGISTRY), "two ops share a name"
 
-__all__ = ["OPS", "REGISTRY", "Example", "In", "Op", "ShapeError", "TensorType"]
+__all__ = ["OPS", "REGISTRY", "Example", "In", "Op", "Port", "ShapeError", "TensorType"]

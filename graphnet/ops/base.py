@@ -1,38 +1,97 @@
-"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel and
-an ONNX lowering, side by side. Helpers here are the shape algebra the rules share."""
+"""What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel, an
+ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share
+and the pieces the labels share.
+
+An op never imports a back end. One that carries a body graph (scan) is handed what it needs by the
+back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
+NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` when it is lowered."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..dims import Dim, as_dim, format_shape
-
-FLOAT_DTYPES = ("float32", "float64", "float16")
-INT_DTYPES = ("int64", "int32", "int8", "uint8")
+from ..types import FLOAT_DTYPES, INT_DTYPES, TensorType, nbytes
 
 
 class ShapeError(Exception):
     """An op's inputs or attributes do not fit; the message says what was expected."""
 
 
+class KernelError(ValueError):
+    """A value breaks an op's precondition at run time (a gather index past its table); the message
+    names the value and the valid range. The back end locates it at the node."""
+
+
+def kernel_failure(error: Exception, args) -> str:
+    """What a kernel's exception tells the user: a KernelError's own message; any other exception
+    by its type and text, with the types of the arrays the kernel was given."""
+    if isinstance(error, KernelError):
+        return str(error)
+    shown = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args if isinstance(a, np.ndarray))
+    return f"{type(error).__name__}: {error}" + (f" (inputs: {shown})" if shown else "")
+
+
 @dataclass(frozen=True)
-class TensorType:
-    dtype: str
-    shape: tuple[Dim, ...]
+class Port:
+    """One input an op declares. An `optional` one may be left out (the op then gets None there); a
+    `variadic` one takes one or more tensors."""
 
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
+    name: str
+    optional: bool = False
+    variadic: bool = False
 
     def __str__(self) -> str:
-        return f"{self.dtype}{format_shape(self.shape)}"
+        """As the docs and messages write it: `b?` for optional, `*xs` for variadic."""
+        return ("*" if self.variadic else "") + self.name + ("?" if self.optional else "")
+
+
+def ports(*required: str, optional: tuple[str, ...] = (), variadic: str | None = None) -> tuple[Port, ...]:
+    """An op's inputs in order: the required ones, then the optional ones, then at most one variadic
+    one: `ports("x", "w", optional=("b",))`, `ports(variadic="xs")`, `ports()` for none."""
+    return (tuple(Port(n) for n in required) + tuple(Port(n, optional=True) for n in optional)
+            + ((Port(variadic, variadic=True),) if variadic else ()))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What is known of a tensor's values before it runs: each is a whole number from lo to hi.
+    With `exact`, lo and hi are values the tensor surely holds (a range's first and last), so a
+    bound past a table proves that a gather fails; without it they may only enclose the values."""
+
+    lo: int
+    hi: int
+    exact: bool = False
+
+    def loose(self) -> "Bounds":
+        return replace(self, exact=False)
+
+    def within(self, dtype: str) -> "Bounds | None":
+        """These bounds, if `dtype` holds every whole number between them exactly; else None."""
+        most = _EXACT_WHOLE.get(dtype)
+        if most is None or not most[0] <= self.lo <= self.hi <= most[1]:
+            return None
+        return self
+
+    @staticmethod
+    def combine(a: "Bounds | None", b: "Bounds | None", rule) -> "Bounds | None":
+        """The bounds of rule(a, b) for a rule whose extremes lie at the corners (+, -, *); exact
+        when both are and one of them is a single value (x + 1, 2 * x), which maps ends to ends."""
+        if a is None or b is None:
+            return None
+        corners = [rule(x, y) for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+        return Bounds(min(corners), max(corners), a.exact and b.exact and (a.lo == a.hi or b.lo == b.hi))
+
+
+# the whole numbers each dtype holds exactly: int ranges, and floats up to their mantissa
+_EXACT_WHOLE = {
+    "int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "int8": (-128, 127), "uint8": (0, 255),
+    "float64": (-2**53, 2**53), "float32": (-2**24, 2**24), "float16": (-2**11, 2**11),
+}
 
 
 @dataclass(frozen=True)
@@ -61,20 +120,58 @@ class Example:
     attrs: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """One node as a diagram (render.py) draws it, for its op's `label`: the types of its inputs
+    (None for an omitted one) and outputs; per input, the short name of a param or constant drawn
+    into the label rather than as an edge (None for the others); and how the diagram writes a dim."""
+
+    ins: tuple[TensorType | None, ...]
+    outs: tuple[TensorType, ...]
+    folded: tuple[str | None, ...]
+    dim: Callable[[Dim], str]
+
+    def shape(self, shape) -> str:
+        return "×".join(self.dim(d) for d in shape) if shape else "scalar"
+
+    def folded_names(self) -> list[str]:
+        return [f for f in self.folded if f is not None]
+
+
+class Engine(Protocol):
+    """What a back end hands an op that carries a body graph: the body compiled into that back end's
+    plan (over the enclosing plan's weights and options), a plan run on inputs, and the peak memory
+    estimate of the plan it would compile for a graph."""
+
+    def compile(self, graph, binding: dict[str, int]) -> Any: ...
+
+    def run(self, plan, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def peak(self, graph, binding: dict[str, int]) -> int: ...
+
+
 class Op(BaseModel):
-    """Base of every primitive op. Subclasses declare fields (attributes) and the four verbs."""
+    """Base of every primitive op. Subclasses declare fields (attributes) and the verbs: infer, compute,
+    to_onnx, and label for diagrams."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: ClassVar[str]
     onnx: ClassVar[str] = ""                      # the ONNX op it lowers to, for the docs
-    inputs: ClassVar[tuple[str, ...]] = ("x",)    # 'name?' optional, '*name' variadic
+    inputs: ClassVar[tuple[Port, ...]] = ports("x")
     outputs: ClassVar[tuple[str, ...]] = ("y",)
     examples: ClassVar[tuple[Example, ...]] = ()
     # For the NumPy plan: `fresh` ops return new arrays, never a view of an input; `inplace` lists the
     # inputs that compute(..., out=that input) may overwrite with the result when shapes agree.
     fresh: ClassVar[bool] = False
     inplace: ClassVar[tuple[int, ...]] = ()
+    takes_body: ClassVar[bool] = False            # carries a body graph (scan): see prepare_in
+    # How a diagram draws it (render.py): a `joins` op reading two drawn branches is a circle; the
+    # shorter of two branches from one fork into a `residual` one is a shortcut, dotted; a block call
+    # with several key ops, a `convolution` among them, is labelled by its out channels and stride.
+    joins: ClassVar[bool] = False
+    residual: ClassVar[bool] = False
+    convolution: ClassVar[bool] = False
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -90,6 +187,11 @@ class Op(BaseModel):
         the shapes worked out once: the NumPy plan calls this when it is made, not on every run."""
         return self.compute
 
+    def prepare_in(self, engine: Engine, *shapes: tuple[int, ...] | None):
+        """prepare, as the back end that `engine` belongs to plans the op: an op that carries a body
+        graph has it compiled and run through `engine`; every other op needs nothing from it."""
+        return self.prepare(*shapes)
+
     def to_onnx(self, b, *xs: str | None):
         raise NotImplementedError
 
@@ -102,6 +204,27 @@ class Op(BaseModel):
         by default one array the size of the outputs (most kernels make one intermediate)."""
         return sum(nbytes(t) for t in outs)
 
+    def scratch_in(self, engine: Engine, ins: list[TensorType], outs: list[TensorType]) -> int:
+        """scratch_bytes, as the back end that `engine` belongs to estimates it: an op that carries a
+        body graph holds its body plan's peak."""
+        return self.scratch_bytes(ins, outs)
+
+    def label(self, node: Drawn) -> str:
+        """The op's key attributes in a diagram, the notes' way (`3x3,128,stride 2`); '' for none."""
+        return ""
+
+    def call_label(self, node: Drawn) -> str | None:
+        """What a collapsed block call shows when this op is its one key op (a conv's geometry, a
+        linear's out features); None when the op is not a key op."""
+        return None
+
+    def value_bounds(self, ins: list[TensorType | None], bounds: list[Bounds | None]) -> Bounds | None:
+        """Bounds of the output's values from the inputs' types and bounds (None where unknown), or
+        None: unknown, the default. Raises ShapeError when the bounds prove that the op fails at
+        run time. graphnet/bounds.py asks only when the op has no inputs or the bounds of one are
+        known. Cheap: it reads attributes and bounds, never makes an array."""
+        return None
+
     def bind(self, binding: dict[str, int]) -> "Op":
         """This op with every symbolic dim in its attributes replaced by its bound value."""
         updates = {}
@@ -111,6 +234,16 @@ class Op(BaseModel):
             if bound is not value:
                 updates[key] = bound
         return self.model_copy(update=updates) if updates else self
+
+
+def same_values(self, ins, bounds) -> Bounds | None:
+    """value_bounds of an op whose output holds exactly its first input's values (moved, repeated)."""
+    return bounds[0]
+
+
+def some_values(self, ins, bounds) -> Bounds | None:
+    """value_bounds of an op whose output holds some of its first input's values (a slice)."""
+    return bounds[0] and bounds[0].loose()
 
 
 def _bind_value(value, binding):
@@ -185,22 +318,35 @@ def const_int(d: Dim, what: str) -> int:
     return d.value
 
 
-ITEMSIZE = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "int8": 1, "uint8": 1, "bool": 1}
+# -- diagram labels ----------------------------------------------------------------------------
+
+def label_ints(value) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
 
 
-def nbytes(t: TensorType) -> int:
-    """The bytes of a tensor whose dims are all known."""
-    return int(np.prod([int(d) for d in t.shape], dtype=np.int64).item() if t.shape else 1) * ITEMSIZE[t.dtype]
+def label_per_axis(value, n: int) -> list[str]:
+    """An int-or-list attribute (strides, kernel) as one string per spatial axis."""
+    return label_ints(value) if isinstance(value, (list, tuple)) else label_ints(value) * n
 
 
-def format_bytes(n: int) -> str:
-    """Bytes in binary units: '3.1 MiB'."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+def label_window(kernel: list[str], strides: list[str]) -> list[str]:
+    parts = ["x".join(kernel)]
+    if any(s != "1" for s in strides):
+        parts.append("stride " + ("x".join(strides) if len(set(strides)) > 1 else strides[0]))
+    return parts
 
 
-ONNX_DTYPES = {
-    "float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10, "float64": 11,
-}
+def label_number(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_folded(node: Drawn) -> str:
+    """What the op reads that is not drawn (a bias, a scale, an embedding table, a mask), named."""
+    return ",".join(node.folded_names())
+
+
+def label_axis(axis: int, node: Drawn) -> str:
+    return ",".join([f"axis {axis}"] + node.folded_names())
+

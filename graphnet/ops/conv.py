@@ -8,8 +8,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
-from .base import (ITEMSIZE, Example, In, Op, ShapeError, TensorType, as_list, const_int, nbytes, require_float,
-                   same_dtype)
+from ..types import ITEMSIZE, TensorType, nbytes
+from .base import (Drawn, Example, In, Op, ShapeError, as_list, const_int, label_ints, label_per_axis, label_window,
+                   ports, require_float, same_dtype)
 
 Pads = int | list[int] | Literal["same", "valid"]
 
@@ -100,7 +101,8 @@ class Conv(Op):
     name = "conv"
     fresh = True
     onnx = "Conv"
-    inputs = ("x", "w", "b?")
+    convolution = True
+    inputs = ports("x", "w", optional=("b",))
     strides: int | list[int] = 1
     pads: Pads = 0
     dilations: int | list[int] = 1
@@ -199,3 +201,22 @@ class Conv(Op):
             int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
         step = images_per_chunk(images, per_image)
         return (nbytes(x) // max(images, 1) + per_image) * step
+
+    def label(self, node: Drawn) -> str:
+        return conv_label(self, node)
+
+    def call_label(self, node: Drawn) -> str:
+        return conv_label(self, node)
+
+
+def conv_label(op, node: Drawn) -> str:
+    """A convolution's geometry: kernel, out channels, stride, groups, dilation (`3x3,128,stride 2`)."""
+    x, w, out = node.ins[0], node.ins[1], node.outs[0]
+    kernel = [node.dim(d) for d in w.shape[2:]]
+    parts = label_window(kernel, label_per_axis(op.strides, len(kernel)))
+    parts.insert(1, node.dim(out.shape[1]))
+    if op.groups > 1:
+        parts.append("depthwise" if x.shape[1] == op.groups else f"groups {op.groups}")
+    if any(v != "1" for v in label_ints(op.dilations)):
+        parts.append("dilation " + "x".join(label_ints(op.dilations)))
+    return ",".join(parts)

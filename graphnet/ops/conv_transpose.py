@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, as_list, const_int, require_float, same_dtype
-from .conv import resolve_pads
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, const_int, ports, require_float, same_dtype
+from .conv import conv_label, resolve_pads
 
 
 class ConvTranspose(Op):
@@ -19,7 +19,8 @@ class ConvTranspose(Op):
 
     name = "conv_transpose"
     onnx = "ConvTranspose"
-    inputs = ("x", "w", "b?")
+    convolution = True
+    inputs = ports("x", "w", optional=("b",))
     strides: int | list[int] = 1
     pads: int | list[int] = 0
     dilations: int | list[int] = 1
@@ -127,3 +128,9 @@ class ConvTranspose(Op):
         pads is not subtracted, as fvcore and ptflops count it)."""
         x, w = ins[0], ins[1]
         return dim_prod(x.shape) * dim_prod(w.shape[1:])
+
+    def label(self, node: Drawn) -> str:
+        return conv_label(self, node)
+
+    def call_label(self, node: Drawn) -> str:
+        return conv_label(self, node)

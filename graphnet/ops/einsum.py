@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, same_dtype
 
 ELLIPSIS = "..."
 LETTERS = frozenset(string.ascii_letters)
@@ -70,7 +70,7 @@ class Einsum(Op):
 
     name = "einsum"
     onnx = "Einsum"
-    inputs = ("*xs",)
+    inputs = ports(variadic="xs")
     equation: str
     examples = (
         Example((In((3, 4)), In((4, 5))), {"equation": "ij,jk->ik"}),
@@ -187,3 +187,6 @@ class Einsum(Op):
         distinct letter's size and of the '...' dims."""
         plan = self.plan(*ins)
         return dim_prod(plan.letters.values()) * dim_prod(plan.ellipsis)
+
+    def label(self, node: Drawn) -> str:
+        return self.equation

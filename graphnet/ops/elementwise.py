@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Callable, Literal
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from ..types import DTYPES
+from .base import (Bounds, Drawn, Example, In, Op, ShapeError, TensorType, broadcast, label_folded, label_number,
+                   ports, require_float, same_dtype, same_values)
 
 
 class Elementwise(Op):
@@ -16,11 +19,15 @@ class Elementwise(Op):
 
 
 def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
-            extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+            extra: tuple[Example, ...] = (), folds: bool = False, joins: bool = False,
+            residual: bool = False, whole: Callable | None = None) -> type[Elementwise]:
+    """A binary op; `folds`: its label names the params and constants it reads; `joins`, `residual`:
+    how a diagram draws it (Op.joins, Op.residual); `whole`: the op on Python ints, when value bounds
+    follow it (its extremes over a box of inputs lie at the box's corners, as for +, - and *)."""
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
-        inputs = ("a", "b")
+        inputs = ports("a", "b")
         fresh = True
         inplace = (0, 1) if isinstance(kernel, np.ufunc) else ()
         examples = (
@@ -34,12 +41,20 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
                 raise ShapeError(f"{op_name} needs numbers, got {a} and {b}")
             return TensorType(dtype, broadcast(a.shape, b.shape))
 
+        def value_bounds(self, ins, bounds) -> Bounds | None:
+            out = Bounds.combine(*bounds, whole) if whole else None
+            return out and out.within(ins[0].dtype)
+
         def compute(self, a, b, out=None):
             return kernel(a, b) if out is None else kernel(a, b, out=out)
 
         def to_onnx(self, b, x, y):
             return b.node(onnx_type, [x, y])
 
+        def label(self, node: Drawn) -> str:
+            return label_folded(node) if folds else ""
+
+    Binary.joins, Binary.residual = joins, residual
     Binary.__name__ = Binary.__qualname__ = op_name.title().replace("_", "")
     Binary.__doc__ = doc
     return Binary
@@ -51,10 +66,13 @@ def _true_divide(a, b):
     return a / b
 
 
-Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.")
-Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.")
-Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.")
-Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).")
+Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", folds=True, joins=True,
+              residual=True, whole=operator.add)
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", folds=True, whole=operator.sub)
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", folds=True, joins=True,
+              whole=operator.mul)
+Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).",
+              folds=True)
 Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
@@ -64,7 +82,7 @@ class Pow(Elementwise):
 
     name = "pow"
     onnx = "Pow"
-    inputs = ("a", "b")
+    inputs = ports("a", "b")
     examples = (Example((In((2, 3), low=0.1, high=3.0), In((3,), low=-2.0, high=2.0))),)
 
     def infer(self, a: TensorType, b: TensorType) -> TensorType:
@@ -171,6 +189,8 @@ class Clip(Elementwise):
         hi = b.scalar(self.max, b.dtype_of(x)) if self.max is not None else ""
         return b.node("Clip", [x, lo, hi])
 
+    def label(self, node: Drawn) -> str:
+        return f"{label_number(self.min)}..{label_number(self.max)}"
 
 class LeakyRelu(Elementwise):
     """x where x >= 0, else alpha * x."""
@@ -257,6 +277,8 @@ class Dropout(Elementwise):
     def to_onnx(self, b, x):
         return b.node("Identity", [x])
 
+    def label(self, node: Drawn) -> str:
+        return label_number(self.ratio)
 
 class Where(Elementwise):
     """a where cond is true, else b, all three broadcast together."""
@@ -264,7 +286,7 @@ class Where(Elementwise):
     name = "where"
     fresh = True
     onnx = "Where"
-    inputs = ("cond", "a", "b")
+    inputs = ports("cond", "a", "b")
     examples = (Example((In((3, 1), "bool"), In((3, 4)), In((4,)))),)
 
     def infer(self, cond: TensorType, a: TensorType, b: TensorType) -> TensorType:
@@ -278,6 +300,8 @@ class Where(Elementwise):
     def to_onnx(self, b, c, x, y):
         return b.node("Where", [c, x, y])
 
+    def label(self, node: Drawn) -> str:
+        return label_folded(node)
 
 Erf = _unary("erf", "Erf", erf, "The error function.")
 
@@ -355,6 +379,8 @@ class Identity(Elementwise):
     def infer(self, x: TensorType) -> TensorType:
         return x
 
+    value_bounds = same_values
+
     def compute(self, x):
         return x
 
@@ -368,7 +394,7 @@ class Cast(Elementwise):
 
     name = "cast"
     onnx = "Cast"
-    to: Literal["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"]
+    to: Literal[DTYPES]
     examples = (Example((In((3, 4), low=-5, high=5),), {"to": "int64"}),
                 Example((In((3, 4), "int64", -100, 100),), {"to": "float32"}),
                 Example((In((2, 5)),), {"to": "float16"}),
@@ -379,6 +405,10 @@ class Cast(Elementwise):
 
     def infer(self, x: TensorType) -> TensorType:
         return TensorType(self.to, x.shape)
+
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        # whole numbers the target holds exactly cast to themselves; past that Cast is undefined
+        return bounds[0] and bounds[0].within(self.to)
 
     def compute(self, x):
         return np.asarray(x.astype(self.to))
@@ -391,7 +421,7 @@ def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra:
     class Compare(Elementwise):
         name = op_name
         onnx = onnx_type
-        inputs = ("a", "b")
+        inputs = ports("a", "b")
         examples = (Example((In((2, 3, 4), "int64", 0, 3), In((3, 1), "int64", 0, 3))),) + extra
 
         def infer(self, a: TensorType, b: TensorType) -> TensorType:

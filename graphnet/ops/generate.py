@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType
+from ..types import DTYPES, FLOAT_DTYPES, TensorType
+from .base import Bounds, Example, In, Op, ShapeError, ports
+
+# what a constant may be made as: the dtype table less the one-byte integers
+CONSTANT_DTYPES = tuple(d for d in DTYPES if d not in ("int8", "uint8"))
 
 DimValue = int | Dim
 Number = int | float | bool
@@ -30,10 +35,10 @@ class Constant(Op):
     name = "constant"
     fresh = True
     onnx = "Constant / ConstantOfShape"
-    inputs = ()
+    inputs = ports()
     value: Number | list
     shape: list[DimValue] | None = None
-    dtype: Literal["float32", "float64", "float16", "int64", "int32", "bool"] = "float32"
+    dtype: Literal[CONSTANT_DTYPES] = "float32"
     examples = (Example((), {"value": [[1.0, 2.0], [3.0, 4.0]]}),
                 Example((), {"value": 0.5, "shape": [2, 3]}),
                 Example((), {"value": 7, "dtype": "int64"}))
@@ -47,6 +52,12 @@ class Constant(Op):
                     raise ShapeError(f"shape {format_shape(self.shape)} has a dim that is not positive")
             return TensorType(self.dtype, tuple(self.shape))
         return TensorType(self.dtype, _nested_shape(self.value))
+
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        values = list(_leaves(self.value))
+        if self.dtype in FLOAT_DTYPES or not values or not all(isinstance(v, int) for v in values):
+            return None
+        return Bounds(int(min(values)), int(max(values)), exact=True).within(self.dtype)
 
     def compute(self):
         if self.shape is not None:
@@ -66,7 +77,7 @@ class Range(Op):
     name = "range"
     fresh = True
     onnx = "Range"
-    inputs = ()
+    inputs = ports()
     start: DimValue | float = 0
     limit: DimValue | float
     delta: DimValue | float = 1
@@ -78,7 +89,7 @@ class Range(Op):
         if self.dtype in FLOAT_DTYPES:
             if any(isinstance(v, Dim) and not v.is_const() for v in (self.start, self.limit, self.delta)):
                 raise ShapeError("a float range needs known start, limit and delta")
-            return TensorType(self.dtype, (Dim(len(np.arange(float(self.start), float(self.limit), float(self.delta)))),))
+            return TensorType(self.dtype, (Dim(_float_length(float(self.start), float(self.limit), float(self.delta))),))
         for v in (self.start, self.limit, self.delta):
             if isinstance(v, float):
                 raise ShapeError(f"an {self.dtype} range needs whole-number start, limit and delta")
@@ -93,6 +104,18 @@ class Range(Op):
             raise ShapeError(f"cannot show that the range from {self.start} to {self.limit} is not empty")
         return TensorType(self.dtype, (span.ceil_div(d),))
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        # an int range of known ends holds its first and last values: start and start + (n-1)*delta
+        ends = [as_dim(v) for v in (self.start, self.limit, self.delta)]
+        if self.dtype in FLOAT_DTYPES or not all(d.is_const() for d in ends):
+            return None
+        start, _, delta = (d.value for d in ends)
+        n = self.infer().shape[0].value
+        if n == 0:
+            return None
+        last = start + (n - 1) * delta
+        return Bounds(min(start, last), max(start, last), exact=True).within(self.dtype)
+
     def compute(self):
         return np.arange(_num(self.start), _num(self.limit), _num(self.delta), dtype=self.dtype)
 
@@ -106,6 +129,29 @@ class Range(Op):
 
 def _num(v):
     return int(v) if isinstance(v, Dim) else v
+
+
+def _float_length(start: float, limit: float, delta: float) -> int:
+    """How many values np.arange (and ONNX Range) make, worked out as NumPy does, without the array."""
+    if not all(math.isfinite(v) for v in (start, limit, delta)):
+        raise ShapeError(f"a float range needs finite start, limit and delta, got {start}, {limit}, {delta}")
+    if delta == 0:
+        raise ShapeError("delta must be a known non-zero number")
+    span = limit - start
+    steps = span / delta
+    if not math.isfinite(steps):
+        raise ShapeError(f"the range from {start} to {limit} by {delta} has too many values")
+    if steps == 0 and span != 0:    # the quotient underflowed: NumPy makes one value, or none
+        return 0 if math.copysign(1.0, steps) < 0 else 1
+    return max(0, math.ceil(steps))
+
+
+def _leaves(value):
+    if isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
 
 
 class Trilu(Op):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Example, In, Op, ShapeError, TensorType, broadcast, require_float, same_dtype
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, broadcast, ports, require_float, same_dtype
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -23,7 +23,7 @@ class Matmul(Op):
     name = "matmul"
     fresh = True
     onnx = "MatMul"
-    inputs = ("a", "b")
+    inputs = ports("a", "b")
     examples = (
         Example((In((4, 3)), In((3, 5)))),
         Example((In((2, 1, 4, 3)), In((5, 3, 6)))),
@@ -56,6 +56,12 @@ class Matmul(Op):
     def macs(self, ins, outs) -> Dim:
         return dim_prod(outs[0].shape) * ins[0].shape[-1]
 
+    def label(self, node: Drawn) -> str:
+        # a weighted matmul (a linear's) shows its weight's shape; the weight is not drawn
+        return "W " + node.shape(node.ins[1].shape) if node.folded[1] is not None else ""
+
+    def call_label(self, node: Drawn) -> str | None:
+        return node.dim(node.outs[0].shape[-1]) if node.folded[1] is not None else None
 
 def _fmt(t: TensorType) -> str:
     return "[" + ", ".join(str(d) for d in t.shape) + "]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Example, In, Op, ShapeError, TensorType, axis_index, require_float
+from .base import Example, In, Op, ShapeError, TensorType, axis_index, ports, require_float
 
 
 class BatchNorm(Op):
@@ -13,7 +13,7 @@ class BatchNorm(Op):
     name = "batch_norm"
     fresh = True
     onnx = "BatchNormalization"
-    inputs = ("x", "scale", "bias", "mean", "var")
+    inputs = ports("x", "scale", "bias", "mean", "var")
     epsilon: float = 1e-5
     examples = (Example((In((2, 3, 4, 5)), In((3,)), In((3,)), In((3,)), In((3,), low=0.1, high=2.0))),
                 Example((In((4, 6)), In((6,)), In((6,)), In((6,)), In((6,), low=0.1, high=2.0)), {"epsilon": 1e-3}))
@@ -23,9 +23,9 @@ class BatchNorm(Op):
         if x.rank < 2:
             raise ShapeError(f"batch_norm needs [N, C, ...], got {x}")
         channels = x.shape[1]
-        for name, t in zip(self.inputs[1:], stats):
+        for port, t in zip(self.inputs[1:], stats):
             if t.rank != 1 or t.shape[0] != channels:
-                raise ShapeError(f"{name} must be [{channels}] for {x}, got {t}")
+                raise ShapeError(f"{port.name} must be [{channels}] for {x}, got {t}")
         return x
 
     def compute(self, x, scale, bias, mean, var):
@@ -43,7 +43,7 @@ class LayerNorm(Op):
     name = "layer_norm"
     fresh = True
     onnx = "LayerNormalization"
-    inputs = ("x", "scale", "bias?")
+    inputs = ports("x", "scale", optional=("bias",))
     axis: int = -1
     epsilon: float = 1e-5
     examples = (Example((In((2, 3, 8)), In((8,)), In((8,)))),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim
-from .base import Example, In, Op, ShapeError, TensorType, as_list, require_float
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, label_per_axis, label_window, require_float
 from .conv import Pads, pad_amounts, resolve_pads, window_output, windows
 
 
@@ -80,6 +80,14 @@ class _Pool(Op):
             attrs["pads"] = pads
         return attrs
 
+    def label(self, node: Drawn) -> str:
+        n = node.ins[0].rank - 2
+        kernel = label_per_axis(self.kernel, n)
+        strides = kernel if self.strides is None else label_per_axis(self.strides, n)
+        return ",".join(label_window(kernel, strides))
+
+    def call_label(self, node: Drawn) -> str:
+        return self.label(node)
 
 class MaxPool(_Pool):
     """The maximum over each window; strides default to the kernel (as in PyTorch)."""

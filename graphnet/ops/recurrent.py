@@ -5,23 +5,29 @@ b [dirs, 2*gates*H] (input biases, then recurrent biases). Gate order is ONNX's:
 GRU z, r, h. PyTorch orders them i, f, g, o and r, z, n, so its weights need their gate blocks
 reordered (not transposed) to load. The input projection of every step is one matmul, hoisted out of
 the time loop.
+
+A cell written from primitives declares the op a scan of it is (`fuses_to:` in its block, see
+CellFusion), and graphnet/transforms/recurrent.py puts the op in the scan's place.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..dims import Dim
-from .base import Example, In, Op, ShapeError, TensorType, require_float, same_dtype
+from ..types import FLOAT_DTYPES, ITEMSIZE
+from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, require_float, same_dtype
 from .elementwise import _sigmoid
 from .linalg import matmul
 
 
 class _Recurrent(Op):
-    inputs = ("x", "w", "r", "b?", "initial_h?")
+    inputs = ports("x", "w", "r", optional=("b", "initial_h"))
     gates: ClassVar[int]
+    gate_names: ClassVar[tuple[str, ...]]     # ONNX's names of the gate blocks, in ONNX's order
     hidden_size: int
     direction: Literal["forward", "reverse", "bidirectional"] = "forward"
     layout: Literal[0, 1] = 0        # 0: x is [T, B, I]; 1: x is [B, T, I] (batch first)
@@ -39,9 +45,9 @@ class _Recurrent(Op):
         size, d, gh = x.shape[2], self.dirs, self.gates * self.hidden_size
         expected = {"w": (d, gh, size), "r": (d, gh, self.hidden_size), "b": (d, 2 * gh)}
         state = (batch, d, self.hidden_size) if self.layout else (d, batch, self.hidden_size)
-        for name in self.inputs[4:]:      # initial states
-            expected[name.rstrip("?")] = state
-        for name, t in zip(("w", "r") + tuple(n.rstrip("?") for n in self.inputs[3:]), (w, r) + rest):
+        for port in self.inputs[4:]:      # initial states
+            expected[port.name] = state
+        for name, t in zip([port.name for port in self.inputs[1:]], (w, r) + rest):
             if t is not None and t.shape != tuple(Dim(v) if isinstance(v, int) else v for v in expected[name]):
                 want = ", ".join(str(v) for v in expected[name])
                 raise ShapeError(f"{name} must be [{want}] for {self.dirs} direction(s) and hidden size "
@@ -105,6 +111,20 @@ class _Recurrent(Op):
         gh = self.gates * self.hidden_size
         return steps * batch * self.dirs * gh * (x.shape[2] + self.hidden_size)
 
+    def label(self, node: Drawn) -> str:
+        text = f"hidden {self.hidden_size}"
+        return text if self.direction == "forward" else f"{text},{self.direction}"
+
+    def scratch_bytes(self, ins, outs) -> int:
+        # per direction, the input projection [T, B, gates*H] and the steps' outputs [T, B, H] held
+        # until they are stacked (two projections at once, when the second is made), and zero
+        # initial states; per step, a few [B, gates*H] gate arrays
+        x = ins[0]
+        steps, batch = (int(x.shape[1]), int(x.shape[0])) if self.layout else (int(x.shape[0]), int(x.shape[1]))
+        gh, hidden, states = self.gates * self.hidden_size, self.hidden_size, len(self.outputs) - 1
+        per_direction = steps * batch * (gh + hidden) + states * batch * hidden
+        return ITEMSIZE[x.dtype] * (self.dirs * per_direction + 8 * batch * gh)
+
 
 def _examples(gates: int, states: int) -> tuple[Example, ...]:
     def weights(d, h, i):
@@ -131,6 +151,7 @@ class Rnn(_Recurrent):
     onnx = "RNN"
     outputs = ("y", "h")
     gates = 1
+    gate_names = ("i",)
     examples = _examples(1, 1)
 
     def step(self, xw, state, r, rb):
@@ -142,9 +163,10 @@ class Lstm(_Recurrent):
 
     name = "lstm"
     onnx = "LSTM"
-    inputs = ("x", "w", "r", "b?", "initial_h?", "initial_c?")
+    inputs = ports("x", "w", "r", optional=("b", "initial_h", "initial_c"))
     outputs = ("y", "h", "c")
     gates = 4
+    gate_names = ("i", "o", "f", "c")
     examples = _examples(4, 2)
 
     def step(self, xw, state, r, rb):
@@ -168,6 +190,7 @@ class Gru(_Recurrent):
     onnx = "GRU"
     outputs = ("y", "h")
     gates = 3
+    gate_names = ("z", "r", "h")
     linear_before_reset: bool = False
     examples = _examples(3, 1) + (
         Example((In((4, 2, 3)), In((1, 12, 3), low=-0.5, high=0.5), In((1, 12, 4), low=-0.5, high=0.5),
@@ -188,3 +211,87 @@ class Gru(_Recurrent):
 
     def onnx_attrs(self) -> dict:
         return {"linear_before_reset": int(self.linear_before_reset)}
+
+
+RECURRENT: dict[str, type[_Recurrent]] = {cls.name: cls for cls in (Rnn, Lstm, Gru)}
+ROLES = ("w", "r", "wb", "rb")    # the op's w and r, and the halves of its b
+
+
+class CellFusion(BaseModel):
+    """What a recurrent cell written from primitives declares (`fuses_to:` in its block; expansion
+    carries it onto the scan of the block): a scan of it is this fused op. It states everything the
+    fusion relies on, so that renaming a node inside the cell changes nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: str                        # the fused op: rnn, lstm or gru
+    states: tuple[str, ...]        # the carried inputs, each an output of its name too, in the op's order
+    output: str                    # the output stacked over the steps: the op's y, the next first state
+    weights: dict[str, str]        # w, r, wb, rb -> the param (qualified name) that holds it
+    gates: tuple[str, ...]         # the gate blocks of every weight in their order, by the op's gate names
+    attrs: dict[str, Any] = {}     # the op's other attributes (gru: linear_before_reset)
+
+    def op_class(self) -> type[_Recurrent]:
+        return RECURRENT[self.op]
+
+    def gate_order(self) -> list[int]:
+        """The cell's gate blocks in the op's order: index into the cell's weights."""
+        return [self.gates.index(g) for g in self.op_class().gate_names]
+
+    def misfit(self, scan) -> tuple[tuple, str] | None:
+        """What keeps a scan of the declaring cell from being the op, as (the declaration's key it is
+        about, a message), or None when nothing does: what the declaration states, checked against
+        the cell as expanded in `scan`."""
+        return self._declaration_misfit() or self._cell_misfit(scan)
+
+    def _declaration_misfit(self) -> tuple[tuple, str] | None:
+        cls = RECURRENT.get(self.op)
+        if cls is None:
+            return ("op",), f"'{self.op}' is not a recurrent op ({', '.join(RECURRENT)})"
+        if len(self.states) != len(cls.outputs) - 1:
+            return ("states",), (f"the {self.op} op carries {len(cls.outputs) - 1} state(s) "
+                                 f"({', '.join(cls.outputs[1:])}), not {len(self.states)}")
+        if sorted(self.gates) != sorted(cls.gate_names):
+            return ("gates",), (f"gates {list(self.gates)} are not the {self.op} op's gates in some order "
+                                f"({', '.join(cls.gate_names)})")
+        if sorted(self.weights) != sorted(ROLES):
+            return ("weights",), (f"weights must name {', '.join(ROLES)} (the op's w, r and the two halves of "
+                                  f"b), got {', '.join(self.weights)}")
+        if set(self.attrs) & {"hidden_size", "layout", "direction"}:
+            return ("attrs",), "attrs may not set hidden_size, layout or direction: the cell and its scan give them"
+        return None
+
+    def _cell_misfit(self, scan) -> tuple[tuple, str] | None:
+        body = scan.body
+        inputs = dict(zip(scan.carried + scan.sequences, scan.body_inputs()))    # cell input -> body tensor
+        first = self.states[0]
+        for name in self.states:
+            if name not in inputs or name not in body.outputs:
+                return ("states",), f"state '{name}' is not both an input and an output of the cell"
+        if body.outputs.get(self.output) != body.outputs[first]:
+            return ("output",), f"output '{self.output}' is not an output of the cell equal to its next '{first}'"
+        rest = [n for n in inputs if n not in self.states]
+        if len(rest) != 1:
+            return ("states",), f"the cell must have one input besides its states, got {', '.join(rest) or 'none'}"
+        x, h = body.inputs[inputs[rest[0]]], body.inputs[inputs[first]]
+        if x.rank != 2 or h.rank != 2 or not h.shape[1].is_const() or x.dtype not in FLOAT_DTYPES:
+            return ("states",), f"input '{rest[0]}' and state '{first}' must be float [batch, size], got {x} and {h}"
+        for name in self.states[1:]:
+            if body.inputs[inputs[name]] != h:
+                return ("states",), f"state '{name}' is {body.inputs[inputs[name]]}, not {h} as '{first}'"
+        hidden = h.shape[1].value
+        gh = len(self.gates) * hidden
+        want = {"w": (gh, x.shape[1]), "r": (gh, hidden), "wb": (gh,), "rb": (gh,)}
+        for role, param in self.weights.items():
+            local = param.rsplit(".", 1)[-1]
+            if param not in scan.params:
+                return ("weights", role), f"weight {role}: the cell reads no param '{local}'"
+            t = body.params[param].type
+            if t.shape != want[role] or t.dtype != x.dtype:
+                shape = ", ".join(str(d) for d in want[role])
+                return ("weights", role), f"weight {role} ('{local}') is {t}, the {self.op} op needs {x.dtype}[{shape}]"
+        try:
+            self.op_class()(hidden_size=hidden, **self.attrs)
+        except ValidationError as e:
+            return ("attrs",), f"attrs {self.attrs} do not fit the {self.op} op: {e.errors()[0]['msg']}"
+        return None

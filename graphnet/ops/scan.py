@@ -4,6 +4,10 @@ This is how recurrent cells written from primitives (the notes' LSTM and GRU for
 layers. The body is itself a Graph IR; the op's inputs are the initial carried states, then the
 sequences, then the params the body reads, so the outer graph shows every dependency. It lowers to
 ONNX Scan, whose body reads those params from the enclosing graph's initializers.
+
+The op imports no back end: the NumPy back end hands it an engine when it plans it (`prepare_in`
+compiles the body's plan once, into the kernel; `scratch_in` asks for the body plan's peak), and the
+ONNX builder lowers the body (`b.subgraph`).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import PrivateAttr
 
 from ..dims import Dim
-from .base import Op, ShapeError, TensorType, axis_index, nbytes
+from ..types import nbytes
+from .base import Drawn, Engine, Op, ShapeError, TensorType, axis_index, ports
+from .recurrent import CellFusion
 
 
 class Scan(Op):
@@ -22,7 +27,7 @@ class Scan(Op):
 
     name = "scan"
     onnx = "Scan"
-    inputs = ("*xs",)
+    inputs = ports(variadic="xs")
     takes_body: ClassVar[bool] = True    # examples come from specs (tests/ops/test_scan.py)
     body: Any                            # graphnet.graph.Graph: inputs are carried, then step slices
     carried: tuple[str, ...]             # block input names carried from step to step
@@ -32,8 +37,7 @@ class Scan(Op):
     axis: int = 1
     reverse: bool = False
     binding: dict[str, int] = {}
-    optimize: bool = False               # rewrite the body too (set by backends/rewrites.py)
-    _body_plan: Any = PrivateAttr(default=None)   # (the params it was made for, the body's plan)
+    fuses_to: CellFusion | None = None   # the fused op a scan of this cell is, as the cell declares it
 
     def output_names(self) -> tuple[str, ...]:
         return self.carried + self.stacked
@@ -66,36 +70,34 @@ class Scan(Op):
     def bind(self, binding: dict[str, int]) -> "Scan":
         return self.model_copy(update={"binding": dict(binding)})
 
-    def compute(self, *xs):
-        from ..backends.numpy_backend import compile_plan, run_plan
+    def prepare_in(self, engine: Engine, *shapes):
+        # the body's plan is made here, once per plan of the enclosing graph, and lives in the kernel:
+        # it is gone with that plan (and its session), and the IR holds nothing of it
+        plan, run = engine.compile(self.body, self.binding), engine.run
         nc, ns = len(self.carried), len(self.sequences)
         names = self.body_inputs()
-        state = list(xs[:nc])
-        sequences = xs[nc:nc + ns]
-        params = xs[nc + ns:]
-        # a plan's params are the same arrays on every run: compile the body (and fold it) once
-        cached = self._body_plan
-        if cached is None or len(cached[0]) != len(params) or any(a is not b for a, b in zip(cached[0], params)):
-            cached = self._body_plan = (params, compile_plan(self.body, self.binding, dict(zip(self.params, params)),
-                                                              self.optimize))
-        plan = cached[1]
-        length = sequences[0].shape[self.axis]
-        steps: dict[str, list] = {n: [None] * length for n in self.stacked}
-        leads = [(slice(None),) * (self.axis % s.ndim) for s in sequences]
-        for t in (range(length - 1, -1, -1) if self.reverse else range(length)):
-            slices = [s[lead + (t,)] for s, lead in zip(sequences, leads)]
-            out = run_plan(plan, dict(zip(names, state + slices)))
-            state = [out[n] for n in self.carried]
-            for n in self.stacked:
-                steps[n][t] = out[n]
-        stacked = [np.stack(steps[n], axis=self.axis) for n in self.stacked]
-        return tuple(state + stacked)
+        axis, reverse, stacked, carried = self.axis, self.reverse, self.stacked, self.carried
+
+        def scan(*xs):
+            state = list(xs[:nc])
+            sequences = xs[nc:nc + ns]       # the params after them are in the body's plan already
+            length = sequences[0].shape[axis]
+            steps: dict[str, list] = {n: [None] * length for n in stacked}
+            leads = [(slice(None),) * (axis % s.ndim) for s in sequences]
+            for t in (range(length - 1, -1, -1) if reverse else range(length)):
+                slices = [s[lead + (t,)] for s, lead in zip(sequences, leads)]
+                out = run(plan, dict(zip(names, state + slices)))
+                state = [out[n] for n in carried]
+                for n in stacked:
+                    steps[n][t] = out[n]
+            return tuple(state + [np.stack(steps[n], axis=axis) for n in stacked])
+
+        return scan
 
     def to_onnx(self, b, *xs):
-        from ..backends.onnx_export import lower_graph
         outputs = {f"{self.body.name}/next/{n}": self.body.outputs[n] for n in self.carried}
         outputs.update({f"{self.body.name}/step/{n}": self.body.outputs[n] for n in self.stacked})
-        body = lower_graph(self.body, b.opset, outputs, f"{self.body.name}/body")
+        body = b.subgraph(self.body, outputs, f"{self.body.name}/body")
         ns, no = len(self.sequences), len(self.stacked)
         rank = b.type_of(xs[len(self.carried)]).rank
         axis = self.axis % rank
@@ -106,11 +108,13 @@ class Scan(Op):
                       scan_output_directions=[int(self.reverse)] * no)
         return (outs,) if isinstance(outs, str) else tuple(outs)
 
-    def scratch_bytes(self, ins, outs) -> int:
+    def scratch_in(self, engine: Engine, ins, outs) -> int:
         # one step's peak, plus the per-step outputs held until they are stacked (the outputs' size)
-        from ..backends.numpy_backend import peak_bytes
-        return peak_bytes(self.body, self.binding) + sum(nbytes(t) for t in outs)
+        return engine.peak(self.body, self.binding) + sum(nbytes(t) for t in outs)
 
     def macs(self, ins, outs) -> Dim:
         seq = ins[len(self.carried)]
         return self.body.total_macs() * seq.shape[axis_index(self.axis, seq.rank)]
+
+    def label(self, node: Drawn) -> str:
+        return "reverse" if self.reverse else ""

@@ -8,7 +8,9 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
-from .base import FLOAT_DTYPES, Example, In, Op, ShapeError, TensorType, axis_index, same_dtype
+from ..types import FLOAT_DTYPES, TensorType
+from .base import (Bounds, Drawn, Example, In, KernelError, Op, ShapeError, axis_index, label_axis, label_folded, ports,
+                   same_dtype, same_values, some_values)
 
 DimValue = int | Dim
 TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
@@ -50,11 +52,30 @@ class Reshape(Op):
                              f"{format_shape(dims)} ({known} elements)")
         return tuple(dims)
 
+    value_bounds = same_values
+
     def compute(self, x):
         return x.reshape([int(d) for d in self.shape])
 
     def to_onnx(self, b, x):
-        return b.node("Reshape", [x, b.reshape_target(b.type_of(x).shape, self.shape)])
+        return b.node("Reshape", [x, b.dims_tensor(self.onnx_target(b.type_of(x).shape))])
+
+    def onnx_target(self, in_shape) -> list[Dim]:
+        """ONNX Reshape's shape input: 0 copies an input dim in place, -1 infers one; only what is
+        left unknown needs run-time shape arithmetic."""
+        out = []
+        unknown = 0
+        for i, d in enumerate(as_dim(t) for t in self.shape):
+            if d.is_const():
+                out.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                out.append(Dim(0))
+            else:
+                out.append(d)
+                unknown += 1
+        if unknown == 1 and not any(d == -1 for d in out):
+            out = [Dim(-1) if not d.is_const() else d for d in out]
+        return out
 
 
 class Transpose(Op):
@@ -73,6 +94,8 @@ class Transpose(Op):
         if sorted(perm) != list(range(x.rank)):
             raise ShapeError(f"perm {perm} is not a permutation of the {x.rank} axes of {x}")
         return TensorType(x.dtype, tuple(x.shape[p] for p in perm))
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.transpose(x, self.axes(x.ndim))
@@ -95,6 +118,8 @@ class Flatten(Op):
         axis = self.axis % (x.rank + 1) if self.axis < 0 else self.axis
         return TensorType(x.dtype, (dim_prod(x.shape[:axis]), dim_prod(x.shape[axis:])))
 
+    value_bounds = same_values
+
     def compute(self, x):
         axis = self.axis % (x.ndim + 1) if self.axis < 0 else self.axis
         return x.reshape(int(np.prod(x.shape[:axis])), -1)
@@ -102,6 +127,8 @@ class Flatten(Op):
     def to_onnx(self, b, x):
         return b.node("Flatten", [x], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Concat(Op):
     """Join the inputs along `axis`; every other dim must be equal."""
@@ -109,7 +136,7 @@ class Concat(Op):
     name = "concat"
     fresh = True
     onnx = "Concat"
-    inputs = ("*xs",)
+    inputs = ports(variadic="xs")
     axis: int
     examples = (Example((In((2, 3)), In((2, 5)), In((2, 1))), {"axis": 1}),
                 Example((In((1, 4)), In((3, 4))), {"axis": 0}))
@@ -131,12 +158,19 @@ class Concat(Op):
         shape[axis] = sum((x.shape[axis] for x in xs), Dim(0))
         return TensorType(dtype, tuple(shape))
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        if any(b is None for b in bounds):
+            return None
+        return Bounds(min(b.lo for b in bounds), max(b.hi for b in bounds), all(b.exact for b in bounds))
+
     def compute(self, *xs):
         return np.concatenate(xs, axis=self.axis)
 
     def to_onnx(self, b, *xs):
         return b.node("Concat", list(xs), axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Split(Op):
     """Split along an axis into given sizes, or into `num` equal parts; outputs y0, y1, ..."""
@@ -194,6 +228,8 @@ class Split(Op):
         sizes = self.parts(b.type_of(x).shape[self.axis % b.type_of(x).rank])
         return tuple(b.node("Split", [x, b.dims_tensor(sizes)], n_out=len(sizes), axis=self.axis))
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Slice(Op):
     """ONNX Slice: per listed axis, start (inclusive), end (exclusive), step; negatives count from the end."""
@@ -226,6 +262,8 @@ class Slice(Op):
         for axis, start, end, step in self.plan(x.rank):
             shape[axis] = _slice_length(x.shape[axis], as_dim(start), as_dim(end), step)
         return TensorType(x.dtype, tuple(shape))
+
+    value_bounds = some_values
 
     def compute(self, x):
         index = [slice(None)] * x.ndim
@@ -273,7 +311,7 @@ class Gather(Op):
     name = "gather"
     fresh = True
     onnx = "Gather"
-    inputs = ("data", "indices")
+    inputs = ports("data", "indices")
     axis: int = 0
     examples = (Example((In((10, 4)), In((2, 3), "int64", 0, 10))),
                 Example((In((3, 5, 2)), In((4,), "int64", -5, 5)), {"axis": 1}))
@@ -284,15 +322,31 @@ class Gather(Op):
         axis = axis_index(self.axis, data.rank)
         return TensorType(data.dtype, data.shape[:axis] + indices.shape + data.shape[axis + 1:])
 
+    def value_bounds(self, ins, bounds) -> Bounds | None:
+        n, given = ins[0].shape[self.axis], bounds[1]
+        if given is not None and given.exact and n.is_const():
+            bad = given.hi if given.hi >= n.value else given.lo if given.lo < -n.value else None
+            if bad is not None:
+                raise ShapeError(f"indices reach {bad} (they run from {given.lo} to {given.hi}), "
+                                 + self.valid(n.value))
+        return some_values(self, ins, bounds)
+
     def compute(self, data, indices):
         n = data.shape[self.axis]
         if indices.size and (indices.min() < -n or indices.max() >= n):
-            raise IndexError(f"gather index out of range [-{n}, {n})")
+            where = tuple(int(i) for i in np.argwhere((indices < -n) | (indices >= n))[0])
+            at = f"indices[{', '.join(map(str, where))}] is" if where else "the index is"
+            raise KernelError(f"{at} {indices[where]}, " + self.valid(n))
         return np.take(data, indices, axis=self.axis)
+
+    def valid(self, n: int) -> str:
+        return f"out of range for the {n} entries of data along axis {self.axis} (valid: {-n} to {n - 1})"
 
     def to_onnx(self, b, data, indices):
         return b.node("Gather", [data, indices], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_folded(node)
 
 class Unsqueeze(Op):
     """Insert axes of size 1 at the listed positions of the result."""
@@ -311,6 +365,8 @@ class Unsqueeze(Op):
         for i in range(rank):
             shape.append(Dim(1) if i in axes else next(it))
         return TensorType(x.dtype, tuple(shape))
+
+    value_bounds = same_values
 
     def compute(self, x):
         rank = x.ndim + len(self.axes)
@@ -334,6 +390,8 @@ class Squeeze(Op):
             if x.shape[a] != 1:
                 raise ShapeError(f"cannot squeeze axis {a} of {x}: it is {x.shape[a]}, not 1")
         return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.squeeze(x, tuple(a % x.ndim for a in self.axes))
@@ -375,6 +433,8 @@ class Expand(Op):
                                  "each pair must match or one of them be 1")
         return TensorType(x.dtype, tuple(out))
 
+    value_bounds = same_values
+
     def compute(self, x):
         target = np.broadcast_shapes(x.shape, tuple(int(d) for d in self.shape))
         return np.array(np.broadcast_to(x, target))
@@ -401,6 +461,8 @@ class Tile(Op):
             if not r.is_positive():
                 raise ShapeError(f"repeats {format_shape(repeats)} has a value that is not positive: {r}")
         return TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, repeats)))
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.tile(x, [int(r) for r in self.repeats])
@@ -487,6 +549,8 @@ class Flip(Op):
     def infer(self, x: TensorType) -> TensorType:
         self.normalized(x.rank)
         return x
+
+    value_bounds = same_values
 
     def compute(self, x):
         return np.flip(x, self.normalized(x.ndim)).copy()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Example, In, Op, TensorType, axis_index, require_float
+from .base import Drawn, Example, In, Op, TensorType, axis_index, label_axis, require_float
 
 
 class _AlongAxis(Op):
@@ -19,6 +19,8 @@ class _AlongAxis(Op):
     def to_onnx(self, b, x):
         return b.node(self.onnx, [x], axis=self.axis)
 
+    def label(self, node: Drawn) -> str:
+        return label_axis(self.axis, node)
 
 class Softmax(_AlongAxis):
     """exp(x) / sum(exp(x)) along `axis`, computed stably."""

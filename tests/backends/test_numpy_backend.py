@@ -1,15 +1,19 @@
 """The NumPy plan: dims bound from inputs and checked, buffers freed after their last reader, a plan
-per binding in a session."""
+per binding in a session, a scan's body plan inside the plan (so gone with its session), and a
+memory estimate that is the plan's own."""
 
+import gc
+import re
 import tracemalloc
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import graphnet as gn
-from graphnet.backends import rewrites
 from graphnet.backends.numpy_backend import bind_dims, compile_plan, peak_bytes
+from graphnet.types import format_bytes
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -61,8 +65,17 @@ def test_peak_estimate_bounds_what_numpy_allocates(name, dims, optimize):
     # exact: not far below them (a run it lets through fits), nor far above (it refuses no run that fits)
     free = {k: v for k, v in dims.items() if k in ("B", "T")}
     net = gn.load(SPECS / f"{name}.yaml", {k: v for k, v in dims.items() if k not in free})
-    session = net.session(net.init_weights(0), optimize=optimize)
-    inputs = net.random_inputs(free)
+    measured = _measured_peak(net, net.session(net.init_weights(0), optimize=optimize), free)
+    estimate = peak_bytes(net.graph, free, optimize)
+    assert measured <= 1.25 * estimate
+    assert estimate <= 3 * measured
+
+
+def _measured_peak(net, session, binding: dict[str, int]) -> int:
+    """The most memory a run holds beyond the weights: what tracemalloc sees it allocate, plus what
+    existed before it: the inputs, and the arrays the plan derived from the weights (a folded mask,
+    restacked cell weights; not views of the weights such as a transpose)."""
+    inputs = net.random_inputs(binding)
     session.run(inputs)           # the plan, and its derived constants, are made once
     tracemalloc.start()
     try:
@@ -70,8 +83,142 @@ def test_peak_estimate_bounds_what_numpy_allocates(name, dims, optimize):
         measured = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    inputs_bytes = sum(a.nbytes for a in inputs.values())
-    graph = rewrites.hoist_from_scans(net.graph) if optimize else net.graph
-    estimate = peak_bytes(graph, free)
-    assert measured + inputs_bytes <= 1.25 * estimate      # the inputs existed before the run
-    assert estimate <= 3 * (measured + inputs_bytes)
+    weights = list(session.weights.values())
+    derived = [a for _, a in session.plan(binding).constants if not any(np.may_share_memory(a, w) for w in weights)]
+    return measured + sum(a.nbytes for a in inputs.values()) + sum(a.nbytes for a in derived)
+
+
+# -- a scan's body plan belongs to its session ------------------------------------------------------
+
+CELL = """
+graphnet: 1
+name: cell
+dims: {B: ~, T: ~}
+blocks:
+  step:
+    inputs:
+      x: [B, 3]
+      h: [B, 4]
+    params:
+      w: {shape: [4, 3], init: {normal: {std: 0.5}}}
+      u: {shape: [4, 4], init: {normal: {std: 0.5}}}
+    nodes:
+      - {name: wt, op: transpose, inputs: [w]}
+      - {name: xw, op: matmul, inputs: [x, wt]}
+      - {name: hu, op: matmul, inputs: [h, u]}
+      - {name: sum, op: add, inputs: [xw, hu]}
+      - {name: h_next, op: tanh}
+    outputs: {h: h_next, y: h_next}
+inputs:
+  x: [B, T, 3]
+  h0: [B, 4]
+nodes:
+  - {name: rnn, scan: step, over: [x], inputs: {x: x, h: h0}}
+outputs: {y: rnn.y, h: rnn.h}
+"""
+
+
+def _scan_net(tmp_path, which: str, dims=None):
+    if which == "rnn.yaml":
+        return gn.load(SPECS / "rnn.yaml", dims)
+    path = tmp_path / "cell.yaml"
+    path.write_text(CELL)
+    return gn.load(path, dims)
+
+
+# std's rnn cell unfused (the plan runs the scan) and a cell of one's own, whose scan stays in the
+# optimized plan too (its input projection hoisted out of the body)
+SCANS = [("rnn.yaml", False), ("cell", False), ("cell", True)]
+
+
+@pytest.mark.parametrize("which, optimize", SCANS)
+@pytest.mark.parametrize("dims", [{"B": 2, "T": 3}, None], ids=["dims bound at load", "free dims"])
+def test_a_scan_body_plan_is_gone_with_its_session(tmp_path, which, optimize, dims):
+    net = _scan_net(tmp_path, which, dims)
+    weights = {k: v.copy() for k, v in net.init_weights(0).items()}
+    inputs = net.random_inputs({"B": 2, "T": 3})
+    session = net.session(weights, optimize=optimize)
+    session.run(inputs)
+    assert "scan" in [s.op for s in session.plan_for(inputs).steps]
+    cell_weight = next(k for k in weights if k.endswith(("weight_hh", "weight_hh_l0", ".u")))
+    alive = [weakref.ref(session), weakref.ref(weights[cell_weight])]
+    del session, weights
+    gc.collect()
+    assert [r() for r in alive] == [None, None]     # nothing in the network's IR holds them
+
+
+@pytest.mark.parametrize("which, optimize", SCANS)
+def test_two_sessions_on_one_network_give_their_own_results(tmp_path, which, optimize):
+    net = _scan_net(tmp_path, which, {"B": 2, "T": 4})     # no free dims: the plans' ops are the IR's
+    a, b = net.init_weights(1), net.init_weights(2)
+    first, second = net.session(a, optimize=optimize), net.session(b, optimize=optimize)
+    inputs = net.random_inputs(seed=3)
+    runs = [("a", first.run(inputs)), ("b", second.run(inputs)), ("a", first.run(inputs))]
+    # each against a run on a network of its own, through the other path (fused, or not optimized)
+    expected = {k: _scan_net(tmp_path, which, {"B": 2, "T": 4}).session(w, optimize=not optimize).run(inputs)
+                for k, w in (("a", a), ("b", b))}
+    for key, out in runs:
+        for name, value in out.items():
+            np.testing.assert_allclose(value, expected[key][name], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs[0][1]["y"], runs[1][1]["y"])
+
+
+# -- the memory guard estimates the plan that runs ----------------------------------------------------
+
+@pytest.mark.parametrize("name, dims, ran, rewritten", [
+    ("lstm", {"B": 4, "T": 16}, "lstm", "scan"),                             # std's cells fused
+    ("resnet18", {"B": 2, "H": 64, "W": 64}, "conv", "batch_norm"),          # batch norm folded
+])
+def test_the_memory_estimate_is_that_of_the_plan_that_runs(name, dims, ran, rewritten):
+    free = {k: v for k, v in dims.items() if k in ("B", "T")}
+    net = gn.load(SPECS / f"{name}.yaml", {k: v for k, v in dims.items() if k not in free})
+    weights = net.init_weights(0)
+    checked = []
+    plan = compile_plan(net.graph, free, weights, check=checked.append)
+    ops = [s.op for s in plan.steps]
+    assert ran in ops and rewritten not in ops and rewritten in [n.op.name for n in net.graph.nodes]
+    estimate = peak_bytes(net.graph, free)
+    assert checked == [estimate]               # the estimate of the very graph the plan runs
+    refused = re.escape(f"needs about {format_bytes(estimate)} beyond its weights")
+    guards = (lambda limit: net.check_memory(free, limit), lambda limit: net.session(weights, max_memory=limit).plan(free))
+    for guard in guards:
+        guard(estimate)
+        with pytest.raises(gn.SpecError, match=refused):
+            guard(estimate - 1)
+    measured = _measured_peak(net, net.session(weights), free)
+    assert measured <= 1.25 * estimate
+    assert estimate <= 3 * measured
+
+
+def test_the_estimate_of_a_huge_run_allocates_nothing_of_it():
+    # the rewrites that decide the plan's graph (a causal mask folded to a [T, T] constant) read
+    # only which tensors are known, so estimating a run of T = 200,000 makes no such mask, and a
+    # session refuses its plan before making one
+    net = gn.load(SPECS / "transformer.yaml")
+    binding = {"B": 1, "S": 8, "T": 200_000}
+    session = net.session(net.init_weights(0), max_memory=1 << 30)
+    tracemalloc.start()
+    try:
+        estimate = peak_bytes(net.graph, binding)
+        with pytest.raises(gn.SpecError, match="over the memory limit of 1.0 GiB"):
+            session.plan(binding)
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert estimate > 200_000 ** 2 * 4 and held < 64 << 20
+
+
+def test_any_exception_a_kernel_raises_is_located_at_its_node(monkeypatch):
+    # the run loop's safety net: not only an op's own precondition (KernelError), any exception out
+    # of a step becomes the node's located error, with the arrays the kernel was given
+    from graphnet.ops.elementwise import Relu
+
+    def broken(self, x, out=None):
+        raise FloatingPointError("the kernel broke")
+
+    net = gn.load(SPECS / "mlp.yaml")
+    monkeypatch.setattr(Relu, "compute", broken)
+    with pytest.raises(gn.SpecError) as e:
+        net.run({"x": np.zeros((2, 784), np.float32)})
+    assert e.value.render() == (f"{SPECS / 'mlp.yaml'}:18:5: error: node 'relu1' (relu): FloatingPointError: the "
+                                "kernel broke (inputs: float32[2, 1024])")

@@ -3,8 +3,10 @@ bytes are the point (empty, not UTF-8, a control character). Run it from anywher
 
     python tests/corpus/make_corpus.py
 
-Everything is built byte by byte (NumPy's .npy format and zip archives written here with fixed
-dates), so the output does not depend on the NumPy or Python version or on the clock, and
+Everything is built byte by byte (NumPy's .npy format, zip archives with fixed dates, safetensors
+headers, PyTorch's pickles, all written here), so the output does not depend on the NumPy, PyTorch
+or Python version or on the clock (the zip bomb's deflate stream comes from zlib, whose output for
+a given level has not changed in its 1.2 and 1.3 releases), and
 tests/test_corpus.py checks that the committed files are exactly what this script writes. What each
 file holds is said next to it below; what graphnet must answer is in the EXPECTED.txt of its folder.
 """
@@ -12,10 +14,12 @@ file holds is said next to it below; what graphnet must answer is in the EXPECTE
 from __future__ import annotations
 
 import io
+import json
 import struct
 import sys
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -86,14 +90,100 @@ GOOD = {"fc.weight": npy(W), "fc.bias": npy(BIAS), "scale": npy(SCALE)}
 EVIL_PICKLE = b"\x80\x02cbuiltins\nopen\nX\x05\x00\x00\x00PWNEDX\x01\x00\x00\x00w\x86R."
 
 
+# -- the .safetensors format, by hand: header length, JSON header, the tensors' bytes ---------------
+
+def safetensors(tensors: dict[str, np.ndarray], *, header: dict | None = None, length: int | None = None,
+                data: bytes | None = None) -> bytes:
+    """A .safetensors file of `tensors` in order, as the safetensors library lays one out (F32 and
+    the like, the header padded with spaces to 8 bytes). `header` entries are merged over the
+    computed ones, `length` replaces the header's length and `data` the tensors' bytes (to make
+    lying files)."""
+    names = {"float32": "F32", "int64": "I64"}
+    entries, raw = {}, b""
+    for name, a in tensors.items():
+        a = np.asarray(a, order="C")
+        entries[name] = {"dtype": names[a.dtype.name], "shape": list(a.shape), "data_offsets": [len(raw), len(raw) + a.nbytes]}
+        raw += a.astype(a.dtype.newbyteorder("<")).tobytes()
+    text = json.dumps({**entries, **(header or {})}, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text) if length is None else length) + text + (raw if data is None else data)
+
+
+# -- PyTorch's zip checkpoint format, by hand: archive/data.pkl, a pickle whose tensors are -------
+# torch._utils._rebuild_tensor_v2 of storages kept as archive/data/N, plus archive/version
+
+def _p_str(text: str) -> bytes:                 # BINUNICODE
+    b = text.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def _p_int(n: int) -> bytes:                    # BININT
+    return b"J" + struct.pack("<i", n)
+
+
+def _p_tuple(items: list[bytes]) -> bytes:      # MARK ... TUPLE
+    return b"(" + b"".join(items) + b"t"
+
+
+def _p_tensor(key: str, a: np.ndarray) -> bytes:
+    """What torch.save pickles for a contiguous float32 tensor whose storage is archive/data/KEY."""
+    strides = [int(s) // a.itemsize for s in a.strides]
+    storage = _p_tuple([_p_str("storage"), b"ctorch\nFloatStorage\n", _p_str(key), _p_str("cpu"), _p_int(a.size)]) + b"Q"
+    args = [storage, _p_int(0), _p_tuple([_p_int(d) for d in a.shape]), _p_tuple([_p_int(s) for s in strides]),
+            b"\x89", b"ccollections\nOrderedDict\n)R"]
+    return b"ctorch._utils\n_rebuild_tensor_v2\n" + _p_tuple(args) + b"R"
+
+
+# Unpickled, this calls os.system("touch PWNED"): GLOBAL posix.system, the command, TUPLE1, REDUCE
+EVIL_CALL = b"cposix\nsystem\n" + _p_str("touch PWNED") + b"\x85R"
+
+
+def torch_checkpoint(tensors: dict[str, np.ndarray], extra: dict[str, bytes] | None = None) -> bytes:
+    """A checkpoint as torch.save writes one: a dict of the float32 `tensors`, and entries whose
+    pickled values are given as bytes in `extra`."""
+    values = [(name, _p_tensor(str(i), a)) for i, (name, a) in enumerate(tensors.items())] + list((extra or {}).items())
+    pkl = b"\x80\x02}(" + b"".join(_p_str(k) + v for k, v in values) + b"u."
+    storages = [(f"archive/data/{i}", np.asarray(a, "<f4", order="C").tobytes()) for i, a in enumerate(tensors.values())]
+    return zip_of([("archive/data.pkl", pkl), ("archive/byteorder", b"little"), *storages, ("archive/version", b"3\n")])
+
+
+def deflated_zeros_npy(name: str, count: int) -> bytes:
+    """An .npz of one member, float32[count] of zeros, deflated: what a zip bomb is. A deflate
+    stream fully flushed after each chunk compresses every later chunk of zeros to the same bytes,
+    so the member is written without compressing all of it."""
+    head = npy(descr="<f4", shape=(count,), payload=b"")
+    chunk, n = 1 << 22, count * 4 >> 22
+    assert count * 4 == n * chunk
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = z.compress(head) + z.flush(zlib.Z_FULL_FLUSH)
+    zeros = z.compress(bytes(chunk)) + z.flush(zlib.Z_FULL_FLUSH)
+    again = z.compress(bytes(chunk)) + z.flush(zlib.Z_FULL_FLUSH)
+    assert zeros == again
+    stream = first + zeros * n + z.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(head)
+    block = bytes(chunk)
+    for _ in range(n):
+        crc = zlib.crc32(block, crc)
+    size, fname = len(head) + n * chunk, name.encode()
+    # local header, data, central directory, end of central directory (zip's layout, no zip64)
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(stream), size, len(fname), 0) + fname
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x314, 20, 0, 8, 0, 0x21, crc, len(stream), size,
+                          len(fname), 0, 0, 0, 0, 0o644 << 16, 0) + fname
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(stream), 0)
+    return local + stream + central + end
+
+
 def weights() -> dict[str, bytes]:
     good = npz(GOOD)
+    arrays = {"fc.weight": W, "fc.bias": BIAS, "scale": SCALE}
+    good_st = safetensors(arrays)
     # flip one byte inside the data of fc.weight: the zip's CRC no longer matches
     at = good.index(W.tobytes()) + 5
     crc = good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1:]
     return {
         "good.npz": good,                                            # right in every way
-        "wrong_dtype.npz": npz({**GOOD, "fc.bias": npy(BIAS.astype("<f8"))}),
+        # float64 values that float32 would round: casting them is refused (float32 ones would load)
+        "wrong_dtype.npz": npz({**GOOD, "fc.bias": npy(np.array([0.1, -0.2, 0.3], "<f8"))}),
         "wrong_shape.npz": npz({**GOOD, "fc.weight": npy(W.T)}),     # [4, 3], transposed
         "missing_key.npz": npz({k: v for k, v in GOOD.items() if k != "scale"}),
         "extra_key.npz": npz({**GOOD, "fc.weights": npy(W)}),        # a misspelled extra copy
@@ -112,6 +202,40 @@ def weights() -> dict[str, bytes]:
         "array.npy": npy(W),                                         # a single .npy, not an archive
         "weights.txt": b"fc.weight: [[0.0, 0.1, 0.2, 0.3], ...]\n",  # a text file
         "empty.npz": b"",
+        # a member that honestly claims float32[67108864] (256 MiB of zeros) in 255 KiB
+        "zip_bomb.npz": deflated_zeros_npy("junk.npy", 1 << 26),
+
+        "good.safetensors": good_st,                                 # good.npz, as .safetensors
+        "huge_header.safetensors": safetensors(arrays, length=1 << 62),     # a header of 4 EiB
+        "truncated.safetensors": good_st[:-20],                      # the last 20 bytes cut off
+        "header_past_end.safetensors": good_st[:60],                 # cut inside the header
+        "overlapping.safetensors": safetensors(arrays, header={"fc.bias": {"dtype": "F32", "shape": [3],
+                                                                           "data_offsets": [40, 52]}}),
+        "out_of_range.safetensors": safetensors(arrays, header={"scale": {"dtype": "F32", "shape": [3],
+                                                                          "data_offsets": [72, 84]}}),
+        # a tensor of 4 TiB whose bytes would lie past the end of the file
+        "huge_tensor.safetensors": safetensors(arrays, header={"scale": {"dtype": "F32", "shape": [1 << 40],
+                                                                         "data_offsets": [60, 60 + (4 << 40)]}}),
+        "shape_past_offsets.safetensors": safetensors(arrays, header={"scale": {"dtype": "F32", "shape": [1 << 40],
+                                                                                "data_offsets": [60, 72]}}),
+        "non_tensor.safetensors": safetensors(arrays, header={"epoch": 3}),
+        "unknown_dtype.safetensors": safetensors(arrays, header={"scale": {"dtype": "F8_E4M3", "shape": [3],
+                                                                           "data_offsets": [60, 72]}}),
+        "not_json.safetensors": struct.pack("<Q", 16) + b'{"fc.weight": [1' + W.tobytes(),
+        # another network's checkpoint: two names of its own, a scale of another size, a head
+        # net.yaml lacks and batch_norm's step count (ignored by rule)
+        "another_network.safetensors": safetensors({"encoder.weight": W, "encoder.bias": BIAS, "scale": np.ones(4, "<f4"),
+                                                    "head.weight": W[:2], "bn.num_batches_tracked": np.array(100, "<i8")}),
+        # the good tensors inside a bigger model: every name starts with 'model.'
+        "prefixed.safetensors": safetensors({f"model.{k}": v for k, v in arrays.items()}),
+        # a shard index whose shard lies outside its folder
+        "escape.safetensors.index.json": json.dumps({"metadata": {}, "weight_map": {
+            "fc.weight": "../inputs/good.npz", "fc.bias": "../inputs/good.npz", "scale": "../inputs/good.npz"}}).encode(),
+
+        "good.pt": torch_checkpoint(arrays),                         # good.npz, as torch.save writes it
+        "evil_pickle.pt": torch_checkpoint({"fc.weight": W, "fc.bias": BIAS}, {"scale": EVIL_CALL}),
+        "bare_pickle.pt": b"\x80\x02" + EVIL_CALL + b".",             # the pre-1.6 format: a bare pickle
+        "non_tensor.pt": torch_checkpoint(arrays, {"epoch": _p_int(3)}),
     }
 
 

@@ -9,7 +9,7 @@ from onnx import helper
 
 from graphnet.backends.onnx_export import OnnxBuilder
 from graphnet.ops import TensorType
-from graphnet.ops.base import ONNX_DTYPES
+from graphnet.types import ONNX_DTYPES
 
 
 def run_onnxruntime(op, arrays: dict[str, np.ndarray], opset: int = 17) -> np.ndarray:

@@ -1,5 +1,5 @@
 """expand, tile, pad and flip beyond the contract examples: free dims in their attributes (through
-a spec, the NumPy back end and onnxruntime), and the shape-rule errors."""
+a spec, the NumPy back end and onnxruntime), and the shape-rule errors; gather's index range."""
 
 import textwrap
 
@@ -10,8 +10,9 @@ import pytest
 import graphnet as gn
 from graphnet.dims import Dim
 from graphnet.ops import ShapeError, TensorType
+from graphnet.ops.base import KernelError
 from graphnet.ops.reduce import ReduceL2, ReduceMin
-from graphnet.ops.shape import Expand, Flip, Pad, Tile
+from graphnet.ops.shape import Expand, Flip, Gather, Pad, Tile
 
 B, T = Dim("B"), Dim("T")
 
@@ -96,3 +97,23 @@ def test_flip_every_axis_by_default(onnxruntime_run):
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_array_equal(Flip().compute(x), x[::-1, ::-1])
     np.testing.assert_array_equal(onnxruntime_run(Flip(), {"x": x}), x[::-1, ::-1])
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_takes_the_indices_onnxruntime_takes(onnxruntime_run, axis):
+    # ONNX Gather's indices run from -n to n - 1; one past either end is refused by both, and the
+    # kernel's message names the index, where it is and the valid range
+    data = np.arange(15, dtype=np.float32).reshape(3, 5)
+    n = data.shape[axis]
+    for i in range(-n - 2, n + 2):
+        indices = np.array([0, i], np.int64)
+        if -n <= i < n:
+            np.testing.assert_array_equal(Gather(axis=axis).compute(data, indices),
+                                          onnxruntime_run(Gather(axis=axis), {"data": data, "indices": indices}))
+            continue
+        with pytest.raises(KernelError) as refused:
+            Gather(axis=axis).compute(data, indices)
+        assert str(refused.value) == (f"indices[1] is {i}, out of range for the {n} entries of data along "
+                                      f"axis {axis} (valid: {-n} to {n - 1})")
+        with pytest.raises(Exception, match="out of data bounds"):
+            onnxruntime_run(Gather(axis=axis), {"data": data, "indices": indices})
