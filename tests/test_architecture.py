@@ -23,8 +23,8 @@ PACKAGE = ROOT / "graphnet"
 # (`graphnet.backends.numpy*`: numpy_backend.py, or a numpy/ package). Each layer may import only its
 # own and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("values", ("graphnet.types", "graphnet.dims", "graphnet.expr", "graphnet.errors", "graphnet.files",
-                "graphnet.openblas")),
+    ("values", ("graphnet.types", "graphnet.dims", "graphnet.expr", "graphnet.names", "graphnet.errors",
+                "graphnet.files", "graphnet.openblas")),
     ("ops", ("graphnet.ops*",)),
     ("ir", ("graphnet.graph", "graphnet.init", "graphnet.infer", "graphnet.bounds", "graphnet.weights*")),
     ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*")),

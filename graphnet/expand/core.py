@@ -12,7 +12,7 @@ from ..load import Program
 from ..ops import OPS, TensorType
 from ..spec import BlockSpec, NodeSpec
 from .blocks import bind_args, bind_block_inputs, block_dims, check_requirements, find_block, move_into_call
-from .names import call_prefix, copy_path, node_names, qualified
+from .names import call_param_prefix, call_prefix, copy_path, default_segment, node_names, node_segment, qualified
 from .op_nodes import expand_op
 from .params import declare_params
 from .refs import check_unused, mark_used, node_inputs, refs, resolve_outputs
@@ -45,6 +45,7 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
             body.locals[name] = Tensor(name, None)   # poisoned: nodes reading it are skipped
             continue
         t = TensorType(decl.dtype, shape)
+        ex.made[name] = "an input"
         inputs[name] = t
         input_locs[name] = decl.loc
         ex.types[name] = t
@@ -85,6 +86,9 @@ def expand_nodes(ex: Expansion, body: Body) -> None:
     for i in nx.lexicographical_topological_sort(deps):
         node, name = specs[i], names[i]
         previous = names[i - 1] if i > 0 else None
+        if name in body.locals:   # a duplicate name, reported by node_names: made once only
+            mark_used(body, node, previous)
+            continue
         try:
             body.locals[name] = expand_node(ex, body, node, name, previous)
         except (Failed, Poisoned):
@@ -132,19 +136,21 @@ def expand_copies(ex: Expansion, body: Body, node: NodeSpec, name: str, previous
             inputs = node_inputs(ex, body, node, previous, result, first_only=True)
             result = Result({"y": inputs[0] if inputs else Absent()}, "skipped")
             continue
-        path = copy_path(body, name, node, k, len(each))
+        default = default_segment(name, node, k, len(each))
+        segment = node_segment(ex, node, default, scope)
+        path = copy_path(body, segment, default)
         inputs = node_inputs(ex, body, node, previous, result)
         if node.op is not None:
             result = expand_op(ex, body, node, path, scope, inputs, item_args)
         elif node.scan is not None:
-            result = expand_scan(ex, body, node, path, scope, inputs, item_args)
+            result = expand_scan(ex, body, node, path, scope, inputs, item_args, segment)
         else:
-            result = expand_block(ex, body, node, path, scope, inputs, item_args)
+            result = expand_block(ex, body, node, path, scope, inputs, item_args, segment)
     return result
 
 
 def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict, inputs,
-                 item_args: dict) -> Result:
+                 item_args: dict, segment: str) -> Result:
     lib, block, label = find_block(ex, body, node)
     if label in ex.block_stack:
         ex.fail(node.loc_of("block"), f"block '{label}' uses itself (through "
@@ -154,7 +160,8 @@ def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: di
     inner_scope = library_dims(ex, lib)
     inner_scope.update(bind_args(ex, node, block, label, scope, item_args))
     frame = Frame(node.loc, path, body.block_name)
-    inner = Body(lib, block, label, call_prefix(path), inner_scope, (frame,) + body.trace)
+    inner = Body(lib, block, label, call_prefix(path), inner_scope, (frame,) + body.trace,
+                 param_prefix=call_param_prefix(body, segment))
     start = len(ex.diags.items)
     try:
         outputs = expand_block_body(ex, inner, node, block, label, path, inputs)
@@ -180,7 +187,7 @@ def expand_block_body(ex: Expansion, inner: Body, node: NodeSpec, block: BlockSp
 
 
 def expand_scan(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict, inputs,
-                item_args: dict) -> Result:
+                item_args: dict, segment: str) -> Result:
     """The block expanded once, on one step's slices, into a graph of its own: the scan's body."""
     _, block, label = find_block(ex, body, node)
     steps = scan_steps(ex, node, block, label, path, inputs)
@@ -188,7 +195,7 @@ def expand_scan(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dic
     known = set(ex.types)
     ex.types.update({s.name: s.type for s in steps.steps.values()})
     try:
-        result = expand_block(ex, body, node, path, scope, steps.steps, item_args)
+        result = expand_block(ex, body, node, path, scope, steps.steps, item_args, segment)
     finally:
         body_nodes, ex.nodes = ex.nodes, outer_nodes
     body_types = {t: ex.types.pop(t) for t in list(ex.types) if t not in known and t not in ex.params}

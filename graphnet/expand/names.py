@@ -4,7 +4,9 @@ tensor names. The Graph IR's names are made here and nowhere else, so a rule for
 
 from __future__ import annotations
 
-from ..spec import NodeSpec
+from ..errors import Location
+from ..names import BadName, format_name
+from ..spec import NodeSpec, ParamSpec
 from .state import Body, Expansion
 
 
@@ -33,10 +35,43 @@ def known_names(body: Body) -> list[str]:
     return list(body.locals) + [n.name or str(i) for i, n in enumerate(body.block.nodes)]
 
 
-def copy_path(body: Body, name: str, node: NodeSpec, k: int, count: int) -> str:
-    """Copy k of a node: `prefix.name`, and `.k` after it for a node that repeats."""
+def default_segment(name: str, node: NodeSpec, k: int, count: int) -> str:
+    """What copy k of a node without a `path` adds to the names it makes: its name, and `.k` after
+    it for a node that repeats."""
     repeats = count > 1 or node.repeat is not None or node.for_each is not None
-    return body.prefix + name + (f".{k}" if repeats else "")
+    return name + (f".{k}" if repeats else "")
+
+
+def node_segment(ex: Expansion, node: NodeSpec, default: str, scope: dict) -> str:
+    """What a copy adds to the names it makes: its `path` evaluated in the copy's scope ("" on a
+    block or scan node: nothing, for its params), or the default."""
+    if node.path is None:
+        return default
+    return computed_name(ex, node.path, scope, node.loc_of("path"), empty_ok=node.op is None)
+
+
+def copy_path(body: Body, segment: str, default: str) -> str:
+    """A copy's path: its ops' name, and the prefix of the names made in the block it calls. A
+    call that adds no segment to its params' names still names its ops by the default."""
+    return body.prefix + (segment or default)
+
+
+def param_name(ex: Expansion, body: Body, name: str, decl: ParamSpec) -> str:
+    """A declared param's qualified name: its `path` (or its key) after the params' prefix."""
+    leaf = name if decl.path is None else computed_name(ex, decl.path, body.scope, decl.loc_of("path"))
+    return body.param_prefix + leaf
+
+
+def call_param_prefix(body: Body, segment: str) -> str:
+    """What the params made inside a block call start with."""
+    return body.param_prefix + segment + "." if segment else body.param_prefix
+
+
+def computed_name(ex: Expansion, template: str, scope: dict, loc: Location, empty_ok: bool = False) -> str:
+    try:
+        return format_name(template, scope, empty_ok)
+    except BadName as e:
+        ex.fail(loc.shifted(e.column), e.message)
 
 
 def qualified(body: Body, name: str) -> str:

@@ -50,6 +50,9 @@ def expand_op(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict,
 def add_node(ex: Expansion, body: Body, node: NodeSpec, path: str, op: Op, args: list,
              out_types) -> Result:
     """The typed node joins the graph; its outputs, by name, are what the body sees."""
+    clash = ex.claim(path, "a node")
+    if clash:
+        ex.report_node(body, node.loc, path, node.op or f"scan {node.scan}", clash)
     names = op.output_names()
     tensors = tensor_names(path, names)
     ex.types.update(zip(tensors, out_types))

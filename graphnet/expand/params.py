@@ -10,7 +10,7 @@ from ..graph import Param
 from ..init import SCHEMES, Init, bare_option, make_init, scheme_options, split_init
 from ..ops import TensorType
 from ..spec import ParamSpec
-from .names import qualified
+from .names import param_name, qualified
 from .scope import eval_shape, eval_truth, eval_value, item_at, show, strip_literals
 from .state import Absent, Body, Expansion, Failed, Tensor
 
@@ -27,7 +27,10 @@ def declare_param(ex: Expansion, body: Body, name: str, decl: ParamSpec) -> None
     if not eval_truth(ex, decl.if_, body.scope, decl.loc_of("if")):
         body.locals[name] = Absent()
         return
-    full = qualified(body, name)
+    full = param_name(ex, body, name, decl)
+    clash = ex.claim(full, "a param")
+    if clash:
+        ex.fail(decl.loc_of("path") if decl.path is not None else decl.loc, f"param '{name}': {clash}")
     shape = eval_shape(ex, decl.shape, body.scope, decl, "shape")
     for i, d in enumerate(shape):
         if not d.is_const():

@@ -58,6 +58,14 @@ def scan_steps(ex: Expansion, node: NodeSpec, block: BlockSpec, label: str, path
     return Steps(label, block, given, carried, list(node.over), steps)
 
 
+def _made_as(ex: Expansion, block: BlockSpec, params: list[str], key: str, path: str) -> str:
+    """The name the block's param `key` was made under, which its `path` may compute
+    (weight_ih_l0); `path.key` when the scan reads no such param, for the misfit to say so."""
+    decl = block.params.get(key)
+    made = [p for p in params if decl is not None and ex.params[p].loc == decl.loc]
+    return made[0] if len(made) == 1 else f"{path}.{key}"
+
+
 def scan_node(ex: Expansion, body: Body, node: NodeSpec, path: str, s: Steps, outputs: dict,
               body_nodes: list[Node], body_types: dict[str, TensorType]) -> Result:
     """The scan node over the expanded body: its outputs are the carried states, then the stacked ones."""
@@ -79,7 +87,7 @@ def scan_node(ex: Expansion, body: Body, node: NodeSpec, path: str, s: Steps, ou
     decl = s.block.fuses_to
     fusion = None if decl is None else CellFusion(
         op=decl.op, states=decl.states, output=decl.output, gates=decl.gates, attrs=decl.attrs,
-        weights={role: f"{path}.{param}" for role, param in decl.weights.items()})
+        weights={role: _made_as(ex, s.block, params, param, path) for role, param in decl.weights.items()})
     op = Scan(body=graph, carried=tuple(s.carried), sequences=tuple(s.sequences), stacked=tuple(stacked),
               params=tuple(params), axis=node.axis, reverse=node.reverse, fuses_to=fusion)
     misfit = fusion and fusion.misfit(op)

@@ -58,6 +58,7 @@ class Body:
     locals: dict[str, Tensor | Absent | Result] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     declared: dict[str, Location] = field(default_factory=dict)   # inputs and params, for unused checks
+    param_prefix: str = ""      # what params are named under: the prefix, but below a call whose path is ""
 
 
 @dataclass
@@ -69,8 +70,17 @@ class Expansion:
     types: dict[str, TensorType] = field(default_factory=dict)
     params: dict[str, Param] = field(default_factory=dict)
     block_stack: list[str] = field(default_factory=list)      # the block calls being expanded, outermost first
+    made: dict[str, str] = field(default_factory=dict)        # every input, param and node name made, and what it is
     copies_made: int = 0         # every copy of every node expanded so far, in every call
     enclosing_copies: int = 1    # how many times the body being expanded is expanded in all
+
+    def claim(self, name: str, what: str) -> str | None:
+        """Paths can give two things one name, which the Graph IR holds once: the problem, if so."""
+        if name in self.made:
+            return (f"the name '{name}' is already taken by {self.made[name]} made before; "
+                    "every node and param needs its own path")
+        self.made[name] = what
+        return None
 
     def fail(self, loc: Location, message: str, notes=()) -> NoReturn:
         self.diags.add(loc, message, tuple(notes))
