@@ -22,6 +22,7 @@ from .errors import Diagnostic, Diagnostics, Location, Note, did_you_mean
 from .graph import Frame, Graph, Node, Param
 from .init import SCHEMES, make_init
 from .load import Library, Program, is_std_location
+from .names import BadName, format_name
 from .ops import OPS, Op, ShapeError, TensorType
 from .ops.scan import Scan
 from .source import LocDict, LocList
@@ -73,6 +74,7 @@ class Body:
     locals: dict[str, Tensor | Absent | Result] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     declared: dict[str, Location] = field(default_factory=dict)   # inputs and params, for unused checks
+    param_prefix: str = ""      # what params are named under: the prefix, but in a scan whose path is ""
 
 
 def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
@@ -89,6 +91,7 @@ class _Expander:
         self.types: dict[str, TensorType] = {}
         self.params: dict[str, Param] = {}
         self.block_stack: list[str] = []
+        self.made: dict[str, str] = {}   # every input, param and node name made, and what it names
         self.copies_made = 0         # every copy of every node expanded so far, in every call
         self.enclosing_copies = 1    # how many times the body being expanded is expanded in all
 
@@ -111,6 +114,7 @@ class _Expander:
                 body.locals[name] = Tensor(name, None)   # poisoned: nodes reading it are skipped
                 continue
             t = TensorType(decl.dtype, shape)
+            self.made[name] = "an input"
             inputs[name] = t
             input_locs[name] = decl.loc
             self.types[name] = t
@@ -201,6 +205,20 @@ class _Expander:
             self.fail(loc, f"'if' must be true or false, got {_show(value)}")
         return value
 
+    def name_from(self, template: str, scope: dict, loc: Location, empty_ok: bool = False) -> str:
+        try:
+            return format_name(template, scope, empty_ok)
+        except BadName as e:
+            self.fail(loc.shifted(e.column), e.message)
+
+    def claim(self, name: str, what: str) -> str | None:
+        """Paths can give two things one name, which the Graph IR holds once: the problem, if so."""
+        if name in self.made:
+            return (f"the name '{name}' is already taken by {self.made[name]} made before; "
+                    "every node and param needs its own path")
+        self.made[name] = what
+        return None
+
     def fail(self, loc: Location, message: str, notes=()):
         self.diags.add(loc, message, tuple(notes))
         raise _Failed()
@@ -235,7 +253,11 @@ class _Expander:
         if not self.eval_truth(decl.if_, body.scope, decl.loc_of("if")):
             body.locals[name] = Absent()
             return
-        qualified = body.prefix + name
+        leaf = name if decl.path is None else self.name_from(decl.path, body.scope, decl.loc_of("path"))
+        qualified = body.param_prefix + leaf
+        clash = self.claim(qualified, "a param")
+        if clash:
+            self.fail(decl.loc_of("path") if decl.path is not None else decl.loc, f"param '{name}': {clash}")
         shape = self.eval_shape(decl.shape, body.scope, decl, "shape")
         for i, d in enumerate(shape):
             if not d.is_const():
@@ -331,6 +353,9 @@ class _Expander:
         for i in order:
             node, name = specs[i], names[i]
             previous = names[i - 1] if i > 0 else None
+            if name in body.locals:   # a duplicate name, reported by node_names: made once only
+                self.mark_used(body, node, previous)
+                continue
             try:
                 body.locals[name] = self.expand_node(body, node, name, previous)
             except _Failed:
@@ -373,6 +398,7 @@ class _Expander:
     def expand_copies(self, body: Body, node: NodeSpec, name: str, previous: str | None,
                       copies: list[tuple[dict, dict]]) -> Result:
         result = None
+        segments: dict[str, int] = {}
         for k, (extra, item_args) in enumerate(copies):
             self.copies_made += 1
             if self.copies_made > MAX_COPIES_IN_ALL:
@@ -387,15 +413,22 @@ class _Expander:
                 inputs = self.node_inputs(body, node, previous, result, first_only=True)
                 result = Result({"y": inputs[0] if inputs else Absent()}, "skipped")
                 continue
-            path = body.prefix + name + (f".{k}" if len(copies) > 1 or node.repeat is not None
-                                          or node.for_each is not None else "")
+            segment = name + (f".{k}" if len(copies) > 1 or node.repeat is not None
+                              or node.for_each is not None else "")
+            if node.path is not None:
+                segment = self.name_from(node.path, scope, node.loc_of("path"), node.op is None)
+                if segment in segments:
+                    self.fail(node.loc_of("path"), f"path '{node.path}' gives '{segment}' to copies "
+                              f"{segments[segment]} and {k} of node '{name}'; each copy needs its own")
+                segments[segment] = k
+            path = body.prefix + (segment or name)
             inputs = self.node_inputs(body, node, previous, result)
             if node.op is not None:
                 result = self.expand_op(body, node, path, scope, inputs, item_args)
             elif node.scan is not None:
-                result = self.expand_scan(body, node, path, scope, inputs, item_args)
+                result = self.expand_scan(body, node, path, scope, inputs, item_args, segment)
             else:
-                result = self.expand_block(body, node, path, scope, inputs, item_args)
+                result = self.expand_block(body, node, path, scope, inputs, item_args, segment)
         return result
 
     def copies(self, body: Body, node: NodeSpec) -> list[tuple[dict, dict]]:
@@ -513,6 +546,9 @@ class _Expander:
             for i, d in enumerate(t.shape):
                 if any(abs(c) > expr.MAX_INT for c in d.terms.values()):
                     self.report_node(body, node.loc, path, op_name, f"output dim {i} is {d}, beyond 2^62")
+        clash = self.claim(path, "a node")
+        if clash:
+            self.report_node(body, node.loc, path, op_name, clash)
         names = op.output_names()
         tensor_names = [path] if len(names) == 1 else [f"{path}:{n}" for n in names]
         for t, ty in zip(tensor_names, out_types):
@@ -609,7 +645,8 @@ class _Expander:
             self.fail(node.loc_of(key), f"unknown block '{ref}'{did_you_mean(ref, known)}")
         return lib, lib.blocks[name], f"{lib.name}.{name}" if lib.is_std or ns else name
 
-    def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict) -> Result:
+    def expand_block(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict,
+                     segment: str) -> Result:
         lib, block, label = self.find_block(body, node)
         if label in self.block_stack:
             self.fail(node.loc_of("block"), f"block '{label}' uses itself (through "
@@ -619,7 +656,10 @@ class _Expander:
         inner_scope = self.library_dims(lib)
         inner_scope.update(self.bind_args(node, block, label, scope, item_args))
         frame = Frame(node.loc, path, body.block_name)
-        inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace)
+        # A call whose path is "" adds no segment; a scan's body is named under its op all the same.
+        prefix = path + "." if segment or node.scan is not None else body.prefix
+        inner = Body(lib, block, label, prefix, inner_scope, (frame,) + body.trace,
+                     param_prefix=body.param_prefix + segment + "." if segment else body.param_prefix)
         start = len(self.diags.items)
         try:
             outputs = self.expand_block_body(body, inner, node, block, label, path, inputs)
@@ -627,7 +667,8 @@ class _Expander:
             self.move_into_call(start, node.loc, path, label)
         return Result(outputs, "block")
 
-    def expand_scan(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict) -> Result:
+    def expand_scan(self, body: Body, node: NodeSpec, path: str, scope: dict, inputs, item_args: dict,
+                    segment: str) -> Result:
         """Expand the block once, on one step's slices, into a body graph run by a scan op."""
         _, block, label = self.find_block(body, node)
         names = list(block.inputs)
@@ -658,7 +699,7 @@ class _Expander:
         known = set(self.types)
         self.types.update({s.name: s.type for s in steps.values()})
         try:
-            result = self.expand_block(body, node, path, scope, steps, item_args)
+            result = self.expand_block(body, node, path, scope, steps, item_args, segment)
         finally:
             body_nodes, self.nodes = self.nodes, outer_nodes
         body_types = {t: self.types.pop(t) for t in list(self.types) if t not in known and t not in self.params}
@@ -684,6 +725,9 @@ class _Expander:
             out_types = op.infer(*[a.type for a in args])
         except ShapeError as e:
             self.report_node(body, node.loc, path, f"scan {label}", str(e))
+        clash = self.claim(path, "a node")
+        if clash:
+            self.report_node(body, node.loc, path, f"scan {label}", clash)
         tensor_names = [path] if len(out_types) == 1 else [f"{path}:{n}" for n in op.output_names()]
         self.types.update(zip(tensor_names, out_types))
         trace = (Frame(node.loc, path, body.block_name),) + body.trace
@@ -864,7 +908,7 @@ class _Expander:
             except (_Failed, _Poisoned):
                 out[name] = Tensor(body.prefix + name, None)
                 continue
-            out[name] = value.name if body.prefix == "" and isinstance(value, Tensor) else value
+            out[name] = value.name if body.block is self.spec and isinstance(value, Tensor) else value
         return out
 
     def check_unused(self, body: Body, where: str) -> None:

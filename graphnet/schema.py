@@ -99,6 +99,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "dtype": "The param's dtype.",
         "trainable": "false for buffers such as batch-norm running statistics.",
         "if": "A boolean expression; when false the param does not exist.",
+        "path": "A name template, the param's name below the call instead of its key: segments "
+                "separated by '.', each of letters, digits, '_' and '-', with {expr} parts "
+                "(`weight_ih{suffix}`).",
         "doc": "Free text.",
     },
     "NodeSpec": {
@@ -122,6 +125,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "for_each": "A list (taken as written) or an expression giving one: one chained copy per item, "
                     "with `index` and `item` in scope. A mapping item gives that copy's args or attrs.",
         "if": "true, false or a boolean expression; when false the node is skipped and forwards its first input.",
+        "path": "A name template, what the node's op, nodes and params are named under instead of its "
+                "name (per copy for repeat/for_each): segments separated by '.', each of letters, "
+                "digits, '_' and '-', with {expr} parts (`features.{index + 1}`); \"\" on a block "
+                "or scan node adds no segment.",
         "doc": "Free text.",
     },
 }

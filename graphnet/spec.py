@@ -12,6 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, Stri
                       model_validator)
 
 from .errors import Diagnostic, Location, SpecError, did_you_mean
+from .names import check_template
 from .source import LocDict, key_location, location_of
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -64,6 +65,11 @@ def _raw_of(model: Located) -> Any:
     return (model.__pydantic_private__ or {}).get("_raw")
 
 
+def _number_as_name(value):
+    # `path: 0` names a layer as PyTorch's Sequential numbers it; YAML reads the 0 as a number.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class InputSpec(Located):
     shape: list[DimExpr]
     dtype: Dtype = "float32"
@@ -87,11 +93,16 @@ class ParamSpec(Located):
     dtype: Dtype = "float32"
     trainable: bool = True
     if_: bool | str | None = Field(default=None, alias="if")
+    path: str | Int | None = None         # a name template: the param's name below the call
     doc: str | None = None
+
+    _path_number = field_validator("path", mode="before")(lambda v: _number_as_name(v))
+    _path = field_validator("path")(lambda v: v if v is None else check_template(v))
 
 
 class NodeSpec(Located):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    path: str | Int | None = None         # a name template: what the node's ops and params are named under
     op: str | None = None
     block: str | None = None
     scan: str | None = None               # a block applied step by step along `axis`
@@ -106,6 +117,9 @@ class NodeSpec(Located):
     if_: bool | str | None = Field(default=None, alias="if")
     doc: str | None = None
 
+    _path_number = field_validator("path", mode="before")(lambda v: _number_as_name(v))
+    _path = field_validator("path")(lambda v: v if v is None else check_template(v))
+
     @model_validator(mode="after")
     def _one_kind(self):
         kinds = [k for k in ("op", "block", "scan") if getattr(self, k) is not None]
@@ -115,6 +129,8 @@ class NodeSpec(Located):
             raise ValueError("'args' is for block and scan nodes; an op node takes 'attrs'")
         if self.op is None and self.attrs:
             raise ValueError("'attrs' is for op nodes; a block or scan node takes 'args'")
+        if self.op is not None and self.path == "":
+            raise ValueError("an op node's 'path' cannot be empty: it names the op")
         scan_keys = [k for k in ("over", "axis", "reverse") if k in self.model_fields_set]
         if self.scan is None and scan_keys:
             raise ValueError(f"'{scan_keys[0]}' is for scan nodes")

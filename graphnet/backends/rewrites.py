@@ -11,6 +11,8 @@ makes the other optimizations itself.
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 
 import numpy as np
@@ -248,7 +250,9 @@ def _fused_cell(graph, scan, values, new_params, types) -> list[Node] | None:
     # the cell scanned directly: its inputs and outputs are the scan's own, in the same roles
     direct = {k: f"{scan.name}.{k}_next" for k in carried} | {"y": f"{scan.name}.h_next"}
     x_type = graph.types[scan.inputs[len(carried)]]
-    params = {p.rsplit(".", 1)[-1]: p for p in op.params}
+    # a cell's params are weight_ih, ... and its `suffix` (weight_ih_l0 in a spec named like torch.nn.LSTM)
+    params = {re.sub(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_.*", r"\1", p.rsplit(".", 1)[-1]): p
+              for p in op.params}
     if (op.carried != carried or op.body.outputs != direct
             or op.body_inputs() != [f"{scan.name}/{k}" for k in carried + ("x",)]
             or not all(cell in n.block_path for n in op.body.nodes)
