@@ -10,9 +10,10 @@ no flag, through the command line:
 
 Each module is built by its library's own code (the names must be theirs, not a rebuild's), every
 tensor it initializes to a constant is redrawn so that a weight in the wrong place changes the output,
-its state_dict() is saved, and `graphnet run SPEC --weights FILE --inputs ...` on NumPy and on
-onnxruntime, and `graphnet export --weights` run in onnxruntime, give the module's outputs (eval mode,
-dropout off) within 1e-4 of their scale. Reduced dims (--dim: fewer, narrower layers of the same
+its state_dict() is saved with torch.save, as .safetensors (and BERT with save_pretrained) and as
+.npz, and `graphnet run SPEC --weights FILE --inputs ...` on NumPy and on onnxruntime, for each file,
+and `graphnet export --weights` run in onnxruntime, give the module's outputs (eval mode, dropout off)
+within 1e-4 of their scale. Reduced dims (--dim: fewer, narrower layers of the same
 graph; for ViT a 32x32 image) keep it quick; at full size the module's names and shapes must be
 exactly the spec's params. Tests needing torchvision or transformers are skipped, saying so, where
 those cannot be imported.
@@ -56,9 +57,16 @@ def _redraw_constants(module: nn.Module, seed: int) -> nn.Module:
     return module.eval()
 
 
-def _save(module: nn.Module, path: Path) -> Path:
-    np.savez(path, **{k: v.numpy() for k, v in module.state_dict().items()})
-    return path
+def _saved(module: nn.Module, folder: Path) -> list[Path]:
+    """The module's state_dict() as the files people have: written by torch.save and by the
+    safetensors package's own torch writer, and as an .npz of NumPy arrays."""
+    from safetensors.torch import save_file
+    state = module.state_dict()
+    files = [folder / "weights.pt", folder / "weights.safetensors", folder / "weights.npz"]
+    torch.save(state, files[0])
+    save_file(state, files[1])
+    np.savez(files[2], **{k: v.numpy() for k, v in state.items()})
+    return files
 
 
 def _assert_close(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
@@ -78,23 +86,26 @@ def _same_names(spec: str, module: nn.Module, dims: dict | None = None) -> int:
     return len(ours)
 
 
-def _check_cli(tmp_path: Path, spec: str, dims: dict, module: nn.Module, feed: dict, expected: dict) -> None:
-    """run (NumPy, onnxruntime) and export with the module's saved state_dict give `expected`."""
-    weights = _save(module, tmp_path / "weights.npz")
+def _check_cli(tmp_path: Path, spec: str, dims: dict, module: nn.Module, feed: dict, expected: dict,
+               files: list[Path] | None = None) -> None:
+    """run (NumPy, onnxruntime) with each of the module's saved weight files, and export with the
+    first, give `expected`."""
+    files = files or _saved(module, tmp_path)
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, **feed)
     spec_path = str(SPECS / f"{spec}.yaml")
     dim_args = [a for k, v in dims.items() for a in ("--dim", f"{k}={v}")]
-    for backend in ("numpy", "onnxruntime"):
-        out = tmp_path / f"out_{backend}.npz"
-        assert main(["run", spec_path, "--weights", str(weights), "--inputs", str(inputs), "-o", str(out),
-                     "--backend", backend, *dim_args]) == 0
-        got = np.load(out)
-        assert sorted(got.files) == sorted(expected)
-        for name, value in expected.items():
-            _assert_close(got[name], value, f"{spec} {name} ({backend})")
+    for weights in files:
+        for backend in ("numpy", "onnxruntime"):
+            out = tmp_path / f"out_{backend}.npz"
+            assert main(["run", spec_path, "--weights", str(weights), "--inputs", str(inputs), "-o", str(out),
+                         "--backend", backend, *dim_args]) == 0
+            got = np.load(out)
+            assert sorted(got.files) == sorted(expected)
+            for name, value in expected.items():
+                _assert_close(got[name], value, f"{spec} {name} ({weights.name}, {backend})")
     model = tmp_path / f"{spec}.onnx"
-    assert main(["export", spec_path, "--weights", str(weights), "-o", str(model), *dim_args]) == 0
+    assert main(["export", spec_path, "--weights", str(files[0]), "-o", str(model), *dim_args]) == 0
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
     for name, value in expected.items():
@@ -224,4 +235,7 @@ def test_bert_base_loads_hugging_face_bert_model(tmp_path):
     with torch.no_grad():
         out = module(**{k: torch.from_numpy(v) for k, v in feed.items()})
     hidden, pooled = _numpy(out.last_hidden_state, out.pooler_output)
-    _check_cli(tmp_path, "bert_base", dims, module, feed, {"last_hidden_state": hidden, "pooler_output": pooled})
+    # and the folder Hugging Face's save_pretrained writes (config.json, model.safetensors)
+    module.save_pretrained(tmp_path / "bert")
+    files = [tmp_path / "bert", *_saved(module, tmp_path)]
+    _check_cli(tmp_path, "bert_base", dims, module, feed, {"last_hidden_state": hidden, "pooler_output": pooled}, files)
