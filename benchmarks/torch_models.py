@@ -1,4 +1,4 @@
-"""torch.nn modules equal to graphnet's specs, and the maps from graphnet's param names to theirs.
+"""torch.nn modules equal to graphnet's specs, with the specs' param names, so weights load by name.
 
 Used two ways: the benchmark runs PyTorch eager (and onnxruntime on PyTorch's own ONNX export) on
 these modules with graphnet's weights, and the tests use them as the numerical oracle
@@ -173,25 +173,6 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def mobilenet_v2_torch_name(ours: str) -> str:
-    """graphnet's param name -> torchvision's: stem/stageR.J/conv_last are features.0/1-17/18;
-    stage1 (t = 1) has no expansion layer, so torchvision numbers its layers from 0 where we skip "0"."""
-    head, rest = ours.split(".", 1)
-    if head == "stem":
-        return "features.0." + rest
-    if head == "conv_last":
-        return "features.18." + rest
-    if head == "classifier":
-        return "classifier.1." + rest
-    r = int(head[len("stage"):])
-    j, rest = rest.split(".", 1)
-    index = 1 + sum(n for _, _, n, _ in MOBILENET_V2_TABLE[: r - 1]) + int(j)
-    if MOBILENET_V2_TABLE[r - 1][0] == 1:
-        layer, tail = rest[len("conv."):].split(".", 1)
-        rest = f"conv.{int(layer) - 1}.{tail}"
-    return f"features.{index}.{rest}"
-
-
 # -- Transformer encoder (torch.nn.TransformerEncoder) -------------------------------------------
 # specs/transformer_encoder.yaml has torch's param names (in_proj_weight packing q, k and v), so
 # graphnet's weights load into it as they are.
@@ -204,21 +185,15 @@ def transformer_encoder(d_model=512, heads=8, d_ff=2048, layers=6) -> nn.Transfo
 
 # -- LSTM ------------------------------------------------------------------------------------------
 
-class LSTM(nn.Module):
+class LSTM(nn.LSTM):
     """specs/lstm.yaml: torch.nn.LSTM(batch_first=True) returning (y, h_n, c_n) as the spec does."""
 
     def __init__(self, d_in=128, hidden=256, layers=2):
-        super().__init__()
-        self.lstm = nn.LSTM(d_in, hidden, num_layers=layers, batch_first=True)
+        super().__init__(d_in, hidden, num_layers=layers, batch_first=True)
 
     def forward(self, x):
-        y, (h_n, c_n) = self.lstm(x)
+        y, (h_n, c_n) = super().forward(x)
         return y, h_n, c_n
-
-
-def lstm_state(w: dict, layers: int) -> dict:
-    return {f"lstm.{p}_l{k}": w[f"l{k}.{p}"] for k in range(layers)
-            for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
 
 # -- the benchmark suite's models -----------------------------------------------------------------
@@ -233,7 +208,7 @@ def _resnet18(w, dims):
 
 
 def _mobilenet_v2(w, dims):
-    return MobileNetV2(w["classifier.weight"].shape[0]), {mobilenet_v2_torch_name(k): v for k, v in w.items()}
+    return MobileNetV2(w["classifier.1.weight"].shape[0]), w
 
 
 def _transformer_encoder(w, dims):
@@ -241,9 +216,9 @@ def _transformer_encoder(w, dims):
 
 
 def _lstm(w, dims):
-    layers = sum(1 for k in w if k.endswith(".weight_ih"))
-    four_hidden, d_in = w["l0.weight_ih"].shape
-    return LSTM(d_in, four_hidden // 4, layers), lstm_state(w, layers)
+    layers = sum(1 for k in w if k.startswith("weight_ih_l"))
+    four_hidden, d_in = w["weight_ih_l0"].shape
+    return LSTM(d_in, four_hidden // 4, layers), w
 
 
 BUILDERS = {"mlp": _mlp, "resnet18": _resnet18, "mobilenet_v2": _mobilenet_v2,

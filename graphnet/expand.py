@@ -74,7 +74,7 @@ class Body:
     locals: dict[str, Tensor | Absent | Result] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     declared: dict[str, Location] = field(default_factory=dict)   # inputs and params, for unused checks
-    param_prefix: str = ""      # what params are named under: the prefix, but in a scan whose path is ""
+    param_prefix: str = ""      # what params are named under: the prefix, but below a call whose path is ""
 
 
 def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
@@ -398,7 +398,6 @@ class _Expander:
     def expand_copies(self, body: Body, node: NodeSpec, name: str, previous: str | None,
                       copies: list[tuple[dict, dict]]) -> Result:
         result = None
-        segments: dict[str, int] = {}
         for k, (extra, item_args) in enumerate(copies):
             self.copies_made += 1
             if self.copies_made > MAX_COPIES_IN_ALL:
@@ -413,15 +412,11 @@ class _Expander:
                 inputs = self.node_inputs(body, node, previous, result, first_only=True)
                 result = Result({"y": inputs[0] if inputs else Absent()}, "skipped")
                 continue
-            segment = name + (f".{k}" if len(copies) > 1 or node.repeat is not None
+            default = name + (f".{k}" if len(copies) > 1 or node.repeat is not None
                               or node.for_each is not None else "")
-            if node.path is not None:
-                segment = self.name_from(node.path, scope, node.loc_of("path"), node.op is None)
-                if segment in segments:
-                    self.fail(node.loc_of("path"), f"path '{node.path}' gives '{segment}' to copies "
-                              f"{segments[segment]} and {k} of node '{name}'; each copy needs its own")
-                segments[segment] = k
-            path = body.prefix + (segment or name)
+            segment = default if node.path is None else self.name_from(node.path, scope, node.loc_of("path"),
+                                                                       node.op is None)
+            path = body.prefix + (segment or default)
             inputs = self.node_inputs(body, node, previous, result)
             if node.op is not None:
                 result = self.expand_op(body, node, path, scope, inputs, item_args)
@@ -656,9 +651,8 @@ class _Expander:
         inner_scope = self.library_dims(lib)
         inner_scope.update(self.bind_args(node, block, label, scope, item_args))
         frame = Frame(node.loc, path, body.block_name)
-        # A call whose path is "" adds no segment; a scan's body is named under its op all the same.
-        prefix = path + "." if segment or node.scan is not None else body.prefix
-        inner = Body(lib, block, label, prefix, inner_scope, (frame,) + body.trace,
+        # A call whose path is "" adds no segment to its params' names; its ops keep the node's name.
+        inner = Body(lib, block, label, path + ".", inner_scope, (frame,) + body.trace,
                      param_prefix=body.param_prefix + segment + "." if segment else body.param_prefix)
         start = len(self.diags.items)
         try:

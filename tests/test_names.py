@@ -123,8 +123,8 @@ def test_paths_name_nodes_and_params(tmp_path):
         "encoder.layer.0.attention.self.query.add", "encoder.layer.0.mul",
         "encoder.layer.1.attention.self.query.weight_t", "encoder.layer.1.attention.self.query.matmul",
         "encoder.layer.1.attention.self.query.add", "encoder.layer.1.mul",
-        "attention.self.query.weight_t", "attention.self.query.matmul", "attention.self.query.add", "mul",
-        "head-act"]
+        "inline.attention.self.query.weight_t", "inline.attention.self.query.matmul",
+        "inline.attention.self.query.add", "inline.mul", "head-act"]
 
 
 def test_a_path_changes_names_not_numbers(tmp_path):
@@ -221,7 +221,8 @@ def test_mistakes_in_paths_are_located(tmp_path):
         outputs: {a: a, b: b, c: c, d: d, e: e, f: f, g: g}
     """) == [
         "net.yaml:17:58: error: in name 'layer{indx}': unknown name 'indx'; did you mean 'index'?",
-        "net.yaml:18:43: error: path 'act' gives 'act' to copies 0 and 1 of node 'b'; each copy needs its own",
+        "net.yaml:18:5: error: node 'act' (relu): the name 'act' is already taken by a node made before; "
+        "every node and param needs its own path",
         "net.yaml:12:44: error: in name 'w{tag}': {tag} gives the float 0.5; a part of a name must be a "
         "whole number or a string",
         "net.yaml:20:5: error: node 'x' (relu): the name 'x' is already taken by an input made before; "
@@ -255,3 +256,30 @@ def test_a_template_that_cannot_be_read_is_a_structural_error(tmp_path):
         "segments separated by '.', each of letters, digits, '_' and '-', written as text and {expr} parts",
         "net.yaml:11:31: error: nodes.2.path: Input should be a valid string",
     ]
+
+
+def test_copies_may_share_a_path_or_add_no_segment(tmp_path):
+    net = gn.load(_spec(tmp_path, """
+        graphnet: 1
+        name: net
+        use: [std]
+        dims: {B: ~}
+        inputs:
+          x: [B, 4]
+        blocks:
+          unit:
+            args: {at: int}
+            inputs: {x: [N, D]}
+            nodes:
+              - {name: fc, block: std.linear, path: "{at}", args: {out: D}}
+              - {name: act, op: relu, path: "{at + 1}"}
+            outputs: {y: act}
+        nodes:
+          - {name: features, block: unit, path: features, repeat: 2, args: {at: "2 * index"}}
+          - {name: flat, block: unit, path: "", repeat: 2, args: {at: "10 + 2 * index"}}
+        outputs: {y: flat}
+    """))
+    assert [p for p in net.graph.params if p.endswith("weight")] == [
+        "features.0.weight", "features.2.weight", "10.weight", "12.weight"]
+    assert [n.name for n in net.graph.nodes if n.op.name == "relu"] == [
+        "features.1", "features.3", "flat.0.11", "flat.1.13"]

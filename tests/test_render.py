@@ -341,8 +341,8 @@ BLOCKS = {
     "basic block, stride 2": ("resnet18", "layer2.0", (1, None)),
     "basic block, stride 1": ("resnet18", "layer3.1", (1, None)),
     "bottleneck, stride 1": ("resnet50", "layer1.1", (1, None)),
-    "inverted residual": ("mobilenet_v2", "stage2.1", (3, None)),
-    "inverted residual, stride 2": ("mobilenet_v2", "stage2.0", (3, None)),
+    "inverted residual": ("mobilenet_v2", "features.3", (3, None)),
+    "inverted residual, stride 2": ("mobilenet_v2", "features.2", (3, None)),
 }
 
 

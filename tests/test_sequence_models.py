@@ -1,6 +1,7 @@
 """The recurrent specs (rnn, birnn, lstm, gru, seq2seq_attention), scans of std's cells, against
-PyTorch: the same parameter count as the torch modules, and with our weights mapped in by name the
-same outputs. PyTorch is an optional test dependency; without it these tests are skipped."""
+PyTorch: the same parameter count as the torch modules, and with our weights loaded by their names,
+as they are, the same outputs. PyTorch is an optional test dependency; without it these tests are
+skipped."""
 
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from graphnet.dims import Dim
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install torch==2.13.0)")
 nn = torch.nn
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-CELL = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _numel(*modules) -> int:
@@ -38,8 +38,7 @@ def test_rnn_equals_torch_rnn_and_linear_head():
     rnn, head = nn.RNN(128, 256, batch_first=True), nn.Linear(256, 10)
     assert _numel(rnn, head) == net.graph.param_count() == 101_386
     w = net.init_weights(seed=1)
-    _load(rnn, {f"{p}_l0": w[f"cell.{p}"] for p in CELL})
-    _load(head, {"weight": w["head.weight"], "bias": w["head.bias"]})
+    _load(nn.ModuleDict({"rnn": rnn, "head": head}), w)
     x = _x(2, 6)
     ours = net.run({"x": x}, w)
     with torch.no_grad():
@@ -53,12 +52,7 @@ def test_birnn_equals_two_layer_bidirectional_torch_rnn():
     module = nn.RNN(128, 256, num_layers=2, bidirectional=True, batch_first=True)
     assert _numel(module) == net.graph.param_count() == 591_872
     w = net.init_weights(seed=2)
-    state = {}
-    for k in range(2):
-        for p in CELL:
-            state[f"{p}_l{k}"] = w[f"layer{k}.fwd.{p}"]
-            state[f"{p}_l{k}_reverse"] = w[f"layer{k}.bwd.{p}"]
-    _load(module, state)
+    _load(module, w)
     x = _x(3, 5, seed=1)
     ours = net.run({"x": x}, w)
     with torch.no_grad():
@@ -74,7 +68,7 @@ def test_two_layer_lstm_and_gru_equal_torch(kind, count):
     module = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](128, 256, num_layers=2, batch_first=True)
     assert _numel(module) == net.graph.param_count() == count
     w = net.init_weights(seed=3)
-    _load(module, {f"{p}_l{k}": w[f"l{k}.{p}"] for k in range(2) for p in CELL})
+    _load(module, w)
     x = _x(2, 7, seed=2)
     ours = net.run({"x": x}, w)
     with torch.no_grad():
@@ -97,7 +91,8 @@ def test_recurrent_specs_keep_batch_and_time_free():
 class TorchSeq2Seq(nn.Module):
     """RNNsearch as the notes write it, step by step in plain torch: a bidirectional GRU encoder,
     e_tj = v^T tanh(W s_{t-1} + U h_j), alpha = softmax_j, c_t = sum_j alpha_tj h_j,
-    s_t = GRUCell([emb(y_{t-1}); c_t], s_{t-1}), log_softmax(W_out [s_t; c_t] + b_out)."""
+    s_t = GRUCell([emb(y_{t-1}); c_t], s_{t-1}), log_softmax(W_out [s_t; c_t] + b_out). Its modules
+    are laid out as the spec's header says, so the spec's weights load into it by name."""
 
     def __init__(self, src_vocab=4000, tgt_vocab=4000, embed=128, hidden=256, attn=256):
         super().__init__()
@@ -106,24 +101,27 @@ class TorchSeq2Seq(nn.Module):
         self.encoder = nn.GRU(embed, hidden, bidirectional=True, batch_first=True)
         self.keys = nn.Linear(2 * hidden, attn, bias=False)        # U
         self.init = nn.Linear(hidden, hidden)                      # s_0 = tanh(W_init h_1^backward + b)
-        self.query = nn.Linear(hidden, attn, bias=False)           # W
-        self.v = nn.Linear(attn, 1, bias=False)
-        self.cell = nn.GRUCell(embed + 2 * hidden, hidden)
-        self.out = nn.Linear(hidden + 2 * hidden, tgt_vocab)
+        self.decoder = nn.Module()
+        self.decoder.attention = nn.Module()
+        self.decoder.attention.query_proj = nn.Linear(hidden, attn, bias=False)   # W
+        self.decoder.attention.v = nn.Linear(attn, 1, bias=False)
+        self.decoder.cell = nn.GRUCell(embed + 2 * hidden, hidden)
+        self.out_proj = nn.Linear(hidden + 2 * hidden, tgt_vocab)
 
     def forward(self, src, tgt_in):
         memory, h_n = self.encoder(self.src_embedding(src))        # [B, S, 2H], [2, B, H]
         keys = self.keys(memory)
         s = torch.tanh(self.init(h_n[1]))
         outs, weights = [], []
+        attention, cell = self.decoder.attention, self.decoder.cell
         for t in range(tgt_in.shape[1]):
-            scores = self.v(torch.tanh(self.query(s)[:, None] + keys))[..., 0]     # [B, S]
+            scores = attention.v(torch.tanh(attention.query_proj(s)[:, None] + keys))[..., 0]     # [B, S]
             alpha = torch.softmax(scores, dim=-1)
             context = (alpha[..., None] * memory).sum(1)
-            s = self.cell(torch.cat([self.tgt_embedding(tgt_in[:, t]), context], -1), s)
+            s = cell(torch.cat([self.tgt_embedding(tgt_in[:, t]), context], -1), s)
             outs.append(torch.cat([s, context], -1))
             weights.append(alpha)
-        return torch.log_softmax(self.out(torch.stack(outs, 1)), -1), torch.stack(weights, 1)
+        return torch.log_softmax(self.out_proj(torch.stack(outs, 1)), -1), torch.stack(weights, 1)
 
 
 def test_seq2seq_attention_param_count_derivation():
@@ -142,16 +140,7 @@ def test_seq2seq_attention_param_count_derivation():
 def test_seq2seq_attention_equals_step_by_step_torch():
     net = gn.load(SPECS / "seq2seq_attention.yaml")
     w = net.init_weights(seed=4)
-    module = TorchSeq2Seq()
-    state = {"src_embedding.weight": w["src_embedding"], "tgt_embedding.weight": w["tgt_embedding"],
-             "keys.weight": w["keys.weight"], "init.weight": w["init.weight"], "init.bias": w["init.bias"],
-             "query.weight": w["decoder.attention.query_proj.weight"], "v.weight": w["decoder.attention.v.weight"],
-             "out.weight": w["out_proj.weight"], "out.bias": w["out_proj.bias"]}
-    for p in CELL:
-        state[f"encoder.{p}_l0"] = w[f"encoder.fwd.{p}"]
-        state[f"encoder.{p}_l0_reverse"] = w[f"encoder.bwd.{p}"]
-        state[f"cell.{p}"] = w[f"decoder.cell.{p}"]
-    _load(module, state)
+    module = _load(TorchSeq2Seq(), w)
     rng = np.random.default_rng(5)
     for B, S, T in ((2, 7, 5), (1, 3, 1)):
         src = rng.integers(0, 4000, (B, S)).astype(np.int64)

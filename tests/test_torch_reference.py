@@ -16,7 +16,7 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 # The modules the benchmark suite also runs (benchmarks/torch_models.py), and their name maps.
 from benchmarks.torch_models import (MLP, Bottleneck, MobileNetV2, ResNet, conv_bn, load_state,  # noqa: E402
-                                     mobilenet_v2_torch_name, param_count, randomize_batch_norms)
+                                     param_count, randomize_batch_norms)
 
 
 def _compare(net, module, x: np.ndarray, weights):
@@ -36,14 +36,13 @@ def test_mlp_matches_torch():
 
 def test_lenet5_matches_torch():
     net = gn.load(SPECS / "lenet5.yaml")
-    module = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
-                           nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(), nn.Linear(120, 84),
-                           nn.Tanh(), nn.Linear(84, 10))
+    module = nn.Sequential(OrderedDict(
+        features=nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+                               nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.Tanh()),
+        flatten=nn.Flatten(), classifier=nn.Sequential(nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))))
     assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
     w = net.init_weights(seed=3)
-    names = {"c1": 0, "c3": 3, "c5": 6, "f6": 9, "output": 11}
-    state = {f"{i}.{kind}": w[f"{ours}.{kind}"] for ours, i in names.items() for kind in ("weight", "bias")}
-    _compare(net, load_state(module, state), np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32), w)
+    _compare(net, load_state(module, w), np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32), w)
 
 
 # ImageNet CNNs. torchvision is not a dependency, so the reference modules below rebuild its
@@ -71,8 +70,7 @@ def test_mobilenet_v2_matches_torch():
     module = MobileNetV2()
     assert param_count(module) == net.graph.param_count(trainable=True)
     w = randomize_batch_norms(net.init_weights(seed=8), seed=9)
-    state = {mobilenet_v2_torch_name(k): v for k, v in w.items()}
-    _compare(net, load_state(module, state), _image(10), w)
+    _compare(net, load_state(module, w), _image(10), w)
 
 
 class _MobileNetV1(nn.Module):
@@ -199,14 +197,6 @@ class _AlexNetStyle(nn.Module):
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
-    def state_from(self, w: dict) -> dict:
-        """Our conv1..conv5, fc1..fc3 -> the Sequential indices (features.0, ..., classifier.6)."""
-        names = {}
-        for part, kind, prefix in (("features", nn.Conv2d, "conv"), ("classifier", nn.Linear, "fc")):
-            layers = [i for i, m in enumerate(getattr(self, part)) if isinstance(m, kind)]
-            names.update({f"{prefix}{n + 1}": f"{part}.{i}" for n, i in enumerate(layers)})
-        return {f"{theirs}.{kind}": w[f"{ours}.{kind}"] for ours, theirs in names.items() for kind in ("weight", "bias")}
-
 
 def test_alexnet_matches_torch():
     # With torchvision's AdaptiveAvgPool2d((6, 6)), which the spec leaves out as the identity at
@@ -217,7 +207,7 @@ def test_alexnet_matches_torch():
                            dropout_first=True, avgpool=True)
     assert param_count(module) == net.graph.param_count(trainable=True)
     w = net.init_weights(seed=17)
-    _compare(net, load_state(module, module.state_from(w)), _image(18), w)
+    _compare(net, load_state(module, w), _image(18), w)
 
 
 def test_zfnet_matches_torch():
@@ -228,7 +218,7 @@ def test_zfnet_matches_torch():
                            dropout_first=False, avgpool=False)
     assert param_count(module) == net.graph.param_count(trainable=True)
     w = net.init_weights(seed=19)
-    _compare(net, load_state(module, module.state_from(w)), _image(20), w)
+    _compare(net, load_state(module, w), _image(20), w)
 
 
 # MobileNet V3 and EfficientNet-B0: torchvision's Conv2dNormActivation, SqueezeExcitation,
@@ -343,29 +333,6 @@ class _EfficientNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def _torchvision_block_names(weights: dict) -> dict:
-    """Our param names -> torchvision's. They are the same but inside `block`: our layers keep
-    their index (0 expansion, 1 depthwise, 2 SE, 3 projection) when one is skipped, torchvision
-    numbers the layers that exist."""
-    def split(name):  # "features.4.block.2.fc1.weight" -> ("features.4.block", 2, "fc1.weight")
-        parts = name.split(".")
-        if "block" not in parts:
-            return None
-        i = len(parts) - 1 - parts[::-1].index("block")
-        return ".".join(parts[: i + 1]), int(parts[i + 1]), ".".join(parts[i + 2:])
-
-    present: dict[str, set] = {}
-    for name in weights:
-        if s := split(name):
-            present.setdefault(s[0], set()).add(s[1])
-    out = {}
-    for name, value in weights.items():
-        if s := split(name):
-            name = f"{s[0]}.{sorted(present[s[0]]).index(s[1])}.{s[2]}"
-        out[name] = value
-    return out
-
-
 @pytest.mark.parametrize("name, module", [
     ("mobilenet_v3_large", lambda: _MobileNetV3(MOBILENET_V3_LARGE, 1280)),
     ("mobilenet_v3_small", lambda: _MobileNetV3(MOBILENET_V3_SMALL, 1024)),
@@ -376,9 +343,7 @@ def test_se_mobile_nets_match_torch(name, module):
     module = module()
     assert param_count(module) == net.graph.param_count(trainable=True)
     w = randomize_batch_norms(net.init_weights(seed=21), seed=22)
-    state = _torchvision_block_names(w)
-    assert set(state) != set(w)  # some blocks skip a layer
-    _compare(net, load_state(module, state), _image(23), w)
+    _compare(net, load_state(module, w), _image(23), w)
 
 
 # BERT and ViT. Their param names are Hugging Face's and torchvision's, so each module's own
