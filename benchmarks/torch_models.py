@@ -173,43 +173,14 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-# -- Transformer layers (torch.nn.TransformerEncoderLayer / DecoderLayer) -------------------------
-# nn.MultiheadAttention packs q, k, v into in_proj, which graphnet's separate q_proj, k_proj,
-# v_proj concatenate into.
-
-def attention_in_proj(w: dict, ours: str, theirs: str) -> dict:
-    state = {f"{theirs}in_proj_weight": np.concatenate([w[f"{ours}{p}_proj.weight"] for p in "qkv"]),
-             f"{theirs}in_proj_bias": np.concatenate([w[f"{ours}{p}_proj.bias"] for p in "qkv"])}
-    for kind in ("weight", "bias"):
-        state[f"{theirs}out_proj.{kind}"] = w[f"{ours}out_proj.{kind}"]
-    return state
-
-
-def transformer_layer_state(w: dict, ours: str, theirs: str, norms: dict, attentions=("self_attn",)) -> dict:
-    """std.encoder_layer / std.decoder_layer params -> torch.nn.Transformer*Layer's; `norms` maps
-    graphnet's norm names to torch's."""
-    state = {}
-    for a in attentions:
-        state.update(attention_in_proj(w, f"{ours}{a}.", f"{theirs}{a}."))
-    for kind in ("weight", "bias"):
-        for j in (1, 2):
-            state[f"{theirs}linear{j}.{kind}"] = w[f"{ours}ffn.linear{j}.{kind}"]
-        for our_norm, their_norm in norms.items():
-            state[f"{theirs}{their_norm}.{kind}"] = w[f"{ours}{our_norm}.{kind}"]
-    return state
-
+# -- Transformer encoder (torch.nn.TransformerEncoder) -------------------------------------------
+# specs/transformer_encoder.yaml has torch's param names (in_proj_weight packing q, k and v), so
+# graphnet's weights load into it as they are.
 
 def transformer_encoder(d_model=512, heads=8, d_ff=2048, layers=6) -> nn.TransformerEncoder:
     """specs/transformer_encoder.yaml: post-norm layers, ReLU, dropout 0.1 (the identity in eval)."""
     layer = nn.TransformerEncoderLayer(d_model, heads, d_ff, dropout=0.1, batch_first=True)
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-
-
-def transformer_encoder_state(w: dict, layers: int) -> dict:
-    state = {}
-    for i in range(layers):
-        state.update(transformer_layer_state(w, f"layers.{i}.", f"layers.{i}.", {"norm1": "norm1", "norm2": "norm2"}))
-    return state
 
 
 # -- LSTM ------------------------------------------------------------------------------------------
@@ -241,9 +212,7 @@ def _mobilenet_v2(w, dims):
 
 
 def _transformer_encoder(w, dims):
-    layers = dims["layers"]
-    module = transformer_encoder(dims["d_model"], dims["heads"], dims["d_ff"], layers)
-    return module, transformer_encoder_state(w, layers)
+    return transformer_encoder(dims["d_model"], dims["heads"], dims["d_ff"], dims["layers"]), w
 
 
 def _lstm(w, dims):

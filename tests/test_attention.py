@@ -2,7 +2,8 @@
 specs/transformer.yaml is causal, truncated self-attention sees only its window, the sinusoidal
 positional encoding is the paper's formula, and std.mha, std.encoder_layer and std.decoder_layer
 compute what torch.nn.MultiheadAttention, TransformerEncoderLayer and TransformerDecoderLayer do
-with the same masks and weights. The torch comparisons are skipped without PyTorch."""
+with the same masks, loading those modules' own state_dict() by name. The torch comparisons are
+skipped without PyTorch."""
 
 from __future__ import annotations
 
@@ -190,36 +191,33 @@ def test_embedding_is_torch_embedding(tmp_path):
     np.testing.assert_array_equal(net.run({"ids": ids}, w)["y"], w["tok.weight"][ids])
 
 
-# -- (d) std.mha with masks is torch.nn.MultiheadAttention ------------------------------------------
+# -- (d) std.mha with masks is torch.nn.MultiheadAttention, names and all ---------------------------
 
 def _torch():
     return pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install torch==2.13.0)")
 
 
-def _attention_state(w: dict, ours: str, theirs: str) -> dict:
-    """Our q/k/v/out projections -> torch's packed in_proj and out_proj."""
-    return {
-        f"{theirs}in_proj_weight": np.concatenate([w[f"{ours}{p}_proj.weight"] for p in "qkv"]),
-        f"{theirs}in_proj_bias": np.concatenate([w[f"{ours}{p}_proj.bias"] for p in "qkv"]),
-        f"{theirs}out_proj.weight": w[f"{ours}out_proj.weight"],
-        f"{theirs}out_proj.bias": w[f"{ours}out_proj.bias"],
-    }
-
-
-def _load_torch(module, state: dict):
+def _torch_weights(module, prefix: str, seed: int) -> dict:
+    """torch's own state_dict, as is but for the prefix of the node that holds it. Every tensor
+    torch initializes to a constant (zero biases, layer norms) is redrawn, so that a weight in the
+    wrong place changes the output."""
     torch = _torch()
-    module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
-    return module.eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if torch.all(p == p.flatten()[0]):
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    return {prefix + k: v.numpy().copy() for k, v in module.state_dict().items()}
 
 
 MHA_SPEC = """
     graphnet: 1
     name: mha_masks
     use: [std]
-    dims: {{B: ~, T: ~, S: ~, D: 32}}
+    dims: {{B: ~, T: ~, S: ~, D: 32, K: {kdim}}}
     inputs:
       q: [B, T, D]
-      kv: [B, S, D]
+      kv: [B, S, K]
       {extra_inputs}
     nodes:
       - {{name: attn, block: std.mha, args: {args}, inputs: {inputs}}}
@@ -245,13 +243,17 @@ MHA_CASES = [
     ("window", {"window": 2}, True),
     ("causal_window_key_padding", {"causal": True, "window": 1, "key_padding": True}, True),
     ("no_mask_cross", {}, False),
+    ("kdim_cross", {"kdim": 24}, False),
+    ("kdim_no_bias_cross", {"kdim": 24, "bias": False}, False),
+    ("no_bias_self", {"bias": False}, True),
 ]
 
 
 @pytest.mark.parametrize("case, args, self_attention", MHA_CASES, ids=[c[0] for c in MHA_CASES])
 def test_mha_with_masks_matches_torch_multihead_attention(tmp_path, case, args, self_attention):
     torch = _torch()
-    B, T, S, D, heads = 2, 6, 6 if self_attention else 4, 32, 4
+    args = dict(args)
+    B, T, S, D, K, heads = 2, 6, 6 if self_attention else 4, 32, args.pop("kdim", 32), 4
     extra, inputs = [], {"q": "q", "kv": "q" if self_attention else "kv"}
     keys = "T" if self_attention else "S"    # the key axis: the query's own for self-attention
     if args.get("mask") == "additive":
@@ -266,15 +268,20 @@ def test_mha_with_masks_matches_torch_multihead_attention(tmp_path, case, args, 
     arg_text = "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
                                for k, v in {"heads": heads, **args}.items()) + "}"
     input_text = "{" + ", ".join(f"{k}: {v}" for k, v in inputs.items()) + "}"
-    spec = MHA_SPEC.format(extra_inputs="\n      ".join(extra), args=arg_text, inputs=input_text)
+    spec = MHA_SPEC.format(kdim=K, extra_inputs="\n      ".join(extra), args=arg_text, inputs=input_text)
     if self_attention:
-        spec = spec.replace("      kv: [B, S, D]\n", "")
+        spec = spec.replace("      kv: [B, S, K]\n", "")
     net = _spec(tmp_path, spec)
-    w = net.init_weights(seed=7)
+    module = torch.nn.MultiheadAttention(D, heads, bias=args.get("bias", True), kdim=K, vdim=K,
+                                         batch_first=True).eval()
+    w = _torch_weights(module, "attn.", seed=7)
+    # torch's names and shapes, all of them: packed in_proj_weight unless kdim differs
+    assert {k: v.shape for k, v in w.items()} == {k: p.type.shape for k, p in net.graph.params.items()}
+    assert ("attn.in_proj_weight" in w) == (K == D)
 
     rng = np.random.default_rng(8)
     feed = {"q": rng.standard_normal((B, T, D)).astype(np.float32)}
-    kv = feed["q"] if self_attention else rng.standard_normal((B, S, D)).astype(np.float32)
+    kv = feed["q"] if self_attention else rng.standard_normal((B, S, K)).astype(np.float32)
     if not self_attention:
         feed["kv"] = kv
     hidden = _positions_mask(T, S, args.get("causal", False), args.get("window", 0))
@@ -298,8 +305,6 @@ def test_mha_with_masks_matches_torch_multihead_attention(tmp_path, case, args, 
     if hidden.any():
         torch_kwargs["attn_mask"] = torch.from_numpy(hidden)
     ours = net.run(feed, w)["y"]
-
-    module = _load_torch(torch.nn.MultiheadAttention(D, heads, batch_first=True), _attention_state(w, "attn.", ""))
     with torch.no_grad():
         theirs, _ = module(torch.from_numpy(feed["q"]), torch.from_numpy(kv), torch.from_numpy(kv),
                            need_weights=False, **torch_kwargs)
@@ -309,13 +314,13 @@ def test_mha_with_masks_matches_torch_multihead_attention(tmp_path, case, args, 
 
 def test_mask_args_reject_unknown_kinds(tmp_path):
     with pytest.raises(gn.SpecError, match="mask == 'none' or mask == 'additive' or mask == 'bool'"):
-        _spec(tmp_path, MHA_SPEC.format(extra_inputs="", args="{heads: 4, mask: float}",
+        _spec(tmp_path, MHA_SPEC.format(kdim=32, extra_inputs="", args="{heads: 4, mask: float}",
                                         inputs="{q: q, kv: kv}"))
 
 
 def test_fully_masked_query_gives_nan_as_in_torch(tmp_path):
     # A query whose keys are all padding has no distribution to take: NaN, as in PyTorch.
-    net = _spec(tmp_path, MHA_SPEC.format(extra_inputs="key_padding_mask: {shape: [B, S], dtype: bool}",
+    net = _spec(tmp_path, MHA_SPEC.format(kdim=32, extra_inputs="key_padding_mask: {shape: [B, S], dtype: bool}",
                                           args="{heads: 4, key_padding: true}",
                                           inputs="{q: q, kv: kv, key_padding_mask: key_padding_mask}"))
     feed = net.random_inputs({"B": 2, "T": 3, "S": 4}, seed=9)
@@ -325,26 +330,7 @@ def test_fully_masked_query_gives_nan_as_in_torch(tmp_path):
     assert np.isnan(y[0]).all() and not np.isnan(y[1]).any()
 
 
-# -- (e) the layers are PyTorch's ---------------------------------------------------------------------
-
-def _layer_state(w: dict, prefix: str, attentions: dict, norms: dict) -> dict:
-    state = {}
-    for ours, theirs in attentions.items():
-        state.update(_attention_state(w, f"{prefix}{ours}.", f"{theirs}."))
-    for kind in ("weight", "bias"):
-        state[f"linear1.{kind}"] = w[f"{prefix}ffn.linear1.{kind}"]
-        state[f"linear2.{kind}"] = w[f"{prefix}ffn.linear2.{kind}"]
-        for ours, theirs in norms.items():
-            state[f"{theirs}.{kind}"] = w[f"{prefix}{ours}.{kind}"]
-    return state
-
-
-def _randomize_norms(w: dict, seed: int) -> dict:
-    # Layer norms start as the identity; random ones check that each is mapped to its place.
-    rng = np.random.default_rng(seed)
-    return {k: (rng.uniform(0.5, 1.5, v.shape) if k.endswith("weight") else rng.normal(0, 0.1, v.shape)).astype(np.float32)
-            if (".norm" in k or ".ln_" in k) else v for k, v in w.items()}
-
+# -- (e) the layers are PyTorch's, names and all -------------------------------------------------------
 
 DECODER_SPEC = """
     graphnet: 1
@@ -369,15 +355,9 @@ DECODER_SPEC = """
 def test_decoder_layer_matches_torch(tmp_path, norm_first):
     torch = _torch()
     net = _spec(tmp_path, DECODER_SPEC.format(norm_first=str(norm_first).lower()))
-    names = ["ln_1", "ln_2", "ln_3"] if norm_first else ["norm1", "norm2", "norm3"]
-    assert sorted({k.split(".")[1] for k in net.graph.params}) == sorted(
-        ["self_attn", "multihead_attn", "ffn"] + names)
-    w = _randomize_norms(net.init_weights(seed=10), seed=11)
-    module = torch.nn.TransformerDecoderLayer(32, 4, 64, dropout=0.1, batch_first=True, norm_first=norm_first)
-    assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
-    state = _layer_state(w, "dec.", {"self_attn": "self_attn", "multihead_attn": "multihead_attn"},
-                         dict(zip(names, ["norm1", "norm2", "norm3"])))
-    module = _load_torch(module, state)
+    module = torch.nn.TransformerDecoderLayer(32, 4, 64, dropout=0.1, batch_first=True, norm_first=norm_first).eval()
+    w = _torch_weights(module, "dec.", seed=10)
+    assert {k: v.shape for k, v in w.items()} == {k: p.type.shape for k, p in net.graph.params.items()}
 
     rng = np.random.default_rng(12)
     B, T, S = 2, 5, 7
@@ -418,12 +398,10 @@ ENCODER_SPEC = """
 def test_encoder_layer_matches_torch(tmp_path, norm_first, activation, eps):
     torch = _torch()
     net = _spec(tmp_path, ENCODER_SPEC.format(activation=activation, eps=eps, norm_first=str(norm_first).lower()))
-    names = ["ln_1", "ln_2"] if norm_first else ["norm1", "norm2"]
-    w = _randomize_norms(net.init_weights(seed=13), seed=14)
     module = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.1, activation=activation, layer_norm_eps=eps,
-                                              batch_first=True, norm_first=norm_first)
-    assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
-    module = _load_torch(module, _layer_state(w, "enc.", {"self_attn": "self_attn"}, dict(zip(names, ["norm1", "norm2"]))))
+                                              batch_first=True, norm_first=norm_first).eval()
+    w = _torch_weights(module, "enc.", seed=13)
+    assert {k: v.shape for k, v in w.items()} == {k: p.type.shape for k, p in net.graph.params.items()}
     rng = np.random.default_rng(15)
     B, T, heads = 3, 6, 4
     x = rng.standard_normal((B, T, 32)).astype(np.float32)

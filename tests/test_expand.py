@@ -251,7 +251,7 @@ def test_named_inputs_with_repeat_and_skip(tmp_path):
         outputs: {y: skip}
     """))
     # the second copy reads the first copy's output as q (its first named input), x as kv
-    second = [n for n in net.graph.nodes if n.name == "attn.1.q_proj.matmul"][0]
+    second = [n for n in net.graph.nodes if n.name == "attn.1.q_packed"][0]
     assert second.inputs[0] == "attn.0.out_proj.add"
     assert net.graph.outputs == {"y": "attn.1.out_proj.add"}
 

@@ -16,9 +16,7 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 # The modules the benchmark suite also runs (benchmarks/torch_models.py), and their name maps.
 from benchmarks.torch_models import (MLP, Bottleneck, MobileNetV2, ResNet, conv_bn, load_state,  # noqa: E402
-                                     param_count, randomize_batch_norms,
-                                     randomize_layer_norms, transformer_encoder, transformer_encoder_state,
-                                     transformer_layer_state)
+                                     param_count, randomize_batch_norms)
 
 
 def _compare(net, module, x: np.ndarray, weights):
@@ -45,15 +43,6 @@ def test_lenet5_matches_torch():
     assert sum(p.numel() for p in module.parameters()) == net.graph.param_count()
     w = net.init_weights(seed=3)
     _compare(net, load_state(module, w), np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32), w)
-
-
-def test_transformer_encoder_matches_torch():
-    net = gn.load(SPECS / "transformer_encoder.yaml")
-    module = transformer_encoder(512, 8, 2048, 6)
-    assert param_count(module) == net.graph.param_count()
-    w = randomize_layer_norms(net.init_weights(seed=4), seed=5)
-    x = np.random.default_rng(2).standard_normal((2, 9, 512)).astype(np.float32)
-    _compare(net, load_state(module, transformer_encoder_state(w, 6)), x, w)
 
 
 # ImageNet CNNs. torchvision is not a dependency, so the reference modules below rebuild its
@@ -357,68 +346,78 @@ def test_se_mobile_nets_match_torch(name, module):
     _compare(net, load_state(module, w), _image(23), w)
 
 
-# The Transformer family (specs/transformer.yaml, bert_base.yaml, vit_b16.yaml), rebuilt from
-# torch.nn: nn.MultiheadAttention packs q, k, v into in_proj, which our separate q_proj, k_proj,
-# v_proj concatenate into. Outputs are compared on the reduced variants (2 layers, d_model 32);
-# the full-size rebuilds, made on the meta device (no memory, no init), have the published counts.
+# BERT and ViT. Their param names are Hugging Face's and torchvision's, so each module's own
+# state_dict() loads as it is. Those libraries are not dependencies: the modules are rebuilt here from
+# torch.nn with their module names, and tests/test_upstream_transformers.py checks the names against
+# the libraries themselves (and the torch.nn Transformers through the command line). Outputs are
+# compared on the reduced variants (2 layers, d_model 32); the full-size rebuilds, made on the meta
+# device (no memory, no init), have the published counts.
 
 _SMALL_ATTENTION = {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2}
 
 
-class _Seq2SeqTransformer(nn.Module):
-    """The base Transformer: one embedding for source, target and the output projection, scaled by
-    sqrt(d_model), sinusoidal positions, nn.TransformerEncoder/Decoder without final norms."""
-
-    def __init__(self, vocab=32000, d=512, heads=8, d_ff=2048, layers=6):
-        super().__init__()
-        self.embedding = nn.Parameter(torch.empty(vocab, d))
-        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, heads, d_ff, batch_first=True), layers,
-                                             enable_nested_tensor=False)
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(d, heads, d_ff, batch_first=True), layers)
-        self.d = d
-
-    def embed(self, tokens):
-        T = tokens.shape[1]
-        angle = torch.arange(T, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, self.d, 2) / self.d)
-        pe = torch.stack([torch.sin(angle), torch.cos(angle)], -1).reshape(T, self.d).float()
-        return self.embedding[tokens] * self.d ** 0.5 + pe
-
-    def forward(self, src, tgt):
-        memory = self.encoder(self.embed(src))
-        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1])
-        y = self.decoder(self.embed(tgt), memory, tgt_mask=causal)
-        return torch.softmax(y @ self.embedding.T, -1)
-
-
-def test_transformer_matches_torch():
-    with torch.device("meta"):
-        full = _Seq2SeqTransformer()
-        reference = nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)
-    assert param_count(full) == 60_522_496 == gn.load(SPECS / "transformer.yaml").graph.param_count()
-    # nn.Transformer adds a LayerNorm after each stack and has no embeddings
-    assert param_count(full) == param_count(reference) - 2 * 2 * 512 + 32000 * 512
-    net = gn.load(SPECS / "transformer.yaml", {"vocab": 50, **_SMALL_ATTENTION})
-    module = _Seq2SeqTransformer(50, 32, 4, 64, 2)
-    w = randomize_layer_norms(net.init_weights(seed=30), seed=31)
-    state = {"embedding": w["embedding"]}
-    for i in range(2):
-        state.update(transformer_layer_state(w, f"encoder.layers.{i}.", f"encoder.layers.{i}.",
-                                              {"norm1": "norm1", "norm2": "norm2"}))
-        state.update(transformer_layer_state(w, f"decoder.layers.{i}.", f"decoder.layers.{i}.",
-                                              {f"norm{j}": f"norm{j}" for j in (1, 2, 3)},
-                                              ("self_attn", "multihead_attn")))
-    module = load_state(module, state)
-    rng = np.random.default_rng(32)
-    src, tgt = rng.integers(0, 50, (2, 7)), rng.integers(0, 50, (2, 5))
-    ours = net.run({"src": src, "tgt": tgt}, w)["probs"]
+def _torch_state(module, seed: int) -> dict:
+    """The module's own state_dict() as NumPy arrays, for graphnet's params by the same names. The
+    tensors torch initializes to a constant (zero biases, layer norms, ViT's class token) are
+    redrawn first, so that one loaded into the wrong place changes the output."""
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        theirs = module(torch.from_numpy(src), torch.from_numpy(tgt)).numpy()
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+        for p in module.parameters():
+            if torch.all(p == p.flatten()[0]):
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    module.eval()
+    return {k: v.numpy().copy() for k, v in module.state_dict().items()}
+
+
+def _same_params(net, state: dict) -> None:
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: p.type.shape for k, p in net.graph.params.items()}
+
+
+class _BertSelfAttention(nn.Module):
+    """Hugging Face's BertSelfAttention: separate query, key and value projections."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.heads = heads
+
+    def forward(self, x, bias):
+        B, T, d = x.shape
+        split = lambda t: t.view(B, T, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        y = nn.functional.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)),
+                                                       split(self.value(x)), attn_mask=bias)
+        return y.transpose(1, 2).reshape(B, T, d)
+
+
+class _BertResidual(nn.Module):
+    """Hugging Face's BertSelfOutput and BertOutput: dense, then LayerNorm of the sum with the input."""
+
+    def __init__(self, d_in, d):
+        super().__init__()
+        self.dense = nn.Linear(d_in, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=1e-12)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class _BertLayer(nn.Module):
+    def __init__(self, d, heads, d_ff):
+        super().__init__()
+        self.attention = nn.Module()
+        self.attention.self = _BertSelfAttention(d, heads)
+        self.attention.output = _BertResidual(d, d)
+        self.intermediate = nn.Module()
+        self.intermediate.dense = nn.Linear(d, d_ff)
+        self.output = _BertResidual(d_ff, d)
+
+    def forward(self, x, bias):
+        a = self.attention.output(self.attention.self(x, bias), x)
+        return self.output(nn.functional.gelu(self.intermediate.dense(a)), a)
 
 
 class _Bert(nn.Module):
-    """Hugging Face's BertModel (its module names for the embeddings and the pooler) from torch.nn:
-    a BertLayer is nn.TransformerEncoderLayer(post-norm, GELU, eps 1e-12)."""
+    """Hugging Face's BertModel, with its module names, from torch.nn."""
 
     def __init__(self, vocab=30522, positions=512, types=2, d=768, heads=12, d_ff=3072, layers=12):
         super().__init__()
@@ -428,84 +427,86 @@ class _Bert(nn.Module):
         self.embeddings.token_type_embeddings = nn.Embedding(types, d)
         self.embeddings.LayerNorm = nn.LayerNorm(d, eps=1e-12)
         self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, heads, d_ff, activation="gelu", layer_norm_eps=1e-12, batch_first=True)
-            for _ in range(layers))
+        self.encoder.layer = nn.ModuleList(_BertLayer(d, heads, d_ff) for _ in range(layers))
         self.pooler = nn.Module()
         self.pooler.dense = nn.Linear(d, d)
-        self.heads = heads
 
     def forward(self, input_ids, token_type_ids, attention_mask):
         e = self.embeddings
-        B, T = input_ids.shape
-        x = e.word_embeddings(input_ids) + e.position_embeddings(torch.arange(T)) + e.token_type_embeddings(token_type_ids)
+        T = input_ids.shape[1]
+        x = e.word_embeddings(input_ids) + e.token_type_embeddings(token_type_ids) + e.position_embeddings(torch.arange(T))
         x = e.LayerNorm(x)
-        bias = (1.0 - attention_mask.float()) * torch.finfo(torch.float32).min       # HF's extended mask
-        bias = bias[:, None, None, :].expand(B, self.heads, T, T).reshape(B * self.heads, T, T)
+        bias = ((1.0 - attention_mask.float()) * torch.finfo(torch.float32).min)[:, None, None, :]  # HF's extended mask
         for layer in self.encoder.layer:
-            x = layer(x, src_mask=bias)
+            x = layer(x, bias)
         return x, torch.tanh(self.pooler.dense(x[:, 0]))
 
 
 def test_bert_base_matches_torch():
     with torch.device("meta"):
-        assert param_count(_Bert()) == 109_482_240
+        full = _Bert()
+    assert param_count(full) == 109_482_240
+    _same_params(gn.load(SPECS / "bert_base.yaml"), {k: v for k, v in full.state_dict().items()})
     net = gn.load(SPECS / "bert_base.yaml", {"vocab": 100, "max_positions": 16, **_SMALL_ATTENTION})
     module = _Bert(100, 16, 2, 32, 4, 64, 2)
-    assert param_count(module) == net.graph.param_count()
-    w = randomize_layer_norms(net.init_weights(seed=33), seed=34)
-    state = {k: w[k] for k in w if k.startswith(("embeddings.", "pooler."))}
-    for i in range(2):
-        state.update(transformer_layer_state(w, f"encoder.layer.{i}.", f"encoder.layer.{i}.",
-                                              {"norm1": "norm1", "norm2": "norm2"}))
-    module = load_state(module, state)
+    state = _torch_state(module, seed=33)
+    _same_params(net, state)
     rng = np.random.default_rng(35)
     feed = {"input_ids": rng.integers(0, 100, (3, 9)), "token_type_ids": rng.integers(0, 2, (3, 9)),
             "attention_mask": np.ones((3, 9), np.int64)}
     feed["attention_mask"][1, 6:] = 0
     feed["attention_mask"][2, 2:] = 0
-    ours = net.run(feed, w)
+    ours = net.run(feed, state)
     with torch.no_grad():
         hidden, pooled = module(*(torch.from_numpy(feed[k]) for k in ("input_ids", "token_type_ids", "attention_mask")))
     np.testing.assert_allclose(ours["last_hidden_state"], hidden.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours["pooler_output"], pooled.numpy(), rtol=1e-4, atol=1e-5)
 
 
+class _EncoderBlock(nn.Module):
+    """torchvision's vision_transformer.EncoderBlock: pre-norm nn.MultiheadAttention and MLP."""
+
+    def __init__(self, d, heads, d_ff):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(0.0), nn.Linear(d_ff, d), nn.Dropout(0.0))
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        x = x + self.self_attention(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
 class _VisionTransformer(nn.Module):
-    """torchvision.models.VisionTransformer: its EncoderBlock is nn.TransformerEncoderLayer(pre-norm,
-    GELU, eps 1e-6); torchvision's names with encoder.* flattened."""
+    """torchvision.models.VisionTransformer, with its module names, from torch.nn."""
 
     def __init__(self, image=(224, 224), patch=16, d=768, heads=12, d_ff=3072, layers=12, classes=1000):
         super().__init__()
         self.conv_proj = nn.Conv2d(3, d, patch, patch)
         self.class_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embedding = nn.Parameter(torch.empty(1, (image[0] // patch) * (image[1] // patch) + 1, d))
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, heads, d_ff, dropout=0.0, activation="gelu", layer_norm_eps=1e-6,
-                                       batch_first=True, norm_first=True) for _ in range(layers))
-        self.ln = nn.LayerNorm(d, eps=1e-6)
-        self.head = nn.Linear(d, classes)
+        self.encoder = nn.Module()
+        self.encoder.pos_embedding = nn.Parameter(
+            torch.randn(1, (image[0] // patch) * (image[1] // patch) + 1, d) * 0.02)
+        self.encoder.layers = nn.Sequential(OrderedDict(
+            (f"encoder_layer_{i}", _EncoderBlock(d, heads, d_ff)) for i in range(layers)))
+        self.encoder.ln = nn.LayerNorm(d, eps=1e-6)
+        self.heads = nn.Sequential(OrderedDict(head=nn.Linear(d, classes)))
 
     def forward(self, x):
         x = self.conv_proj(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embedding
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(self.ln(x)[:, 0])
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.encoder.pos_embedding
+        return self.heads(self.encoder.ln(self.encoder.layers(x))[:, 0])
 
 
 def test_vit_b16_matches_torch():
     with torch.device("meta"):
-        assert param_count(_VisionTransformer()) == 86_567_656
+        full = _VisionTransformer()
+    assert param_count(full) == 86_567_656
+    _same_params(gn.load(SPECS / "vit_b16.yaml"), {k: v for k, v in full.state_dict().items()})
     net = gn.load(SPECS / "vit_b16.yaml", {"H": 32, "W": 48, "classes": 10, **_SMALL_ATTENTION})
     module = _VisionTransformer((32, 48), 16, 32, 4, 64, 2, 10)
-    assert param_count(module) == net.graph.param_count()
-    w = randomize_layer_norms(net.init_weights(seed=36), seed=37)
-    w["class_token"] = np.random.default_rng(38).normal(0, 1, w["class_token"].shape).astype(np.float32)
-    state = {"class_token": w["class_token"], "pos_embedding": w["encoder.pos_embedding"],
-             **{f"{m}.{k}": w[f"{o}.{k}"] for o, m in (("conv_proj", "conv_proj"), ("encoder.ln", "ln"),
-                                                        ("heads.head", "head")) for k in ("weight", "bias")}}
-    for i in range(2):
-        state.update(transformer_layer_state(w, f"encoder.layers.{i}.", f"layers.{i}.",
-                                              {"ln_1": "norm1", "ln_2": "norm2"}))
-    _compare(net, load_state(module, state), _image(39, (2, 3, 32, 48)), w)
+    state = _torch_state(module, seed=36)
+    _same_params(net, state)
+    _compare(net, module, _image(39, (2, 3, 32, 48)), state)
