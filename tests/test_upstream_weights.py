@@ -25,9 +25,8 @@ arrays before a back end sees it, so onnxruntime runs one of the two files.) The
 global pooling makes them size-agnostic run on small images (--dim H, W). AlexNet and VGG, whose
 classifier is sized for 224x224 (torchvision's adaptive pool is the identity there, and the specs
 leave it out), run at full size, on one image, with 0.25 to 0.55 GB of weights; to keep the file
-quick, onnxruntime sees AlexNet and VGG-11 through `export` alone (`run --backend onnxruntime`
-lowers the same way), and VGG-13/16/19 on NumPy alone: they are VGG-11's blocks and classifier in
-other numbers, and their own names and shapes are checked at full size.
+quick, onnxruntime sees them through `export` alone (`run --backend onnxruntime` lowers the same
+way).
 
 torchvision does not import beside every torch build (PyPI's CPU torch wheel lacks its C++ ops); its
 tests are skipped, saying so, where it cannot be imported.
@@ -145,7 +144,7 @@ TORCHVISION = {
     "efficientnet_b0": ("efficientnet_b0", {}, (2, 64, 48)),
 }
 # onnxruntime's part for the networks of 0.25 GB of weights and more (the module's docstring says why)
-ONNX = {"alexnet": ("export",), "vgg11": ("export",), "vgg13": (), "vgg16": (), "vgg19": ()}
+ONNX = {"alexnet": ("export",), "vgg11": ("export",), "vgg13": ("export",), "vgg16": ("export",), "vgg19": ("export",)}
 
 
 @pytest.mark.parametrize("spec", list(TORCHVISION))
