@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from .commands import register_all
 from .errors import Location, SpecError
 from .files import command
 from .network import DEFAULT_MAX_MEMORY
@@ -381,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the JSON Schema of spec files, for editors")
     s.add_argument("--library", action="store_true", help="the schema of block library files instead")
     s.set_defaults(func=cmd_schema)
+    register_all(sub)
     return p
 
 

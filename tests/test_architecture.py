@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*")),
     ("transforms", ("graphnet.transforms*",)),
     ("back ends", ("graphnet.backends*", "graphnet.render", "graphnet.summary")),
-    ("surface", ("graphnet", "graphnet.__main__", "graphnet.network", "graphnet.cli", "graphnet.docgen",
+    ("surface", ("graphnet", "graphnet.__main__", "graphnet.network", "graphnet.cli", "graphnet.commands*", "graphnet.docgen",
                  "graphnet.schema")),
 ]
 # The back ends, none of which imports another.
