@@ -13,7 +13,7 @@ from pathlib import Path
 from .commands import register_all
 from .errors import Location, SpecError
 from .files import command
-from .network import DEFAULT_MAX_MEMORY
+from .network import DEFAULT_MAX_MACS, DEFAULT_MAX_MEMORY
 from .render import FORMATS
 
 EXIT_ERROR = 1
@@ -113,6 +113,22 @@ def _size(text: str) -> int | None:
     return int(value * units[unit])
 
 
+def _count(text: str) -> int | None:
+    """A count of operations: a number, or with a K, M, G, T or P suffix (powers of 1000); 'none' for no limit."""
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text and text[-1].upper() in units else (text, 1)
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count like 10T, 500G or none") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a compute limit must be positive, got '{text}'")
+    return int(value * unit)
+
+
 def _seed(text: str) -> int:
     try:
         seed = int(text)
@@ -162,13 +178,16 @@ def cmd_run(args) -> int:
     binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
     net.check_memory(binding, args.max_memory, args.optimize)
+    if args.backend == "numpy":
+        net.check_compute(binding, args.max_compute)
     if feed is None:
         feed = net.random_feed(binding, seed=args.seed)
     weights, checks = _weights(net, args)
     if args.backend == "numpy":
         if args.device == "cuda":
             raise SpecError.at(Location("<command line>"), "--device cuda needs --backend onnxruntime")
-        session = net.session(weights, optimize=args.optimize, max_memory=None, **checks)   # checked above
+        session = net.session(weights, optimize=args.optimize, max_memory=None, max_macs=None,   # checked above
+                              **checks)
         outputs = session.run(feed)
         if args.profile:   # a second run: the first one's page faults and cold caches are not the kernels'
             timings = []
@@ -206,7 +225,7 @@ def profile_table(plan, timings: list[float], top: int = 10) -> str:
 
 def _run_onnxruntime(net, model, feed, device: str):
     import onnxruntime as ort
-    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, NotImplemented, RuntimeException
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -217,12 +236,13 @@ def _run_onnxruntime(net, model, feed, device: str):
     # errors only: a warning such as a failed constant fold of a bad index comes back at run time
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
     quiet = ort.RunOptions()
     quiet.log_severity_level = 4      # its run-time errors come back to us, to be located and printed once
     try:
+        # a model onnxruntime has no kernel for (Conv on float64) fails here, naming the node
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
         values = session.run(None, feed.arrays, quiet)
-    except (Fail, InvalidArgument, RuntimeException) as e:
+    except (Fail, InvalidArgument, NotImplemented, RuntimeException) as e:
         raise _onnxruntime_failure(net.graph, feed.dims, str(e)) from None
     return dict(zip([o.name for o in session.get_outputs()], values))
 
@@ -234,8 +254,9 @@ def _onnxruntime_failure(graph, binding: dict[str, int], message: str) -> SpecEr
     from .dims import format_shape
     from .graph import node_error
     said = message.rpartition("Status Message: ")[2].strip() or message
-    found = next(filter(None, (source_node(graph, name) for name in reversed(re.findall(r"Name:'([^']*)'", message)))),
-                 None)
+    # at run time "Name:'c#Conv'"; when a session is made, "node with name 'c#Conv'"
+    named = re.findall(r"Name:'([^']*)'|node with name '([^']*)'", message)
+    found = next(filter(None, (source_node(graph, a or b) for a, b in reversed(named))), None)
     if found is None:
         return SpecError.at(Location(graph.source), f"onnxruntime: {said}")
     owner, node = found
@@ -339,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-memory", type=_size, default=DEFAULT_MAX_MEMORY, metavar="SIZE",
                    help="refuse runs estimated to need more (e.g. 8G, 512M; 'none' for no limit; "
                         "default: three quarters of the RAM)")
+    r.add_argument("--max-compute", type=_count, default=DEFAULT_MAX_MACS, metavar="MACS",
+                   help="refuse NumPy runs of more multiply-accumulates (e.g. 10T, 500G; 'none' for no limit; "
+                        "default: 10T)")
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("export", help="export to ONNX")

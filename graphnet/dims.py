@@ -388,7 +388,7 @@ def _units(n: int) -> str:
     # Exact below 100,000 (a dim like 1024 reads as itself), three significant places above.
     if abs(n) < 100_000:
         return str(n)
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    for suffix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.2f}{suffix}"
     return str(n)

@@ -56,7 +56,14 @@ class SpecError(Exception):
         return cls(Diagnostic(loc, message, tuple(notes)))
 
     def render(self) -> str:
-        return "\n".join(d.render() for d in self.diagnostics)
+        # A file name that is not UTF-8 (os.fsdecode's surrogates) is shown by its bytes, '\\xff', so the
+        # message prints on any stream
+        text = "\n".join(d.render() for d in self.diagnostics)
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:       # a surrogate that no file name decodes to
+            raw = text.encode("utf-8", "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
 
 
 class Diagnostics:

@@ -11,6 +11,9 @@
 - `command`: while a command of the CLI runs, every file it reads is noted, and an output that is
   the same file as one of them (by device and inode, so through links too) is refused before it
   is touched; SIGTERM and SIGHUP unwind the command as Ctrl-C does, so its temporary files go.
+  Python runs a signal handler only between bytecodes, so a signal that arrives inside a long
+  NumPy call would wait for it: a watchdog thread, woken by the signal itself, gives the command
+  `SIGNAL_GRACE_S` seconds to unwind, then removes its temporary files and ends the process.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import io
 import os
 import re
 import secrets
+import shutil
 import signal
 import stat
+import threading
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -83,6 +89,11 @@ def _refuse_input(path: Path) -> None:
                                                 "writing the output here would destroy it")
 
 
+SIGNAL_GRACE_S = 3.0
+# the temporary files and folders being written now, for the watchdog to remove
+_staged: set[str] = set()
+
+
 class _Terminated(SystemExit):
     """A SIGTERM or SIGHUP, raised where the program is so that every cleanup runs; the exit
     status is the shell's for a signal, 128 + its number."""
@@ -101,13 +112,45 @@ def _catch_signals() -> dict:
         try:
             previous[sig] = signal.signal(sig, _on_signal)
         except ValueError:      # not the main thread: signals go to the main thread's handlers
-            break
+            return previous
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    ended = threading.Event()
+    previous["wakeup"] = (signal.set_wakeup_fd(write, warn_on_full_buffer=False), write, ended)
+    threading.Thread(target=_watchdog, args=(read, ended), daemon=True, name="graphnet-signals").start()
     return previous
 
 
+def _watchdog(read: int, ended: threading.Event) -> None:
+    """Wait for a signal's byte on the wakeup pipe (end-of-file when the command ends); if the
+    command has not ended within the grace period, clean up and end the process as the signal
+    would have."""
+    try:
+        got = os.read(read, 1)
+    finally:
+        os.close(read)
+    if not got or ended.wait(SIGNAL_GRACE_S):
+        return
+    for name in list(_staged):
+        if os.path.isdir(name):
+            shutil.rmtree(name, ignore_errors=True)
+        else:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+    os._exit(128 + got[0])
+
+
 def _restore_signals(previous: dict) -> None:
+    wakeup = previous.pop("wakeup", None)
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+    if wakeup:
+        old, write, ended = wakeup
+        ended.set()
+        signal.set_wakeup_fd(old)
+        os.close(write)                 # the watchdog reads end-of-file and stops
 
 
 def check_output(path: str | Path) -> os.stat_result | None:
@@ -172,6 +215,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             yield f
         return
     fd, tmp = _create_beside(path, f".{path.name}.{{}}.tmp")
+    _staged.add(tmp)
     try:
         if st is not None:
             os.fchmod(fd, stat.S_IMODE(st.st_mode))
@@ -190,6 +234,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        _staged.discard(tmp)
 
 
 @contextmanager
@@ -271,6 +317,7 @@ def atomic_pair(path: str | Path, suffix: str = ".data") -> Iterator[tuple[Path,
     plain = path.with_name(path.name + suffix)
     data_name = plain.name if not os.path.lexists(plain) else f"{path.name}.{secrets.token_hex(6)}{suffix}"
     staging = Path(_mkdtemp_beside(path))
+    _staged.add(str(staging))
     staged_file, staged_data = staging / path.name, staging / data_name
     try:
         yield staged_file, staged_data
@@ -295,6 +342,7 @@ def atomic_pair(path: str | Path, suffix: str = ".data") -> Iterator[tuple[Path,
         for leftover in staging.iterdir():
             _remove(leftover)
         staging.rmdir()
+        _staged.discard(str(staging))
 
 
 def _mkdtemp_beside(path: Path) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, peak_bytes, run_plan
 from .bounds import value_bounds
-from .dims import format_shape
+from .dims import format_shape, humanize
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
@@ -32,6 +32,9 @@ def _physical_memory() -> int | None:
 # Three quarters of the machine's RAM: a run that needs more would swap or be killed by the OS.
 _RAM = _physical_memory()
 DEFAULT_MAX_MEMORY = _RAM * 3 // 4 if _RAM else None
+# Ten tera multiply-accumulates: a minute or two of the NumPy back end at full speed on a laptop's
+# cores. Past it a run is refused, as a hang would otherwise be the only answer (docs/security.md).
+DEFAULT_MAX_MACS = 10**13
 
 
 def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
@@ -63,22 +66,22 @@ def _dims(dims, what: str = "dims") -> dict[str, int] | None:
     return {k: int(v) for k, v in dims.items()}
 
 
+def _limit(value, what: str, unit: str, example: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a number of {unit} (e.g. {example}) or None for no limit, "
+                        f"got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{what} must be 0 or more {unit}, got {value}")
+
+
 def _arrays(arrays, what: str) -> None:
     if not isinstance(arrays, Mapping):
         raise TypeError(f"{what} must be a mapping from name to array, got {type(arrays).__name__}")
     for name in arrays:
         if not isinstance(name, str):
             raise TypeError(f"{what}: names must be str, got {name!r} ({type(name).__name__})")
-
-
-def _memory(max_memory) -> None:
-    if max_memory is None:
-        return
-    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, np.integer)):
-        raise TypeError(f"max_memory must be a number of bytes (e.g. 8 << 30) or None for no limit, "
-                        f"got {max_memory!r} ({type(max_memory).__name__})")
-    if max_memory < 0:
-        raise ValueError(f"max_memory must be 0 or more bytes, got {max_memory}")
 
 
 def _seed(seed) -> int:
@@ -166,20 +169,36 @@ class Network:
         """Refuse, naming the estimate, a binding whose estimated peak memory is over `max_memory`
         bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
         `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
-        _memory(max_memory)
+        _limit(max_memory, "max_memory", "bytes", "8 << 30")
         _dims(binding, "binding")
         if max_memory is not None:
             self.refuse_over(peak_bytes(self.graph, binding, optimize), binding, max_memory)
 
+    def check_compute(self, binding: dict[str, int], max_macs: int | None = DEFAULT_MAX_MACS) -> None:
+        """Refuse a binding whose multiply-accumulates (validate's count, bound) are over `max_macs`
+        (None: no limit): the NumPy back end would run for hours where it is refused in no time."""
+        _limit(max_macs, "max_macs", "multiply-accumulates", "10**13")
+        _dims(binding, "binding")
+        if max_macs is None:
+            return
+        need = self.graph.total_macs().subs(binding)
+        if need.is_const() and need.value > max_macs:
+            raise SpecError.at(self._input_loc(), f"running '{self.name}' on {self._shapes(binding)} takes about "
+                               f"{humanize(need)} multiply-accumulates, over the compute limit of "
+                               f"{humanize(max_macs)} (--max-compute; 'none' for no limit)")
+
     def refuse_over(self, need: int, binding: dict[str, int], max_memory: int | None) -> None:
         """Refuse, naming both, a run of this binding estimated to need more than `max_memory` bytes."""
         if max_memory is not None and need > max_memory:
-            shapes = ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}"
-                               for k, t in self.graph.inputs.items())
-            where = next(iter(self.graph.input_locs.values()), Location(self.graph.source))
-            raise SpecError.at(where, f"running '{self.name}' on {shapes} needs about "
+            raise SpecError.at(self._input_loc(), f"running '{self.name}' on {self._shapes(binding)} needs about "
                                f"{format_bytes(need)} beyond its weights, over the memory limit of "
                                f"{format_bytes(max_memory)} (--max-memory)")
+
+    def _shapes(self, binding: dict[str, int]) -> str:
+        return ", ".join(f"{k}{format_shape(d.subs(binding) for d in t.shape)}" for k, t in self.graph.inputs.items())
+
+    def _input_loc(self) -> Location:
+        return next(iter(self.graph.input_locs.values()), Location(self.graph.source))
 
     def _checked(self, weights, source: str | None = None, allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
         """The given weights (a dict, or a file from load_weights) checked against the params and
@@ -192,13 +211,15 @@ class Network:
 
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
                 allow_nonfinite: bool = False, source: str | None = None,
-                max_memory: int | None = DEFAULT_MAX_MEMORY) -> "Session":
+                max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
         rewrites (for debugging them). A binding whose estimated peak memory is over `max_memory`
-        bytes (None: no limit) is refused before anything is allocated."""
-        _memory(max_memory)
-        return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory)
+        bytes, or whose multiply-accumulates are over `max_macs` (None: no limit), is refused
+        before anything is allocated."""
+        _limit(max_memory, "max_memory", "bytes", "8 << 30")
+        _limit(max_macs, "max_macs", "multiply-accumulates", "10**13")
+        return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory, max_macs)
 
     def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Run once on the NumPy back end; for repeated runs, keep a `session()`."""
@@ -250,11 +271,12 @@ class Session:
     """Fixed weights and one compiled plan per binding of the free dims, like an ORT session."""
 
     def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True,
-                 max_memory: int | None = DEFAULT_MAX_MEMORY):
+                 max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS):
         self.net = net
         self.weights = weights
         self.optimize = optimize
         self.max_memory = max_memory
+        self.max_macs = max_macs
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, binding: dict[str, int]) -> Plan:
@@ -263,6 +285,7 @@ class Session:
         key = binding_key(binding)
         if key not in self._plans:
             self.net.check_bounds(binding)
+            self.net.check_compute(binding, self.max_macs)
             # refused, if it must be, on the plan's own estimate, before the plan allocates anything
             check = None if self.max_memory is None else (
                 lambda need: self.net.refuse_over(need, binding, self.max_memory))

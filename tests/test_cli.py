@@ -1,6 +1,7 @@
 """The command line: reports, outputs, and the same seed giving the same weights everywhere."""
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -158,6 +159,58 @@ def test_a_run_over_the_memory_limit_is_refused_before_allocating(capsys, tmp_pa
     assert main(["run", str(SPECS / "mlp.yaml"), "--dim", "B=64", "--max-memory", "none"]) == 0
     assert _exit_code(["run", str(SPECS / "mlp.yaml"), "--max-memory", "lots"]) == 1
     assert "'lots' is not a size like 8G, 512M or none" in capsys.readouterr().err
+
+
+SIX_WAY_EINSUM = """\
+graphnet: 1
+name: ein
+inputs: {a: [200], b: [200], c: [200], d: [200], e: [200], f: [200]}
+nodes:
+  - {op: einsum, name: s, attrs: {equation: "i,j,k,l,m,n->"}, inputs: [a, b, c, d, e, f]}
+outputs: {s: s}
+"""
+
+
+CONV_FLOAT64 = """\
+graphnet: 1
+name: c64
+inputs: {x: {shape: [1, 2, 5], dtype: float64}}
+params:
+  w: {shape: [3, 2, 3], dtype: float64, init: ones}
+nodes:
+  - {op: conv, name: c, inputs: [x, w]}
+outputs: {y: c}
+"""
+
+
+def test_an_op_onnxruntime_has_no_kernel_for_is_located_at_its_node(tmp_path, capsys):
+    # valid ONNX, and NumPy runs it; onnxruntime has no float64 Conv and refused it with a traceback
+    spec = tmp_path / "c64.yaml"
+    spec.write_text(CONV_FLOAT64)
+    assert main(["run", str(spec)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(spec), "--backend", "onnxruntime"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:7:5: error: node 'c' (conv): onnxruntime: ") and "Traceback" not in err
+    assert "NOT_IMPLEMENTED" in err and "(inputs: float64[1, 2, 5], float64[3, 2, 3])" in err
+
+
+def test_a_numpy_run_over_the_compute_limit_is_refused_not_run_for_hours(capsys, tmp_path):
+    # 200^6 = 64 T multiply-accumulates: the NumPy back end's einsum would loop over all of them
+    spec = tmp_path / "ein.yaml"
+    spec.write_text(SIX_WAY_EINSUM)
+    assert main(["run", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:3:13: error: running 'ein' on a[200], ") and "Traceback" not in err
+    assert "takes about 64.00T multiply-accumulates, over the compute limit of 10.00T (--max-compute" in err
+    # onnxruntime contracts it in well under a second, so it is not refused there
+    assert main(["run", str(spec), "--backend", "onnxruntime"]) == 0
+    # a limit of one's own; 'none' lifts it
+    assert main(["run", MLP, "--dim", "B=64", "--max-compute", "1M"]) == 1
+    assert "over the compute limit of 1.00M" in capsys.readouterr().err
+    assert main(["run", MLP, "--dim", "B=64", "--max-compute", "none"]) == 0
+    assert _exit_code(["run", MLP, "--max-compute", "lots"]) == 1
+    assert "'lots' is not a count like 10T, 500G or none" in capsys.readouterr().err
 
 
 def test_no_optimize_gives_the_same_outputs_and_profile_names_the_ops(capsys, tmp_path):
@@ -436,6 +489,24 @@ def test_an_external_data_export_onto_a_device_is_refused(tmp_path, capsys):
     assert "/dev/null:1:1: error: a file with a separate data file must be written to a regular file" \
         in capsys.readouterr().err
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("name,message", [
+    ("..model.onnx", "the data file would be '..model.onnx.data', which onnx's checker takes for a path outside"),
+    (b"\xff\xfe.onnx", "the model names its data file in UTF-8, and this file name is not UTF-8"),
+])
+def test_an_external_data_name_onnx_cannot_hold_is_refused(tmp_path, capsys, name, message):
+    # both crashed: inside onnx's checker, and encoding the data file's location
+    files = _small(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = os.path.join(os.fsencode(out), name) if isinstance(name, bytes) else str(out / name)
+    given = os.fsdecode(target)
+    shown = os.fsencode(target).decode("utf-8", "backslashreplace")     # \xff\xfe.onnx, printable
+    assert main(["export", str(files["spec"]), "-o", given, "--external-data"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{shown}:1:1: error: with external data") and message in err, err
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["run", "init-weights", "export", "render"])

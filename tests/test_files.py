@@ -219,6 +219,62 @@ def test_a_signal_mid_write_unwinds_and_leaves_no_temporary_file(tmp_path, signa
     assert (tmp_path / "out.bin").read_bytes() == b"old"
 
 
+@pytest.mark.parametrize("writer", ["atomic_write", "atomic_pair"])
+def test_a_signal_inside_a_long_numpy_call_still_ends_the_command_and_cleans_up(tmp_path, writer):
+    # Python runs its handler only when the call returns: here, minutes later (a NumPy run at
+    # --max-compute none). The watchdog ends it after the grace period, removing the temporary files.
+    from graphnet.files import SIGNAL_GRACE_S
+    script = textwrap.dedent(f"""
+        import numpy as np, sys
+        from graphnet.files import atomic_pair, atomic_write, command
+        v = np.ones(400, np.float32)
+        with command():
+            if "{writer}" == "atomic_write":
+                with atomic_write("out.bin") as f:
+                    f.write(b"half")
+                    print("started", flush=True)
+                    np.einsum("i,j,k,l->", v, v, v, v)          # 25.6 G iterations in C
+            else:
+                with atomic_pair("m.onnx") as (model, data):
+                    data.write_bytes(b"data")
+                    print("started", flush=True)
+                    np.einsum("i,j,k,l->", v, v, v, v)
+        print("not reached")
+    """)
+    (tmp_path / "out.bin").write_bytes(b"old")
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline() == "started\n"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - sent >= SIGNAL_GRACE_S * 0.9      # it waited for the command first
+    assert "not reached" not in out and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    assert (tmp_path / "out.bin").read_bytes() == b"old"
+
+
+def test_a_command_that_ends_after_a_signal_is_not_ended_by_the_watchdog():
+    # in a library caller's process (this one), Ctrl-C caught by the caller must not end it later
+    import signal
+    import time
+    from graphnet.files import SIGNAL_GRACE_S
+    with pytest.raises(KeyboardInterrupt):
+        with command():
+            signal.raise_signal(signal.SIGINT)
+    import threading
+    time.sleep(SIGNAL_GRACE_S + 0.5)
+    # still running, and no watchdog is left waiting to end the process
+    assert not any(t.name == "graphnet-signals" for t in threading.enumerate())
+
+
 def test_command_restores_the_signal_handlers():
     import signal
     before = signal.getsignal(signal.SIGTERM)

@@ -106,6 +106,14 @@ def planned(graph: Graph, binding: dict[str, int], known: Known, optimize: bool)
     return rewrites.optimize(graph, binding, known) if optimize else graph
 
 
+def _arrays_from(kernel, n_out: int):
+    """`kernel`, returning arrays: NumPy's arithmetic on 0-d arrays returns scalars, which no later
+    kernel can write into and which onnxruntime refuses as inputs."""
+    if n_out == 1:
+        return lambda *args: np.asarray(kernel(*args))
+    return lambda *args: tuple(np.asarray(r) for r in kernel(*args))
+
+
 def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.ndarray],
                  optimize: bool = True, check: Callable[[int], None] | None = None) -> Plan:
     """The steps that compute `graph` for this binding; `values` holds every param's array. With
@@ -142,7 +150,10 @@ def compile_plan(graph: Graph, binding: dict[str, int], values: dict[str, np.nda
         inplace = buffers.reusable_input(i, node, op) if buffers else None
         shapes = [tuple(int(d) for d in types[t].shape) if t is not None else None for t in node.inputs]
         free = tuple(sorted(slots[t] for t in dying))
-        steps.append(Step(node.name, op.name, op.prepare_in(engine, *shapes), ins, outs, free, inplace, node.trace))
+        kernel = op.prepare_in(engine, *shapes)
+        if any(types[t].rank == 0 for t in node.outputs):
+            kernel, inplace = _arrays_from(kernel, len(outs)), None
+        steps.append(Step(node.name, op.name, kernel, ins, outs, free, inplace, node.trace))
     return Plan({name: slots[name] for name in graph.inputs},
                 tuple((slots[name], known[name]) for name in graph.params),
                 tuple(steps), {k: slots[v] for k, v in graph.outputs.items()}, len(slots))

@@ -62,8 +62,12 @@ class OnnxBuilder:
     # -- nodes -----------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs):
         outputs = [self.fresh(self.hint) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(f"{self.hint}#{op_type}"),
-                                           **attrs))
+        # an empty list says nothing of its element type, which onnx.helper must be told
+        empty = [k for k, v in attrs.items() if isinstance(v, (list, tuple)) and not v]
+        node = helper.make_node(op_type, inputs, outputs, name=self.fresh(f"{self.hint}#{op_type}"),
+                                **{k: v for k, v in attrs.items() if k not in empty})
+        node.attribute.extend(helper.make_attribute(k, [], attr_type=onnx.AttributeProto.INTS) for k in empty)
+        self.nodes.append(node)
         return outputs[0] if n_out == 1 else outputs
 
     def reduce(self, op_type: str, x: str, axes: list[int], keepdims: bool) -> str:
@@ -273,6 +277,7 @@ def export(graph: Graph, weights: dict[str, np.ndarray], path: str | Path, opset
         with atomic_write(path) as f:
             f.write(model.SerializeToString())
         return model
+    _check_data_name(path.name + ".data", path)
     with atomic_pair(path, ".data") as (staged_model, staged_data):
         with open(staged_data, "wb") as f:
             model = to_onnx(graph, weights, opset, external=(f, staged_data.name))
@@ -280,6 +285,20 @@ def export(graph: Graph, weights: dict[str, np.ndarray], path: str | Path, opset
             f.write(model.SerializeToString())
         onnx.checker.check_model(str(staged_model), full_check=True)
     return model
+
+
+def _check_data_name(name: str, path: Path) -> None:
+    """Refuse a model name whose data file's name ONNX cannot hold: the model stores it as UTF-8
+    text, and onnx's checker reads a name starting with '..' as a path out of the model's folder."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError.at(Location(str(path)), "with external data the model names its data file in UTF-8, "
+                           "and this file name is not UTF-8; choose another name") from None
+    if name.startswith(".."):
+        raise SpecError.at(Location(str(path)), f"with external data the data file would be '{name}', which "
+                           "onnx's checker takes for a path outside the model's folder; choose a name that "
+                           "does not start with '..'")
 
 
 def _trim(values: list):

@@ -132,7 +132,8 @@ def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float 
 def _sigmoid(x, out=None):
     # 1 / (1 + e^-x) in place: e^-x overflows to inf below x = -88 (float32), giving the right 0
     with np.errstate(over="ignore"):
-        y = np.negative(x, out=out)
+        # on a 0-d x NumPy returns a scalar, which cannot be written in place
+        y = np.negative(x, out=np.empty_like(x) if out is None else out)
         np.exp(y, out=y)
         y += 1
         return np.reciprocal(y, out=y)

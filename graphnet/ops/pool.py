@@ -33,10 +33,13 @@ class _Pool(Op):
             raise ShapeError("ceil_mode has no effect with pads 'same'; drop one of them")
         if self.ceil_mode:
             self._refuse_window_past_input(x)
-        if not isinstance(pads, str):
+        explicit = onnx_pads(pads, x.shape[2:], kernel, strides, dilations).get("pads")
+        if explicit:     # onnxruntime's rule, for 'same' too once it is written out (PyTorch's is half the kernel)
             for i in range(n):
-                if max(pads[i], pads[i + n]) >= kernel[i]:
-                    raise ShapeError(f"padding {max(pads[i], pads[i + n])} must be smaller than the kernel {kernel[i]}")
+                if max(explicit[i], explicit[i + n]) >= kernel[i]:
+                    written = "" if explicit is pads else f" (pads 'same' with dilations {dilations[i]})"
+                    raise ShapeError(f"padding {max(explicit[i], explicit[i + n])}{written} must be smaller than "
+                                     f"the kernel {kernel[i]}")
         spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n, self.ceil_mode)[0]
                    for i in range(n)]
         return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(spatial))

@@ -274,11 +274,13 @@ class Slice(Op):
             # a negative step) must not reach NumPy, which reads it as the last element.
             r = range(*slice(int(start), int(end), step).indices(x.shape[axis]))
             index[axis] = slice(r.start, r.stop if r.stop >= 0 else None, step)
-        return x[tuple(index)]
+        return x[tuple(index)] if index else x
 
     def to_onnx(self, b, x):
         rank = b.type_of(x).rank
         plan = self.plan(rank)
+        if not plan:        # onnxruntime cannot slice a 0-d tensor, even along no axis
+            return b.node("Identity", [x])
         ints = lambda vals: b.dims_tensor([as_dim(v) if not (isinstance(v, int) and v >= TO_END) else Dim(2**62)
                                            for v in vals])
         return b.node("Slice", [x, ints([p[1] for p in plan]), ints([p[2] for p in plan]),
@@ -517,11 +519,15 @@ class Pad(Op):
 
     def compute(self, x):
         widths = [(int(begin), int(end)) for begin, end in self.amounts(x.ndim)]
+        if not widths:     # a 0-d x: nothing to pad (np.pad refuses an empty width list)
+            return x.copy()
         if self.mode == "constant":
             return np.pad(x, widths, constant_values=np.asarray(self.value).astype(x.dtype))
         return np.pad(x, widths, mode=self.mode)
 
     def to_onnx(self, b, x):
+        if b.type_of(x).rank == 0:     # nothing to pad, and onnxruntime's Pad refuses a 0-d tensor
+            return b.node("Identity", [x])
         inputs = [x, b.dims_tensor(self.pads)]
         if self.mode == "constant" and self.value != 0:
             inputs.append(b.const(np.asarray(self.value).astype(b.dtype_of(x))))

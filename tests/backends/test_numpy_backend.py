@@ -196,7 +196,7 @@ def test_the_estimate_of_a_huge_run_allocates_nothing_of_it():
     # session refuses its plan before making one
     net = gn.load(SPECS / "transformer.yaml")
     binding = {"B": 1, "S": 8, "T": 200_000}
-    session = net.session(net.init_weights(0), max_memory=1 << 30)
+    session = net.session(net.init_weights(0), max_memory=1 << 30, max_macs=None)   # the memory guard alone
     tracemalloc.start()
     try:
         estimate = peak_bytes(net.graph, binding)
@@ -222,3 +222,39 @@ def test_any_exception_a_kernel_raises_is_located_at_its_node(monkeypatch):
         net.run({"x": np.zeros((2, 784), np.float32)})
     assert e.value.render() == (f"{SPECS / 'mlp.yaml'}:18:5: error: node 'relu1' (relu): FloatingPointError: the "
                                 "kernel broke (inputs: float32[2, 1024])")
+
+
+RANK_0 = """\
+graphnet: 1
+name: scalars
+inputs: {x: []}
+nodes:
+  - {name: s, op: sigmoid}
+  - {name: w, op: silu}
+  - {name: t, op: transpose}
+  - {name: p, op: pad, attrs: {pads: []}}
+  - {name: c, op: slice, attrs: {starts: [], ends: []}}
+  - {name: m, op: mul, inputs: [c, x]}
+  - {name: r, op: relu}
+  - {name: e, op: exp}
+outputs: {y: e, s: s}
+"""
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_rank_0_tensors_run_on_both_back_ends_alike(tmp_path, optimize):
+    # NumPy's arithmetic on 0-d arrays gives scalars, which in-place kernels and onnxruntime refuse;
+    # a 0-d tensor also broke Transpose's and Pad's lowerings and onnxruntime's Slice
+    spec = tmp_path / "scalars.yaml"
+    spec.write_text(RANK_0)
+    net = gn.load(spec)
+    x = np.asarray(0.75, np.float32)
+    got = net.session(optimize=optimize).run({"x": x})
+    import onnxruntime as ort
+    model = net.to_onnx()
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    s = 1 / (1 + np.exp(-0.75))
+    assert np.allclose(want[0], np.exp(max(s / (1 + np.exp(-s)) * 0.75, 0)), rtol=1e-6)   # math, not our code
+    for name, ort_value in zip(["y", "s"], want):
+        assert isinstance(got[name], np.ndarray) and got[name].shape == () and got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], ort_value, rtol=1e-6)
