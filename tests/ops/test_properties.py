@@ -78,6 +78,23 @@ def _indices_in_range(arr, arrays, attrs):
     return (np.abs(arr.astype(np.int64)) % (2 * n) - n).astype(arr.dtype)
 
 
+def _rows_in_range(arr, arrays, attrs):
+    # scatter_nd: each index row picks data's leading axes; repeated rows are only defined with a
+    # reduction, so without one they are made distinct
+    data = arrays[0]
+    if arr.ndim == 0 or not 1 <= arr.shape[-1] <= data.ndim or data.size == 0:
+        return arr
+    k = arr.shape[-1]
+    rows = np.abs(arr.astype(np.int64)).reshape(-1, k) % np.asarray(data.shape[:k])
+    if attrs.get("reduction", "none") == "none":
+        count = int(np.prod(data.shape[:k]))
+        first = int(np.ravel_multi_index(rows[0], data.shape[:k])) if len(rows) else 0
+        assume(len(rows) <= count)              # more rows than places: undefined in ONNX
+        flat = (np.arange(len(rows)) + first) % count
+        rows = np.stack(np.unravel_index(flat, data.shape[:k]), axis=-1)
+    return rows.reshape(arr.shape).astype(arr.dtype)
+
+
 def _nonzero(arr, arrays, attrs):
     if arr.dtype.kind in "iu":
         return np.where(arr == 0, 1, arr).astype(arr.dtype)
@@ -93,6 +110,7 @@ def _small_exponent(arr, arrays, attrs):
 HINTS: dict[str, dict] = {
     "einsum": {"attrs": {"equation": _einsum_equations()}},
     "gather": {"values": {1: _indices_in_range}},
+    "scatter_nd": {"values": {1: _rows_in_range}},
     "div": {"values": {1: _nonzero}},
     "pow": {"values": {1: _small_exponent}},
 }
