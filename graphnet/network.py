@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
@@ -307,14 +307,16 @@ class Session:
 
     def run(self, inputs: "dict[str, Any] | Feed", timings: list | None = None) -> dict[str, np.ndarray]:
         """The outputs for these inputs (arrays by name, checked here, or a Feed, checked already);
-        with `timings`, the seconds of each step of the plan are appended."""
+        with `timings`, the seconds of each step of the plan are appended. In train mode each run
+        draws the next step's dropout masks (a mask given among the inputs is used as given)."""
         feed = self._with_masks(inputs)
         plan = self.plan(feed.dims)
         with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
             return run_plan(plan, feed.arrays, timings)
 
-    def _with_masks(self, inputs: "dict[str, Any] | Feed") -> Feed:
-        """The inputs checked, with this run's dropout masks in train mode where they are not given."""
+    def _with_masks(self, inputs: "dict[str, Any] | Feed", advance: bool = True) -> Feed:
+        """The inputs checked, with this run's dropout masks in train mode where they are not given
+        (the next step's masks, unless `advance` is false: then the step is not counted)."""
         if not self.extras.dropouts:
             return self.net.feed(inputs)
         arrays = inputs.arrays if isinstance(inputs, Feed) else inputs
@@ -326,14 +328,13 @@ class Session:
         except (KeyError, InputMismatch):
             return self.net.feed(arrays)          # the full check says what is wrong with them
         drawn = self.extras.dropout_masks(dims, self.steps)
-        self.steps += 1
+        self.steps += advance
         return self.net.feed({**drawn, **arrays})
 
     def plan_for(self, inputs: "dict[str, Any] | Feed") -> Plan:
-        return self.plan(self.net.feed(inputs).dims)
+        return self.plan(self._with_masks(inputs, advance=False).dims)
 
 
 def _without(graph: Graph, inputs: set[str]) -> Graph:
     """The graph less some inputs, for binding dims from the others."""
-    from dataclasses import replace
     return replace(graph, inputs={k: t for k, t in graph.inputs.items() if k not in inputs})

@@ -175,6 +175,9 @@ def test_dropout_drops_at_its_rate_and_scales_what_it_keeps(tmp_path):
     masks = extras.dropout_masks({"B": 20}, step=0)
     assert [i.name for i in model.graph.input] == ["x", "drop#mask"]
     np.testing.assert_array_equal(_ort(model, {"x": x, **masks})["y"], first)
+    # a mask given among the inputs is used as given
+    keep_all = {"drop#mask": np.ones((20, 1000), bool)}
+    np.testing.assert_array_equal(session.run({"x": x, **keep_all})["y"], x * np.float32(1 / 0.7))
 
 
 def test_a_bad_mode_and_a_batch_of_one_value_are_refused(tmp_path, small):
