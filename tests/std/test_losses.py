@@ -178,9 +178,12 @@ def test_a_label_that_is_no_class_is_refused_at_its_node(tmp_path):
     net = _one_loss(tmp_path, "  - {name: loss, block: std.cross_entropy, inputs: [x, t]}")
     x = np.zeros((2, 3), np.float32)
     assert net.run({"x": x, "t": np.array([2, -100])})["y"] == pytest.approx(np.log(3))
-    with pytest.raises(gn.SpecError, match=r"loss.yaml:9:5: error: node 'loss.nll.one_hot' \(gather\): "
+    with pytest.raises(gn.SpecError, match=r"loss.yaml:9:5: error: node 'loss.nll.weight_of_target' \(gather\): "
                                            r"indices\[1\] is 3, out of range"):
         net.run({"x": x, "t": np.array([0, 3])})
+    # -C to -1 count from the end, in the one-hot rows as in the weights' lookup
+    logits = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -2.0]], np.float32)
+    assert net.run({"x": logits, "t": np.array([-1, -3])})["y"] == net.run({"x": logits, "t": np.array([2, 0])})["y"]
 
 
 def test_an_unknown_reduction_is_refused_at_the_call(tmp_path):
