@@ -18,6 +18,7 @@ The contract, for every caller (Network's `mode=`, the gradient transform's `vjp
   `extras.state` maps each updated param to the output holding its new value (the same name), so
   a caller carries the state on with `weights.update({p: outputs[o] for p, o in extras.state.items()})`;
   `extras.complete(weights)` adds the new params' initial values to weights that lack them.
+  The state outputs are bookkeeping, not results: a gradient takes no cotangent from them.
 - each `dropout` with a ratio p > 0 becomes where(keep, x / (1 - p), 0), reading its keep mask as a
   new bool graph input `<node>#mask` of x's shape. The host draws the masks
   (`extras.dropout_masks(dims, step)`, from `seed`, the step and the node's index, with NumPy's
@@ -124,8 +125,9 @@ class _Train:
         metadata = {**self.graph.metadata, "graphnet.mode": "train", "graphnet.seed": str(self.seed),
                     "graphnet.state": json.dumps(self.state),
                     "graphnet.dropout_masks": json.dumps({d.mask: d.ratio for d in self.dropouts})}
-        graph = dataclasses.replace(self.graph, nodes=self.nodes, types=self.types, inputs=self.inputs, input_locs=self.input_locs,
-                                    params=self.params, outputs=self.outputs, metadata=metadata)
+        graph = dataclasses.replace(self.graph, nodes=self.nodes, types=self.types, inputs=self.inputs,
+                                    input_locs=self.input_locs, params=self.params, outputs=self.outputs,
+                                    metadata=metadata)
         return graph, extras
 
     def emit(self, node: Node, suffix: str, op: str, inputs: tuple[str | None, ...], out: str | None = None,

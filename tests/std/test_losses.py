@@ -54,7 +54,8 @@ def _arrays() -> dict[str, np.ndarray]:
 
 INPUTS = {"logits": "[B, C, S]", "logits2": "[B, C]", "labels": "{shape: [B, S], dtype: int64}",
           "labels2": "{shape: [B], dtype: int64}",
-          "classes": "{shape: [B, S], dtype: int64}", "soft": "[B, C, S]", "soft2": "[B, C]", "x": "[B, C, S]", "t": "[B, C, S]",
+          "classes": "{shape: [B, S], dtype: int64}", "soft": "[B, C, S]", "soft2": "[B, C]",
+          "x": "[B, C, S]", "t": "[B, C, S]",
           "p": "[B, C, S]", "y": "[B, C, S]", "log_q": "[B, C, S]", "kl_target": "[B, C, S]",
           "kl_log_target": "[B, C, S]"}
 
