@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from .expand import expand
 from .graph import Graph
 from .load import load_program
 from .init import init_weights
+from .transforms.train_mode import MODES, ModeExtras, apply_mode
 from .types import format_bytes
 from .weights import check_weights
 
@@ -90,6 +92,13 @@ def _seed(seed) -> int:
     if seed < 0:
         raise ValueError(f"seed must be 0 or more, got {seed}")
     return int(seed)
+
+
+def _mode(mode) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'eval' (inference: running statistics, no dropout) or 'train' "
+                         f"(batch statistics, active dropout), got {mode!r}")
+    return mode
 
 
 def _shape_view(t) -> tuple:
@@ -209,65 +218,114 @@ class Network:
         _arrays(weights, "weights")
         return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
+    def in_mode(self, mode: str = "eval", seed: int = 0) -> tuple["Network", ModeExtras]:
+        """This network as `mode` runs it, a new Network (this one is not changed), and what the
+        mode adds: in train mode batch statistics, the running statistics' updates as outputs named
+        after their params, and dropout masks as inputs (transforms/train_mode.py)."""
+        graph, extras = apply_mode(self.graph, _mode(mode), _seed(seed))
+        return Network(graph), extras
+
+    def _moded(self, mode: str, seed: int, weights, source, allow_nonfinite):
+        """The network in `mode`, its extras, and the weights checked against it (a train-mode
+        counter the weights lack starts at 0)."""
+        net, extras = self.in_mode(mode, seed)
+        if weights is not None and extras.new_params:
+            source = source or getattr(weights, "source", None)
+            _arrays(weights, "weights")
+            weights = extras.complete(weights)
+        return net, extras, net._checked(weights, source, allow_nonfinite)
+
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
                 allow_nonfinite: bool = False, source: str | None = None,
-                max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS) -> "Session":
+                max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS,
+                mode: str = "eval", seed: int = 0) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
         rewrites (for debugging them). A binding whose estimated peak memory is over `max_memory`
         bytes, or whose multiply-accumulates are over `max_macs` (None: no limit), is refused
-        before anything is allocated."""
+        before anything is allocated. `mode="train"` runs batch norm on batch statistics, returning
+        the updated running statistics as outputs named after their params, and dropout with masks
+        drawn from `seed`, fresh on each run."""
         _limit(max_memory, "max_memory", "bytes", "8 << 30")
         _limit(max_macs, "max_macs", "multiply-accumulates", "10**13")
-        return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory, max_macs)
+        net, extras, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return Session(net, checked, optimize, max_memory, max_macs, extras)
 
-    def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None, *,
+            mode: str = "eval", seed: int = 0) -> dict[str, np.ndarray]:
         """Run once on the NumPy back end; for repeated runs, keep a `session()`."""
-        return self.session(weights).run(inputs)
+        return self.session(weights, mode=mode, seed=seed).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str | None = None):
+                allow_nonfinite: bool = False, source: str | None = None, mode: str = "eval", seed: int = 0):
+        """The ModelProto of the network in `mode`, which its metadata_props record (`graphnet.mode`;
+        in train mode also the mask inputs and state outputs, transforms/train_mode.py)."""
         from .backends.onnx_export import to_onnx
-        return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
+        net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return to_onnx(net.graph, checked, opset)
 
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
-                    external_data: bool | None = None, **checks):
+                    external_data: bool | None = None, *, allow_nonfinite: bool = False,
+                    source: str | None = None, mode: str = "eval", seed: int = 0):
         """Write the model atomically after onnx's full checker accepts it, its weights in
         '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.export);
-        returns the ModelProto. `checks` are to_onnx's allow_nonfinite and source."""
+        returns the ModelProto. allow_nonfinite, source and mode are to_onnx's."""
         from .backends.onnx_export import export
-        return export(self.graph, self._checked(weights, **checks), path, opset, external_data)
+        net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return export(net.graph, checked, path, opset, external_data)
+
+    def _feed_with_masks(self, inputs: "dict[str, Any] | Feed", extras: ModeExtras, step: int = 0) -> "Feed":
+        """feed(inputs), with the dropout masks of train-mode `step` drawn where they are not given."""
+        if not extras.dropouts:
+            return self.feed(inputs)
+        arrays = inputs.arrays if isinstance(inputs, Feed) else inputs
+        _arrays(arrays, "inputs")
+        arrays = dict(arrays)
+        user = _without(self.graph, {d.mask for d in extras.dropouts})
+        try:
+            dims = bind_dims(user, {k: np.shape(arrays[k]) for k in user.inputs})
+        except (KeyError, InputMismatch):
+            return self.feed(arrays)          # the full check says what is wrong with them
+        return self.feed({**extras.dropout_masks(dims, step), **arrays})
 
     def gradient_graph(self, wrt: list[str] | None = None, mode: str = "train") -> Graph:
         """The Graph IR computing the outputs and the gradients of `wrt` (params and inputs; by
         default the trainable float params and the float inputs) as outputs 'grad.<name>', from
         the inputs and a cotangent input 'cotangent.<output>' per float output
-        (graphnet/transforms/autodiff.py). Raises SpecError at a node whose op has no vjp."""
+        (graphnet/transforms/autodiff.py), of the network in `mode` (in train mode batch norm's
+        statistics and dropout's masks are primitives, so autodiff differentiates them too).
+        Raises SpecError at a node whose op has no vjp."""
+        return self._gradient(wrt, mode, 0)[0]
+
+    def _gradient(self, wrt, mode: str, seed: int):
+        """(gradient graph, the moded network, its ModeExtras), made once per (wrt, mode)."""
         from .transforms.autodiff import gradient_graph
-        from .transforms.mode import for_mode
         key = (tuple(wrt) if wrt is not None else None, mode)
         cache = self.__dict__.setdefault("_gradient_graphs", {})
         if key not in cache:
-            cache[key] = gradient_graph(for_mode(self.graph, mode), wrt)
-        return cache[key]
+            net, extras = self.in_mode(mode)
+            cache[key] = (gradient_graph(net.graph, wrt), net, extras)
+        graph, net, extras = cache[key]
+        return graph, net, dataclasses.replace(extras, seed=_seed(seed))
 
     def vjp(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None,
-            cotangents: dict[str, Any] | None = None, mode: str = "train", *,
+            cotangents: dict[str, Any] | None = None, mode: str = "train", *, seed: int = 0,
             max_memory: int | None = DEFAULT_MAX_MEMORY) -> tuple[dict, dict, dict]:
         """(outputs, weight_grads, input_grads): the outputs for these inputs and weights, and the
         vector-Jacobian product with `cotangents` (output name -> array of its shape; an output not
         given has cotangent zero) for every trainable param (by qualified name) and float input,
-        run by the NumPy back end on the gradient graph."""
+        run by the NumPy back end on the gradient graph. In train mode the outputs include the
+        running statistics' new values, named after their params; dropout masks come from `seed`."""
         from .transforms.autodiff import COTANGENT, GRAD, differentiable
         _arrays(inputs, "inputs")
         cotangents = {} if cotangents is None else cotangents
         _arrays(cotangents, "cotangents")
-        graph = self.gradient_graph(mode=mode)
+        graph, net, extras = self._gradient(None, _mode(mode), seed)
         for name in cotangents:
             if COTANGENT + name not in graph.inputs:
                 raise SpecError.at(Location(self.graph.source), f"'{name}' is not a float output of '{self.name}'"
                                    f"{did_you_mean(name, self.graph.outputs)} (outputs: {', '.join(self.graph.outputs)})")
-        feed = self.feed(inputs)
+        feed = net._feed_with_masks(inputs, extras)
         binding = dict(feed.dims)
         arrays = dict(feed.arrays)
         for name, t in graph.inputs.items():
@@ -275,10 +333,11 @@ class Network:
                 given = cotangents.get(name[len(COTANGENT):])
                 shape = [d.subs(binding).value for d in t.shape]
                 arrays[name] = np.zeros(shape, t.dtype) if given is None else np.asarray(given)
-        out = Network(graph).session(self._checked(weights), max_memory=max_memory).run(arrays)
-        wrt = differentiable(self.graph)
-        outputs = {k: out[k] for k in self.graph.outputs}
-        weight_grads = {w: out[GRAD + w] for w in wrt if w in self.graph.params}
+        checked = net._checked(extras.complete(weights) if weights is not None else None)
+        out = Network(graph).session(checked, max_memory=max_memory).run(arrays)
+        wrt = differentiable(net.graph)
+        outputs = {k: out[k] for k in net.graph.outputs}
+        weight_grads = {w: out[GRAD + w] for w in wrt if w in net.graph.params}
         input_grads = {w: out[GRAD + w] for w in wrt if w in self.graph.inputs}
         return outputs, weight_grads, input_grads
 
@@ -315,12 +374,15 @@ class Session:
     """Fixed weights and one compiled plan per binding of the free dims, like an ORT session."""
 
     def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True,
-                 max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS):
+                 max_memory: int | None = DEFAULT_MAX_MEMORY, max_macs: int | None = DEFAULT_MAX_MACS,
+                 extras: ModeExtras | None = None):
         self.net = net
         self.weights = weights
         self.optimize = optimize
         self.max_memory = max_memory
         self.max_macs = max_macs
+        self.extras = extras or ModeExtras("eval", 0)
+        self.steps = 0                    # runs so far: each train-mode run draws its own dropout masks
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, binding: dict[str, int]) -> Plan:
@@ -338,11 +400,24 @@ class Session:
 
     def run(self, inputs: "dict[str, Any] | Feed", timings: list | None = None) -> dict[str, np.ndarray]:
         """The outputs for these inputs (arrays by name, checked here, or a Feed, checked already);
-        with `timings`, the seconds of each step of the plan are appended."""
-        feed = self.net.feed(inputs)
+        with `timings`, the seconds of each step of the plan are appended. In train mode each run
+        draws the next step's dropout masks (a mask given among the inputs is used as given)."""
+        feed = self._with_masks(inputs)
         plan = self.plan(feed.dims)
         with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
             return run_plan(plan, feed.arrays, timings)
 
+    def _with_masks(self, inputs: "dict[str, Any] | Feed", advance: bool = True) -> Feed:
+        """The inputs checked, with this run's dropout masks in train mode where they are not given
+        (the next step's masks, unless `advance` is false: then the step is not counted)."""
+        feed = self.net._feed_with_masks(inputs, self.extras, self.steps)
+        self.steps += advance and bool(self.extras.dropouts)
+        return feed
+
     def plan_for(self, inputs: "dict[str, Any] | Feed") -> Plan:
-        return self.plan(self.net.feed(inputs).dims)
+        return self.plan(self._with_masks(inputs, advance=False).dims)
+
+
+def _without(graph: Graph, inputs: set[str]) -> Graph:
+    """The graph less some inputs, for binding dims from the others."""
+    return replace(graph, inputs={k: t for k, t in graph.inputs.items() if k not in inputs})

@@ -42,7 +42,7 @@ class BatchNorm(Op):
 
     def vjp(self, g, xs, ys, dys):
         # the inference form, an affine map per channel of its statistics; train mode's batch
-        # statistics are a rewrite into primitives before autodiff (transforms/mode.py)
+        # statistics are a rewrite into primitives before autodiff (transforms/train_mode.py)
         x, scale, bias, mean, var = xs
         dy, t = dys[0], g.type_of(x)
         per_channel = [0] + list(range(2, t.rank))
