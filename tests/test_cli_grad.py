@@ -52,10 +52,11 @@ def test_export_grad_runs_in_onnxruntime_as_network_vjp(tmp_path, capsys):
 def test_an_op_without_a_vjp_is_a_located_error(tmp_path, capsys):
     spec = tmp_path / "pool.yaml"
     spec.write_text("graphnet: 1\nname: pool\ninputs:\n  x: [2, 3, 8, 8]\nnodes:\n"
-                    "  - {name: pool, op: lp_pool, attrs: {kernel: 2}}\noutputs: {y: pool}\n")
+                    "  - {name: pool, op: einsum, inputs: [x], attrs: {equation: 'bcii->bci'}}\noutputs: {y: pool}\n")
     assert main(["validate", str(spec)]) == 0
     capsys.readouterr()
     assert main(["validate", str(spec), "--grad"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"{spec}:6:5: error: node 'pool' (lp_pool): has no gradient: not written yet")
+    assert err.startswith(f"{spec}:6:5: error: node 'pool' (einsum): has no gradient: einsum 'bcii->bci': "
+                          "term 'bcii' repeats a letter (a diagonal)")
     assert "Traceback" not in err
