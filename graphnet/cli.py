@@ -42,9 +42,11 @@ def _dims(values: list[str]) -> dict[str, int]:
     return out
 
 
-def _load(path: str, dims: dict[str, int]):
-    from .network import load
-    return load(path, dims)
+def _load(path: str, dims: dict[str, int], grad: bool = False):
+    """The spec as a Network; with `grad`, the Network of its gradient graph (Network.gradient_graph)."""
+    from .network import Network, load
+    net = load(path, dims)
+    return Network(net.gradient_graph()) if grad else net
 
 
 def cmd_validate(args) -> int:
@@ -54,7 +56,7 @@ def cmd_validate(args) -> int:
     paths = _spec_paths(args.specs)
     for path in paths:
         try:
-            net = _load(path, dims)     # the --dim values are in the graph from here
+            net = _load(path, dims, args.grad)     # the --dim values are in the graph from here
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             failed = True
@@ -269,7 +271,7 @@ def cmd_export(args) -> int:
     from .backends.onnx_export import MAX_OPSET, MIN_OPSET
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
-    net = _load(args.spec, _dims(args.dim))
+    net = _load(args.spec, _dims(args.dim), args.grad)
     weights, checks = _weights(net, args)
     model = net.export_onnx(args.output, weights, args.opset, args.external_data or None, **checks)
     data = next((e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"), None)
@@ -285,7 +287,7 @@ def cmd_render(args) -> int:
         raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
     fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
     dims = _dims(args.dim)
-    net = _load(args.spec, dims)
+    net = _load(args.spec, dims, args.grad)
     data = render(net.graph, fmt, None if args.expand else args.depth, dims)
     if args.output:
         with atomic_write(args.output) as f:
@@ -330,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("spec", metavar="SPEC")
         sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
 
+    def grad_option(sp):
+        sp.add_argument("--grad", action="store_true", help="the gradient graph: the outputs and the gradients "
+                        "'grad.NAME' of every trainable param and float input, from a 'cotangent.OUTPUT' input per "
+                        "float output (docs/training.md)")
+
     def weights_options(sp, file=True):
         if file:
             sp.add_argument("--weights", metavar="FILE", help=".npz, .safetensors, a PyTorch .pt/.pth/.bin or "
@@ -342,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(v, many=True)
     v.add_argument("--json", action="store_true", help="print a JSON report")
     v.add_argument("--depth", type=int, metavar="N", help="collapse block calls below N path levels")
+    grad_option(v)
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a spec on random or given inputs")
@@ -373,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
+    grad_option(e)
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
@@ -397,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
     level.add_argument("--expand", action="store_true", help="open every block call, down to the primitive ops")
     r.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    grad_option(r)
     r.set_defaults(func=cmd_render)
 
     def cmd_schema(args) -> int:

@@ -218,11 +218,11 @@ class Network:
         _arrays(weights, "weights")
         return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
-    def in_mode(self, mode: str = "eval", seed: int = 0) -> tuple["Network", ModeExtras]:
+    def in_mode(self, mode: str = "eval", seed: int = 0, dropout: bool = True) -> tuple["Network", ModeExtras]:
         """This network as `mode` runs it, a new Network (this one is not changed), and what the
         mode adds: in train mode batch statistics, the running statistics' updates as outputs named
         after their params, and dropout masks as inputs (transforms/train_mode.py)."""
-        graph, extras = apply_mode(self.graph, _mode(mode), _seed(seed))
+        graph, extras = apply_mode(self.graph, _mode(mode), _seed(seed), dropout=bool(dropout))
         return Network(graph), extras
 
     def _moded(self, mode: str, seed: int, weights, source, allow_nonfinite):
@@ -288,39 +288,40 @@ class Network:
             return self.feed(arrays)          # the full check says what is wrong with them
         return self.feed({**extras.dropout_masks(dims, step), **arrays})
 
-    def gradient_graph(self, wrt: list[str] | None = None, mode: str = "train") -> Graph:
+    def gradient_graph(self, wrt: list[str] | None = None, mode: str = "train", dropout: bool = True) -> Graph:
         """The Graph IR computing the outputs and the gradients of `wrt` (params and inputs; by
         default the trainable float params and the float inputs) as outputs 'grad.<name>', from
         the inputs and a cotangent input 'cotangent.<output>' per float output
         (graphnet/transforms/autodiff.py), of the network in `mode` (in train mode batch norm's
         statistics and dropout's masks are primitives, so autodiff differentiates them too).
         Raises SpecError at a node whose op has no vjp."""
-        return self._gradient(wrt, mode, 0)[0]
+        return self._gradient(wrt, mode, 0, dropout)[0]
 
-    def _gradient(self, wrt, mode: str, seed: int):
-        """(gradient graph, the moded network, its ModeExtras), made once per (wrt, mode)."""
+    def _gradient(self, wrt, mode: str, seed: int, dropout: bool = True):
+        """(gradient graph, the moded network, its ModeExtras), made once per (wrt, mode, dropout)."""
         from .transforms.autodiff import gradient_graph
-        key = (tuple(wrt) if wrt is not None else None, mode)
+        key = (tuple(wrt) if wrt is not None else None, mode, dropout)
         cache = self.__dict__.setdefault("_gradient_graphs", {})
         if key not in cache:
-            net, extras = self.in_mode(mode)
+            net, extras = self.in_mode(mode, dropout=dropout)
             cache[key] = (gradient_graph(net.graph, wrt), net, extras)
         graph, net, extras = cache[key]
         return graph, net, dataclasses.replace(extras, seed=_seed(seed))
 
     def vjp(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None,
             cotangents: dict[str, Any] | None = None, mode: str = "train", *, seed: int = 0,
-            max_memory: int | None = DEFAULT_MAX_MEMORY) -> tuple[dict, dict, dict]:
+            dropout: bool = True, max_memory: int | None = DEFAULT_MAX_MEMORY) -> tuple[dict, dict, dict]:
         """(outputs, weight_grads, input_grads): the outputs for these inputs and weights, and the
         vector-Jacobian product with `cotangents` (output name -> array of its shape; an output not
         given has cotangent zero) for every trainable param (by qualified name) and float input,
         run by the NumPy back end on the gradient graph. In train mode the outputs include the
-        running statistics' new values, named after their params; dropout masks come from `seed`."""
+        running statistics' new values, named after their params; dropout masks come from `seed`
+        (`dropout=False`: train-mode batch norm, dropout the identity)."""
         from .transforms.autodiff import COTANGENT, GRAD, differentiable
         _arrays(inputs, "inputs")
         cotangents = {} if cotangents is None else cotangents
         _arrays(cotangents, "cotangents")
-        graph, net, extras = self._gradient(None, _mode(mode), seed)
+        graph, net, extras = self._gradient(None, _mode(mode), seed, bool(dropout))
         for name in cotangents:
             if COTANGENT + name not in graph.inputs:
                 raise SpecError.at(Location(self.graph.source), f"'{name}' is not a float output of '{self.name}'"

@@ -312,7 +312,6 @@ class LpPool(_Pool):
 
     name = "lp_pool"
     onnx = "LpPool"
-    no_vjp = "not written yet"
     p: int = 2
     examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
                 Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
@@ -344,3 +343,20 @@ class LpPool(_Pool):
         attrs = self._onnx_attrs(b.type_of(x))
         attrs.pop("ceil_mode")
         return b.node("LpPool", [x], p=self.p, **attrs)
+
+    def vjp(self, g, xs, ys, dys):
+        # d y / d x_i = y^(1-p) |x_i|^(p-1) sign(x_i) for each window holding x_i: the windows'
+        # dy * y^(1-p) spread back over them (conv_transpose by ones), times |x|^(p-1) sign(x)
+        x, y, t = xs[0], ys[0], g.type_of(xs[0])
+        n, kernel, strides, dilations, pads = self.geometry(t.rank)
+        begins, ends, extra = explicit_geometry(t, kernel, strides, dilations, pads, g.type_of(y))
+        if not t.shape[1].is_const():
+            raise NoVjp("lp_pool over a free number of channels has no vjp")
+        c = lambda v: g.const(v, t.dtype)
+        share = g.emit("mul", dys[0], g.emit("pow", y, c(1.0 - self.p))) if self.p != 1 else dys[0]
+        ones = g.emit("constant", value=1.0, dtype=t.dtype, shape=[t.shape[1], 1] + kernel)
+        spread = g.emit("conv_transpose", share, ones, strides=strides, pads=begins + ends, output_padding=extra,
+                        groups=t.shape[1].value)
+        sign = g.emit("where", g.emit("less", x, c(0.0)), c(-1.0), c(1.0))
+        slope = g.emit("mul", sign, g.emit("pow", g.emit("abs", x), c(float(self.p - 1)))) if self.p != 1 else sign
+        return (g.emit("mul", spread, slope),)

@@ -184,10 +184,10 @@ class Gather(Op):
             return None, None
         axis = axis_index(self.axis, t.rank)
         n = t.shape[axis]
-        if not n.is_const():
-            raise NoVjp(f"gather along the free dim {n} has no vjp")
-        wrapped = g.emit("where", g.emit("less", indices, g.const(0, it.dtype)),
-                         g.emit("add", indices, g.const(n.value, it.dtype)), indices)
+        # a negative index counts from the end: n is added, counted at run time when it is free
+        length = g.const(n.value, it.dtype) if n.is_const() else g.emit(
+            "reduce_sum", g.emit("constant", value=1, dtype=it.dtype, shape=[n]), keepdims=False)
+        wrapped = g.emit("where", g.emit("less", indices, g.const(0, it.dtype)), g.emit("add", indices, length), indices)
         if it.dtype != "int64":
             wrapped = g.emit("cast", wrapped, to="int64")
         rows = g.emit("reshape", wrapped, shape=[-1, 1])

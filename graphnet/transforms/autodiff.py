@@ -10,7 +10,8 @@ plan runs it with its buffer reuse and memory guard (a forward activation lives 
 backward node that reads it), the ONNX exporter lowers it, render draws it.
 
 Backward nodes are named after the forward node they differentiate, '<path>#grad<k>', and carry its
-trace, so an error in one (and onnxruntime's, by source_node) is located at the node the user wrote.
+trace (paths marked '∂'), so an error in one (and onnxruntime's, by source_node) is located at the
+node the user wrote, and a diagram draws the backward of each block call as a box of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..types import FLOAT_DTYPES, TensorType
 
 GRAD = "grad."            # the gradient of tensor t is the output 'grad.<t>'
 COTANGENT = "cotangent."  # the cotangent of output o is the input 'cotangent.<o>'
+BACKWARD = "∂"            # marks the paths of the backward nodes in their traces
 
 
 def differentiable(graph: Graph) -> list[str]:
@@ -169,7 +171,7 @@ class _Backward:
         name = f"{base}#grad{k}"
         names = (name,) if len(outs) == 1 else tuple(f"{name}:{n}" for n in made.output_names())
         self.types.update(zip(names, outs))
-        trace = at.trace if at is not None else self._graph_trace()
+        trace = _backward_trace(at.trace) if at is not None else self._graph_trace()
         self.nodes.append(Node(name, made, tuple(inputs), names, trace))
         return names[0] if len(names) == 1 else names
 
@@ -202,3 +204,8 @@ class _Backward:
                       accumulate: dict[str, str] | None = None) -> Graph:
         return differentiate(body, wrt, cotangents, accumulate)
 
+
+def _backward_trace(trace: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The forward node's trace, each path marked '∂' (the notes' chain rule): located at the same
+    lines, drawn in block boxes of their own beside the forward's."""
+    return tuple(dataclasses.replace(f, path=BACKWARD + f.path) if f.path else f for f in trace)

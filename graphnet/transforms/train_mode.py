@@ -89,20 +89,23 @@ class ModeExtras:
         return masks
 
 
-def apply_mode(graph: Graph, mode: str, seed: int = 0, momentum: float | None = 0.1) -> tuple[Graph, ModeExtras]:
-    """The graph in `mode` ('eval' or 'train') and what the mode adds (see the module docstring)."""
+def apply_mode(graph: Graph, mode: str, seed: int = 0, momentum: float | None = 0.1,
+               dropout: bool = True) -> tuple[Graph, ModeExtras]:
+    """The graph in `mode` ('eval' or 'train') and what the mode adds (see the module docstring).
+    `dropout=False` keeps dropout the identity in train mode, as torch's `module.train()` with every
+    Dropout put back in eval does (fine-tuning without dropout; comparing gradients exactly)."""
     if mode not in MODES:
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
     if mode == "eval":
         return dataclasses.replace(graph, metadata={**graph.metadata, "graphnet.mode": "eval"}), ModeExtras(mode, seed)
-    return _Train(graph, seed, momentum).run()
+    return _Train(graph, seed, momentum, dropout).run()
 
 
 class _Train:
     """One train-mode rewrite: the nodes, types, inputs, params and outputs it builds."""
 
-    def __init__(self, graph: Graph, seed: int, momentum: float | None):
-        self.graph, self.seed, self.momentum = graph, seed, momentum
+    def __init__(self, graph: Graph, seed: int, momentum: float | None, dropout: bool = True):
+        self.graph, self.seed, self.momentum, self.with_dropout = graph, seed, momentum, dropout
         self.nodes: list[Node] = []
         self.types = dict(graph.types)
         self.inputs = dict(graph.inputs)
@@ -117,7 +120,7 @@ class _Train:
         for node in self.graph.nodes:
             if node.op.name == "batch_norm":
                 self._batch_norm(node)
-            elif node.op.name == "dropout" and node.op.ratio > 0:
+            elif node.op.name == "dropout" and node.op.ratio > 0 and self.with_dropout:
                 self._dropout(node)
             else:
                 self.nodes.append(node)

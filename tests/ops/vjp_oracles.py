@@ -91,6 +91,14 @@ def _avg_pool(op, x):
     return f(x, kernel, strides, padding=pads[:n], ceil_mode=op.ceil_mode, count_include_pad=op.count_include_pad)
 
 
+def _lp_pool(op, x):
+    # (sum |x|^p)^(1/p) over each window of x padded with zeros, written with torch's ops
+    n, kernel, strides, dilations = _pool_args(op, x)
+    padded = _padded(x, op, kernel, strides, dilations)
+    total = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1](padded.abs() ** op.p, kernel, strides)
+    return (total * float(torch.tensor(kernel).prod())) ** (1.0 / op.p)
+
+
 def _slice(op, x):
     n = len(op.starts)
     axes = op.axes if op.axes is not None else list(range(n))
@@ -156,7 +164,7 @@ TORCH = {
         v.reshape((1, -1) + (1,) * (x.ndim - 2)) + op.epsilon) * s.reshape((1, -1) + (1,) * (x.ndim - 2))
         + b.reshape((1, -1) + (1,) * (x.ndim - 2)),
     "conv": _conv, "conv_transpose": _conv_transpose,
-    "max_pool": _max_pool, "avg_pool": _avg_pool,
+    "max_pool": _max_pool, "avg_pool": _avg_pool, "lp_pool": _lp_pool,
     "global_avg_pool": lambda op, x: torch.mean(x, list(range(2, x.ndim)), keepdim=True),
     "global_max_pool": lambda op, x: torch.amax(x, list(range(2, x.ndim)), keepdim=True),
     "reshape": lambda op, x: torch.reshape(x, [int(d) for d in op.shape]),
