@@ -110,6 +110,62 @@ def images_per_chunk(batch: int, per_image_bytes: int) -> int:
     return max(1, min(batch, IM2COL_BYTES // max(per_image_bytes, 1)))
 
 
+def flat_window_method(n: int, channels: int, groups: int, strides: list[int], positions: int) -> str | None:
+    """How a conv with one input channel per group (depthwise) and stride 1 runs without strided
+    im2col copies, or None for the general im2col path. Each image is padded into rows of the
+    padded width laid end to end, so that every kernel tap reads one contiguous run of it (the
+    outputs' rows at the padded width, the extra columns dropped at the end). Then 'columns'
+    copies the runs into an im2col matrix, contiguous copies, for one GEMM per channel; 'taps'
+    multiplies and adds each run into the output. Measured on mobilenet_v2's depthwise convs
+    (docs/performance.md): 'columns' up to 28x28 outputs, 'taps' above; strided im2col was slower
+    than both (its copy runs along output rows a few cells long)."""
+    if n != 2 or channels != groups or strides != [1, 1]:
+        return None
+    return "columns" if positions <= FLAT_COLUMNS_POSITIONS else "taps"
+
+
+FLAT_COLUMNS_POSITIONS = 28 * 28
+
+
+def flat_windows(x: np.ndarray, w: np.ndarray, y: np.ndarray, amounts, dilations, method: str) -> None:
+    """y = the depthwise conv of x (stride 1, 2-D) by flat_window_method's `method`."""
+    batch, channels, height, width = x.shape
+    m, (kh, kw) = w.shape[0], w.shape[2:]
+    (top, bottom), (left, right) = amounts
+    padded_h, padded_w = height + top + bottom, width + left + right
+    out_h, out_w = y.shape[2:]
+    run = out_h * padded_w
+    flat = np.zeros((batch, channels, padded_h * padded_w + (kw - 1) * dilations[1]), x.dtype)
+    flat[:, :, :padded_h * padded_w].reshape(batch, channels, padded_h, padded_w)[
+        :, :, top:top + height, left:left + width] = x
+    per_tap = w.reshape(channels, m // channels, kh * kw)
+    starts = [i * dilations[0] * padded_w + j * dilations[1] for i in range(kh) for j in range(kw)]
+    if method == "columns":
+        cols = np.empty((batch, channels, len(starts), run), x.dtype)
+        for k, start in enumerate(starts):
+            cols[:, :, k] = flat[:, :, start:start + run]
+        wide = np.matmul(per_tap, cols)                                  # [N, C, multiplier, run]
+    else:
+        wide = np.empty((batch, channels, m // channels, run), x.dtype)
+        scratch = np.empty_like(wide)
+        for k, start in enumerate(starts):
+            tap = flat[:, :, None, start:start + run]
+            if k == 0:
+                np.multiply(tap, per_tap[:, :, k, None], out=wide)
+            else:
+                np.multiply(tap, per_tap[:, :, k, None], out=scratch)
+                wide += scratch
+    y[...] = wide.reshape(batch, m, out_h, padded_w)[:, :, :, :out_w]
+
+
+def flat_scratch(channels: int, m: int, taps: int, padded: tuple[int, int], out_h: int, kw_extra: int,
+                 method: str) -> int:
+    """The entries flat_windows holds for one image beside its output."""
+    run = out_h * padded[1]
+    flat = channels * (padded[0] * padded[1] + kw_extra)
+    return flat + (channels * taps * run + m * run if method == "columns" else 2 * m * run)
+
+
 class Conv(Op):
     """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
 
@@ -175,8 +231,20 @@ class Conv(Op):
         pointwise = taps == 1 and strides == [1] * n and padding is None
         per_image = channels * taps * positions                    # one image's im2col entries
         order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
+        flat = flat_window_method(n, channels, g, strides, positions)
+        if flat:
+            padded = tuple(x_shape[2 + i] + sum(amounts[i]) for i in range(n))
+            per_flat = flat_scratch(channels, m, taps, padded, out[0], (kernel[1] - 1) * dilations[1], flat)
 
         def conv(x, w, b=None):
+            if flat:
+                y = np.empty(y_shape, x.dtype)
+                step = images_per_chunk(batch, per_flat * x.itemsize)
+                for start in range(0, batch, step):
+                    flat_windows(x[start:start + step], w, y[start:start + step], amounts, dilations, flat)
+                if b is not None:
+                    y += b.reshape(bias_shape)
+                return y
             wg = w.reshape(g, m // g, -1)
             y = np.empty(y_shape, x.dtype)
             step = batch if pointwise else images_per_chunk(batch, per_image * x.itemsize)
@@ -209,6 +277,16 @@ class Conv(Op):
         # for each group), for as many images at a time as compute takes
         x, w = ins[0], ins[1]
         images = int(x.shape[0])
+        n, kernel, strides, dilations, pads = self.geometry(x, w)
+        shape = tuple(int(d) for d in x.shape)
+        out = [int(d) for d in outs[0].shape[2:]]
+        flat = flat_window_method(n, shape[1], self.groups, strides, int(np.prod(out)))
+        if flat:
+            amounts = pad_amounts(shape, kernel, strides, dilations, pads, out)
+            padded = tuple(shape[2 + i] + sum(amounts[i]) for i in range(n))
+            per_image = flat_scratch(shape[1], int(w.shape[0]), int(np.prod(kernel)), padded, out[0],
+                                     (kernel[1] - 1) * dilations[1], flat) * ITEMSIZE[x.dtype]
+            return per_image * images_per_chunk(images, per_image)
         per_image = int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
             int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
         step = images_per_chunk(images, per_image)
