@@ -45,6 +45,11 @@ def evaluate_targets(cases: list[dict], validate: list[dict]) -> list[dict]:
             if t.kind == "memory":
                 check = c.get("memory_check")
                 out.append(_verdict(t, c["label"], check["ratio"] if check else None))
+            elif t.kind == "slowdown":
+                rows = {r["engine"]: r.get("slowdown") for r in c["rows"]}
+                if any(v is not None for v in rows.values()):       # only with --contention
+                    num, den = rows.get(t.numerator), rows.get(t.denominator)
+                    out.append(_verdict(t, c["label"], num / den if num and den else None))
             else:
                 rows = {r["engine"]: r.get("median_s") for r in c["rows"]}
                 num, den = rows.get(t.numerator), rows.get(t.denominator)
@@ -127,6 +132,12 @@ def format_report(result: dict) -> str:
                      + ("  SLOWED MACHINE" if c["slowed"] else ""))
         lines += ["  " + s for s in _table(header, [_row(r) for r in c["rows"]], {1, 2, 3, 4, 5, 6, 7, 8})]
         lines += ["  " + s for s in _notes(c["rows"])]
+        slowed = [r for r in c["rows"] if r.get("slowdown")]
+        if slowed:
+            lines.append("  beside a competing NumPy process (median ms, slowdown = beside / alone):")
+            lines += ["    " + s for s in _table(("engine", "alone", "beside", "slowdown"), [
+                (r["label"], f"{r['median_s'] * 1e3:.2f}", f"{r['contended']['median_s'] * 1e3:.2f}",
+                 f"{r['slowdown']:.2f}x") for r in slowed], {1, 2, 3})]
         if est:
             lines.append(f"  graphnet memory: weights {_mib(est['weights'])} MiB + largest live set "
                          f"{_mib(est['live_peak'])} MiB (at {est['live_peak_at']}) = {_mib(est['total'])} MiB estimated")

@@ -15,16 +15,17 @@ import sys
 import time
 
 # Every engine's worker threads sleep when a run ends, instead of spinning for a while (GNU OpenMP
-# under torch, OpenBLAS under NumPy; onnxruntime's sessions are told in engines.py): a spinning pool
-# holds a core the next engine in the interleaved order needs, and on 2 cores that made the engine
-# run after torch 2.5x slower. Read when those libraries load, so set before any of them does.
+# under torch here; onnxruntime's sessions are told in engines.py; graphnet puts OpenBLAS's pool to
+# sleep itself, graphnet/openblas.py): a spinning pool holds a core the next engine in the
+# interleaved order needs, and on 2 cores that made the engine run after torch 2.5x slower. Read
+# when those libraries load, so set before any of them does.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import graphnet  # noqa: F401,E402  (before NumPy: importing graphnet may choose OpenBLAS's kernels)
 import numpy as np  # noqa: E402
 
 from . import canary as canary_mod
+from .contention import competitor
 from .engines import BY_KEY, ENGINES, load_workload, max_abs_diff, thread_info, unavailable
 from .memory import backend_peak_bytes, live_memory_estimate, measure
 from .report import add_ratios, evaluate_targets, format_report, memory_check
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--quick", action="store_true", help="few repeats: a smoke check, not a measurement")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write the results as JSON to FILE ('-' "
                    "or no FILE: standard output, instead of the table)")
+    p.add_argument("--contention", action="store_true",
+                   help="time every case a second time beside a competing NumPy process (benchmarks/contention.py) "
+                        "and report each engine's slowdown")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     args.repeat = args.repeat or (3 if args.quick else 20)
@@ -105,6 +109,13 @@ def run_case(case, args, readings: list) -> dict:
     before = canary_mod.canary(3 if args.quick else 5)
     readings.append({"where": f"before {case.label}", "gflops": before})
     times, outputs, errors = time_interleaved(runners, repeats, args.warmup, args.budget)
+    contended: dict = {}
+    if args.contention:
+        print(f"timing {case.label} beside a competing NumPy process ...", file=sys.stderr, flush=True)
+        with competitor():
+            contended, _, more = time_interleaved({k: r for k, r in runners.items() if k not in errors},
+                                                  repeats, 1, args.budget)
+        errors.update({k: f"beside the competitor: {v}" for k, v in more.items() if k not in errors})
     threads = _threads()
     base = outputs.get("graphnet") or next(iter(outputs.values()), None)
     for row in rows:
@@ -115,6 +126,9 @@ def run_case(case, args, readings: list) -> dict:
             continue
         row.update(stats(times[key]), times_s=times[key], threads=threads.get(key, ""),
                    max_abs_diff=max_abs_diff(base, outputs[key]) if base is not None else None)
+        if contended.get(key):
+            row["contended"] = {**stats(contended[key]), "times_s": contended[key]}
+            row["slowdown"] = row["contended"]["median_s"] / row["median_s"]
     result = {"label": case.label, "model": case.model, "dims": case.dims_dict, "binding": w.binding,
               "macs": w.macs, "canary_before": before, "rows": rows,
               "memory_estimate": {**live_memory_estimate(w.net.graph, w.binding),
@@ -128,7 +142,8 @@ def _threads() -> dict:
     info = thread_info()
     blas = info["openblas"].get("threads", "?")
     torch = info["torch"]["threads"] if info["torch"] else "?"
-    return {"graphnet": f"blas {blas}", "graphnet-noopt": f"blas {blas}", "ort": "ort default",
+    # a graphnet run uses at most that many: one per core other processes leave free (backends/threads.py)
+    return {"graphnet": f"blas <={blas}", "graphnet-noopt": f"blas <={blas}", "ort": "ort default",
             "onnx-reference": f"blas {blas}", "torch": f"torch {torch}", "ort-torch": "ort default"}
 
 
@@ -168,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv),
               "settings": {"suite": args.suite, "repeat": args.repeat, "warmup": args.warmup,
                            "reference_repeat": args.reference_repeat, "budget_s": args.budget, "quick": args.quick,
-                           "seed": args.seed, "engines": args.engine_keys, "memory_engines": args.memory_keys},
+                           "seed": args.seed, "engines": args.engine_keys, "memory_engines": args.memory_keys,
+                           "contention": args.contention},
               "machine": machine,
               "canary": {"size": canary_mod.SIZE, "peak_gflops": peak, "readings": readings,
                          "slow": canary_mod.SLOW, "flagged": flagged},

@@ -74,7 +74,7 @@ class Target:
     model names with dims ("resnet18 B=8"); empty means every case."""
 
     name: str
-    kind: str                        # "time", "memory" or "validate"
+    kind: str                        # "time", "slowdown", "memory" or "validate"
     limit: float
     at_least: bool = False
     numerator: str = ""
@@ -114,6 +114,8 @@ TARGETS = [
     Target("onnx.reference / graphnet", "time", 2.0, at_least=True, numerator="onnx-reference",
            denominator="graphnet", cases=("mlp", "transformer_encoder", "lstm")),
     Target("ort(graphnet) / ort(torch)", "time", 1.0, numerator="ort", denominator="ort-torch"),
+    # --contention only: graphnet slows beside a competing process no more than 1.5x what onnxruntime does
+    Target("slowdown graphnet / slowdown ort", "slowdown", 1.5, numerator="graphnet", denominator="ort"),
     Target("graphnet peak / (weights + live)", "memory", 1.3, cases=("resnet18 B=8", "transformer_encoder")),
     Target("validate+summary in-process (s)", "validate", 0.3, strict=True),
     Target("validate cold CLI (s)", "validate", 1.0, strict=True),

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .backends.numpy_backend import InputMismatch, Plan, bind_dims, binding_key, compile_plan, peak_bytes, run_plan
+from .backends.threads import free_core_threads
 from .bounds import value_bounds
 from .dims import format_shape, humanize
 from .errors import Location, SpecError, did_you_mean
@@ -405,7 +406,8 @@ class Session:
         draws the next step's dropout masks (a mask given among the inputs is used as given)."""
         feed = self._with_masks(inputs)
         plan = self.plan(feed.dims)
-        with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
+        # IEEE results (inf, nan) without warnings, as onnxruntime gives; BLAS on the cores left free
+        with np.errstate(all="ignore"), free_core_threads():
             return run_plan(plan, feed.arrays, timings)
 
     def _with_masks(self, inputs: "dict[str, Any] | Feed", advance: bool = True) -> Feed:

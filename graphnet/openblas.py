@@ -6,8 +6,17 @@ environment, an AVX2 kernel that reaches half the float32 GEMM speed of the "Sky
 same AVX-512 CPU (docs/performance.md has the measurements). So, when NumPy is not loaded yet, on
 x86-64 Linux whose /proc/cpuinfo lists every AVX-512 subset that kernel executes (listed only when
 the OS has enabled AVX-512 state too), graphnet sets OPENBLAS_CORETYPE=SkylakeX for its process and
-its children. GRAPHNET_OPENBLAS=keep leaves OPENBLAS_CORETYPE as it is. The kernel changes only the
-speed and the last bits of rounding, never what is computed. This module must not import NumPy.
+its children. The kernel changes only the speed and the last bits of rounding, never what is computed.
+
+Idle OpenBLAS threads also go to sleep soon: OPENBLAS_THREAD_TIMEOUT=20, 2^20 cycles (a few
+tenths of a millisecond) of waiting for work after a product, where OpenBLAS's default spins 2^28
+cycles, about a tenth of a second. A pool spinning after a run holds cores that another process
+needs (docs/performance.md); 2^20 still keeps it awake across the gaps between one run's products,
+a few microseconds of Python each, so a run does not wake its threads once per product. A value
+already in the environment is kept. OMP_WAIT_POLICY is not set: NumPy's wheels use OpenBLAS's own threads,
+and it would change torch's, and every other OpenMP library's, pools in the caller's process.
+
+GRAPHNET_OPENBLAS=keep leaves OpenBLAS's environment as it is. This module must not import NumPy.
 """
 
 from __future__ import annotations
@@ -48,4 +57,11 @@ def prefer_avx512() -> None:
         os.environ["OPENBLAS_CORETYPE"] = coretype
 
 
+def sleep_when_idle() -> None:
+    if "numpy" in sys.modules or os.environ.get("GRAPHNET_OPENBLAS") == "keep":
+        return
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+
 prefer_avx512()
+sleep_when_idle()

@@ -40,3 +40,16 @@ def test_openblas_loads_the_chosen_kernel():
     # opting out keeps the environment's choice, and NumPy loaded first is left alone
     assert "SkylakeX" not in _loaded_kernel({"OPENBLAS_CORETYPE": "Haswell", "GRAPHNET_OPENBLAS": "keep"})
     assert "SkylakeX" not in _loaded_kernel({"OPENBLAS_CORETYPE": "Haswell"}, "import numpy, graphnet")
+
+
+def _thread_timeout(env: dict, code: str = "import graphnet, os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))") -> str:
+    env = {**{k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}, **env}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_idle_pools_sleep_unless_the_environment_says_otherwise():
+    assert _thread_timeout({}) == "20"
+    assert _thread_timeout({"OPENBLAS_THREAD_TIMEOUT": "28"}) == "28"
+    assert _thread_timeout({"GRAPHNET_OPENBLAS": "keep"}) == "None"
+    # NumPy loaded first: too late for OpenBLAS to read it, so graphnet sets nothing
+    assert _thread_timeout({}, "import numpy, graphnet, os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))") == "None"

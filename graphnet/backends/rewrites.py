@@ -18,6 +18,7 @@ import functools
 
 import numpy as np
 
+from ..dims import Dim
 from ..graph import Graph, Node, Param, node_error
 from ..ops.base import axis_index, kernel_failure
 from ..ops.conv import Conv
@@ -25,6 +26,7 @@ from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.linalg import Matmul
 from ..ops.norm import BatchNorm
 from ..ops.scan import Scan
+from ..ops.shape import Split
 from ..transforms.derive import Known, derived_param, rebuilt
 from ..transforms.recurrent import fuse_recurrent_cells
 from ..types import TensorType
@@ -33,6 +35,7 @@ from ..types import TensorType
 def optimize(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
     graph = fuse_recurrent_cells(graph, known)
     graph = hoist_from_scans(graph)
+    graph = fuse_shared_projections(graph)
     graph = fold_static(graph, binding, known)
     return fold_batch_norm(graph, known)
 
@@ -223,3 +226,73 @@ def _batchable(body: Graph, node: Node, sequences: set[str], invariant: set[str]
         return (a in sequences and b in invariant and body.types[b].rank == 2
                 and axis_index(axis, body.types[a].rank + 1) <= body.types[a].rank - 1)
     return False
+
+
+def fuse_shared_projections(graph: Graph) -> Graph:
+    """Matmuls of one tensor by each part of a split along the last axis of a [K, N] weight, in
+    order, are one matmul by the weight and a split of the product (self-attention's q, k and v
+    projections by std.mha's split of in_proj_weight^T): one GEMM N wide instead of several
+    narrower ones. When each product's only reader adds the same part of a split bias, the bias is
+    added whole before the split. Made before fold_static, so the weight stays a view of the param."""
+    readers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            if t is not None:
+                readers.setdefault(t, []).append(node)
+    producers, outputs = graph.producers, set(graph.outputs.values())
+    replaced: dict[str, list[Node]] = {}
+    types = dict(graph.types)
+    for split in graph.nodes:
+        if not _splits_last_axis(graph, split, 2):
+            continue
+        products = [readers.get(t, []) for t in split.outputs]
+        if not all(len(r) == 1 and isinstance(r[0].op, Matmul) and r[0].inputs[1] == t
+                   for r, t in zip(products, split.outputs)):
+            continue
+        matmuls = [r[0] for r in products]
+        a = matmuls[0].inputs[0]
+        if any(m.inputs[0] != a or m.outputs[0] in outputs for m in matmuls) or graph.types[a].rank < 2:
+            continue
+        first, dtype = matmuls[0], graph.types[a].dtype
+        width = graph.types[split.inputs[0]].shape[1]
+        wide = f"{first.name}#wide"
+        types[wide] = TensorType(dtype, graph.types[first.outputs[0]].shape[:-1] + (width,))
+        nodes = [Node(f"{first.name}#fused", Matmul(), (a, split.inputs[0]), (wide,), first.trace)]
+        adds = [_part_added(graph, readers.get(m.outputs[0], []), m.outputs[0], outputs) for m in matmuls]
+        bias = producers.get(adds[0][1]) if adds[0] else None
+        results = tuple(m.outputs[0] for m in matmuls)
+        if (bias is not None and _splits_last_axis(graph, bias, 1) and all(adds)
+                and [t for _, t in adds] == list(bias.outputs) and bias.op.parts(Dim(0) + width) == split.op.parts(width)):
+            shifted = f"{first.name}#shifted"
+            types[shifted] = types[wide]
+            nodes.append(Node(f"{first.name}#bias", Add(), (wide, bias.inputs[0]), (shifted,), first.trace))
+            wide, results = shifted, tuple(add.outputs[0] for add, _ in adds)
+            replaced.update({add.name: [] for add, _ in adds})
+        nodes.append(dataclasses.replace(split, name=f"{first.name}#split", op=split.op.model_copy(update={"axis": -1}),
+                                         inputs=(wide,), outputs=results))
+        replaced[first.name] = nodes
+        replaced.update({m.name: [] for m in matmuls[1:]})
+    if not replaced:
+        return graph
+    nodes = [m for n in graph.nodes for m in replaced.get(n.name, [n])]
+    return rebuilt(graph, nodes, {}, types)
+
+
+def _splits_last_axis(graph: Graph, node: Node, rank: int) -> bool:
+    """A split of a tensor of this rank along its last axis."""
+    if not isinstance(node.op, Split) or len(node.outputs) < 2:
+        return False
+    return graph.types[node.inputs[0]].rank == rank and node.op.axis in (rank - 1, -1)
+
+
+def _part_added(graph: Graph, readers: list[Node], product: str, outputs: set[str]) -> tuple[Node, str] | None:
+    """(the add, its other input) where an add of a [N] tensor is the only reader of a [..., N] product."""
+    if len(readers) != 1 or not isinstance(readers[0].op, Add) or readers[0].outputs[0] in outputs:
+        return None
+    add = readers[0]
+    others = [t for t in add.inputs if t != product]
+    if len(others) != 1:
+        return None
+    bias, out = graph.types[others[0]], graph.types[product]
+    ok = bias.rank == 1 and bias.shape[0] == out.shape[-1] and graph.types[add.outputs[0]] == out
+    return (add, others[0]) if ok else None

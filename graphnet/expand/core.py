@@ -4,7 +4,7 @@ leaf modules (scope, refs, op_nodes, blocks, params, scan) never call back into 
 
 from __future__ import annotations
 
-import networkx as nx
+import heapq
 
 from ..errors import Location, did_you_mean
 from ..graph import Frame, Graph
@@ -60,30 +60,57 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
                  str(program.path), {name: spec.loc_of("outputs", name) for name in outputs})
 
 
+def _in_order(edges: dict[int, list[int]]) -> list[int] | None:
+    """The nodes in dependency order, the lowest index first among those ready (the order they are
+    written in, where dependencies allow), or None when they form a cycle."""
+    waiting = {i: 0 for i in edges}
+    for after in edges.values():
+        for j in after:
+            waiting[j] += 1
+    ready = [i for i, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in edges[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    return order if len(order) == len(edges) else None
+
+
+def _cycle(edges: dict[int, list[int]]) -> list[tuple[int, int]]:
+    """One cycle, as networkx finds it (the message names it); networkx is imported only here,
+    since it is most of a cold `graphnet validate`'s imports otherwise (docs/performance.md)."""
+    import networkx as nx
+    deps = nx.DiGraph()
+    deps.add_nodes_from(edges)
+    deps.add_edges_from((i, j) for i, after in edges.items() for j in after)
+    return nx.find_cycle(deps)
+
+
 def expand_nodes(ex: Expansion, body: Body) -> None:
     specs = body.block.nodes
     names = node_names(ex, body)
     index = {n: i for i, n in enumerate(names)}
-    deps = nx.DiGraph()
-    deps.add_nodes_from(range(len(specs)))
+    edges: dict[int, list[int]] = {i: [] for i in range(len(specs))}
     for i, node in enumerate(specs):
         for ref in refs(node):
             head = ref.split(".")[0]
-            if head in index and head not in body.locals:
-                deps.add_edge(index[head], i)
-        if node.inputs is None and i > 0:
-            deps.add_edge(i - 1, i)
-    try:
-        cycle = nx.find_cycle(deps)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
+            if head in index and head not in body.locals and i not in edges[index[head]]:
+                edges[index[head]].append(i)
+        if node.inputs is None and i > 0 and i not in edges[i - 1]:
+            edges[i - 1].append(i)
+    order = _in_order(edges)
+    if order is None:
+        cycle = _cycle(edges)
         members = [names[a] for a, _ in cycle]
         first = specs[cycle[0][0]]
         ex.diags.add(first.loc, "nodes form a cycle: " + " -> ".join(members + [members[0]]))
         body.used.update(body.declared)   # nothing was expanded, so nothing can be called unused
         return
-    for i in nx.lexicographical_topological_sort(deps):
+    for i in order:
         node, name = specs[i], names[i]
         previous = names[i - 1] if i > 0 else None
         if name in body.locals:   # a duplicate name, reported by node_names: made once only

@@ -27,10 +27,12 @@ class Softmax(_AlongAxis):
 
     name = "softmax"
     fresh = True
+    inplace = (0,)
     onnx = "Softmax"
 
-    def compute(self, x):
-        e = x - x.max(axis=self.axis, keepdims=True)    # the one new array; the rest is in place
+    def compute(self, x, out=None):
+        # into `out` (the scores, when nothing reads them after: attention's) or one new array
+        e = np.subtract(x, x.max(axis=self.axis, keepdims=True), out=out)
         np.exp(e, out=e)
         e /= e.sum(axis=self.axis, keepdims=True)
         return e

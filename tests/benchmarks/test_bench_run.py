@@ -51,3 +51,29 @@ def test_memory_estimate_of_the_mlp():
     assert est["live_peak"] == est["inputs"] + 2 * 4 * 1024 * 4 and est["live_peak_at"] == "fc1.add"
     assert est["total"] == est["weights"] + est["live_peak"]
     assert np.isclose(est["total"] / 2**20, 7.15, atol=0.01)
+
+
+def test_contention_mode_times_beside_a_competitor_and_stops_it(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--models", "mlp", "--dim", "B=4", "--repeat", "2", "--engines", "graphnet,ort",
+                 "--memory-engines", "none", "--validate", "none", "--contention", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = {r["engine"]: r for r in result["cases"][0]["rows"]}
+    for row in rows.values():
+        assert row["contended"]["runs"] == 2 and row["slowdown"] == row["contended"]["median_s"] / row["median_s"]
+    [target] = [t for t in result["targets"] if t["kind"] == "slowdown"]
+    assert target["value"] == rows["graphnet"]["slowdown"] / rows["ort"]["slowdown"]
+
+
+def test_the_competitor_is_busy_and_gone_after():
+    import time
+
+    from benchmarks.contention import competitor
+    with competitor() as proc:
+        start = time.process_time()
+        time.sleep(0.3)
+        assert proc.poll() is None
+        with open(f"/proc/{proc.pid}/stat") as f:
+            ticks = sum(int(v) for v in f.read().rsplit(")", 1)[1].split()[11:13])
+        assert ticks > 0 and time.process_time() - start < 0.1     # it, not this process, is working
+    assert proc.poll() is not None

@@ -84,3 +84,18 @@ def test_scratch_estimate_bounds_what_the_kernel_allocates(cls, direction, layou
         tracemalloc.stop()
     scratch = op.scratch_bytes(ins, outs)
     assert measured <= sum(nbytes(t) for t in outs) + scratch <= 3 * measured
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_lstm_leaves_its_inputs_as_they_were(batch):
+    # its steps update the cell state in place: a batch of one, whose [1, H] state transposed is
+    # contiguous already, must still be copied first (a plan's folded zero state is reused)
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype(np.float32) for s in
+            [(4, batch, 3), (1, 8, 3), (1, 8, 2), (1, 16), (1, batch, 2), (1, batch, 2)]]
+    kept = [a.copy() for a in args]
+    first = Lstm(hidden_size=2).compute(*args)
+    for a, k in zip(args, kept):
+        np.testing.assert_array_equal(a, k)
+    for a, b in zip(first, Lstm(hidden_size=2).compute(*args)):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,44 @@
+"""Depthwise convolutions on their flat-window paths ('columns' and 'taps', ops/conv.py) against
+onnx.reference's Conv: strides (the phases), channel multipliers, dilation, uneven and 'same'
+padding, a batch."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from graphnet.ops.conv import Conv, flat_window_method
+
+
+def _reference(x, w, b, **attrs):
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "xwb"],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ReferenceEvaluator(model).run(None, {"x": x, "w": w, "b": b})[0]
+
+
+@pytest.mark.parametrize("channels, multiplier, size, pads, dilation, stride, method", [
+    (8, 1, (7, 8), 1, 1, 1, "columns"),
+    (4, 2, (34, 35), [0, 1, 2, 0], 2, 1, "taps"),
+    (3, 1, (5, 5), 0, 1, 1, "columns"),
+    (6, 1, (29, 29), "same", 1, 1, "taps"),
+    (4, 1, (11, 12), 1, 1, 2, "columns"),
+    (2, 2, (17, 15), [0, 1, 2, 0], 2, 3, "columns"),
+    (3, 1, (61, 62), "same", 1, 2, "taps"),
+])
+def test_depthwise_matches_onnx_reference(channels, multiplier, size, pads, dilation, stride, method):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, channels) + size).astype(np.float32)
+    w = rng.standard_normal((channels * multiplier, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(channels * multiplier).astype(np.float32)
+    op = Conv(pads=pads, groups=channels, dilations=dilation, strides=stride)
+    y = op.compute(x, w, b)
+    out = y.shape[2] * y.shape[3]
+    assert flat_window_method(2, channels, channels, out) == method
+    attrs = {"group": channels, "dilations": [dilation] * 2, "kernel_shape": [3, 3], "strides": [stride] * 2}
+    if pads == "same":
+        attrs["auto_pad"] = "SAME_UPPER"
+    else:
+        attrs["pads"] = [pads] * 4 if isinstance(pads, int) else pads
+    np.testing.assert_allclose(y, _reference(x, w, b, **attrs), rtol=1e-5, atol=1e-5)
