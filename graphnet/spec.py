@@ -115,6 +115,7 @@ class NodeSpec(Located):
     repeat: Int | str | None = None
     for_each: list[JsonValue] | str | None = None
     if_: bool | str | None = Field(default=None, alias="if")
+    binds: list[DimExpr] | None = None    # a shape pattern over the node's output: names for the nodes after it
     doc: str | None = None
 
     _path_number = field_validator("path", mode="before")(lambda v: _number_as_name(v))

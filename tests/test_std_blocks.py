@@ -1,6 +1,7 @@
-"""The CNN std blocks issue 12 found missing, each against the torch.nn or torchvision module it is
-named for: loaded with that module's own state_dict by name, run on NumPy and onnxruntime, and
-(for conv_transpose2d) initialized by PyTorch's fan rule."""
+"""The std blocks issue 12 found missing (CNN layers; GPT-2's pieces), each against the torch.nn,
+torchvision or Hugging Face module it is named for: loaded with that module's own state_dict by
+name, run on NumPy and onnxruntime, and (for conv_transpose2d) initialized by PyTorch's fan rule.
+The GPT-2 spec ties its LM head to wte: one tensor, two uses, counted and exported once."""
 
 import textwrap
 from functools import partial
@@ -99,3 +100,73 @@ def test_conv_transpose2d_is_torchs_with_its_init_fan_rule(tmp_path):
         assert np.abs(weights[name]).max() <= bound
         assert np.abs(weights[name]).max() > 0.8 * bound
     assert weights["m.weight"].shape == tuple(module.weight.shape)
+
+
+# -- GPT-2 (issue 12, point 1): Conv1D layout, tanh GELU, causal self-attention with padding, tying --
+
+GPT2 = """\
+    graphnet: 1
+    name: tiny_gpt2
+    use: [std]
+    dims: {B: ~, T: ~, vocab: 50, d: 32, heads: 4, layers: 2, n_pos: 16}
+    inputs:
+      input_ids: {shape: [B, T], dtype: int64}
+      padding: {shape: [B, T], dtype: bool}
+    blocks:
+      gpt2:
+        args: {vocab: int, d: int, heads: int, layers: int, n_pos: int}
+        inputs:
+          ids: {shape: [B, T], dtype: int64}
+          padding: {shape: [B, T], dtype: bool}
+        nodes:
+          - {name: wte, block: std.embedding, args: {num: vocab, dim: d, std: 0.02}, inputs: [ids]}
+          - {name: positions, op: range, attrs: {limit: T}}
+          - {name: wpe, block: std.embedding, args: {num: n_pos, dim: d, std: 0.01}, inputs: [positions]}
+          - {name: embed, op: add, inputs: [wte, wpe]}
+          - name: h
+            block: std.gpt2_block
+            args: {heads: heads, key_padding: true}
+            inputs: {x: embed, key_padding_mask: padding}
+            repeat: layers
+          - {name: ln_f, block: std.layer_norm}
+        outputs: {y: ln_f}
+    nodes:
+      - name: transformer
+        block: gpt2
+        args: {vocab: vocab, d: d, heads: heads, layers: layers, n_pos: n_pos}
+        inputs: [input_ids, padding]
+      - {name: wte_t, op: transpose, inputs: [transformer.wte.weight]}   # the LM head, tied to wte
+      - {name: lm_head, op: matmul, inputs: [transformer, wte_t]}
+    outputs: {logits: lm_head}
+    """
+
+
+def test_a_tied_gpt2_is_hugging_faces(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import onnxruntime as ort
+    config = transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=32, n_layer=2, n_head=4,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    path = tmp_path / "gpt2.yaml"
+    path.write_text(textwrap.dedent(GPT2))
+    net = gn.load(path)
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    # one tensor, two uses: the tied head is no weight of its own, and is counted once
+    assert sorted(net.init_weights()) == sorted(k for k in state if k != "lm_head.weight")
+    assert sum(int(np.prod(v.shape)) for v in net.init_weights().values()) == sum(
+        p.numel() for p in model.parameters())
+    weights = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    ids = np.random.default_rng(0).integers(0, 50, (2, 7))
+    attention_mask = np.ones((2, 7), np.int64)
+    attention_mask[1, 5:] = 0                       # the second sequence is padded at the end
+    with torch.no_grad():
+        want = model(torch.from_numpy(ids), attention_mask=torch.from_numpy(attention_mask)).logits.numpy()
+    feeds = {"input_ids": ids, "padding": attention_mask == 0}
+    got = net.run(feeds, weights)["logits"]
+    keep = attention_mask.astype(bool)              # what a padded position computes is not defined
+    np.testing.assert_allclose(got[keep], want[keep], rtol=1e-4, atol=1e-4)
+    onnx_model = net.to_onnx(weights)
+    assert [t.name for t in onnx_model.graph.initializer].count("transformer.wte.weight") == 1
+    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, feeds)[0][keep], want[keep], rtol=1e-4, atol=1e-4)

@@ -11,7 +11,8 @@ from ..graph import Frame, Graph
 from ..load import Program
 from ..ops import OPS, TensorType
 from ..spec import BlockSpec, NodeSpec
-from .blocks import bind_args, bind_block_inputs, block_dims, check_requirements, find_block, move_into_call
+from .blocks import (bind_args, bind_block_inputs, bind_output_dims, block_dims, bound_name_readers, check_requirements,
+                     find_block, move_into_call)
 from .names import call_param_prefix, call_prefix, copy_path, default_segment, node_names, node_segment, qualified
 from .op_nodes import expand_op
 from .params import declare_params
@@ -73,6 +74,8 @@ def expand_nodes(ex: Expansion, body: Body) -> None:
                 deps.add_edge(index[head], i)
         if node.inputs is None and i > 0:
             deps.add_edge(i - 1, i)
+    for i, j in bound_name_readers(specs):
+        deps.add_edge(i, j)
     try:
         cycle = nx.find_cycle(deps)
     except nx.NetworkXNoCycle:
@@ -91,6 +94,8 @@ def expand_nodes(ex: Expansion, body: Body) -> None:
             continue
         try:
             body.locals[name] = expand_node(ex, body, node, name, previous)
+            if node.binds is not None:
+                bind_output_dims(ex, body, node, name)
         except (Failed, Poisoned):
             mark_used(body, node, previous)
             body.locals[name] = poisoned()
@@ -139,7 +144,7 @@ def expand_copies(ex: Expansion, body: Body, node: NodeSpec, name: str, previous
         default = default_segment(name, node, k, len(each))
         segment = node_segment(ex, node, default, scope)
         path = copy_path(body, segment, default)
-        inputs = node_inputs(ex, body, node, previous, result)
+        inputs = [] if takes_nothing(ex, body, node) else node_inputs(ex, body, node, previous, result)
         if node.op is not None:
             result = expand_op(ex, body, node, path, scope, inputs, item_args)
         elif node.scan is not None:
@@ -147,6 +152,12 @@ def expand_copies(ex: Expansion, body: Body, node: NodeSpec, name: str, previous
         else:
             result = expand_block(ex, body, node, path, scope, inputs, item_args, segment)
     return result
+
+
+def takes_nothing(ex: Expansion, body: Body, node: NodeSpec) -> bool:
+    """A block node without `inputs` whose block declares none: nothing to chain into it, as for
+    an op that takes no inputs (constant, range)."""
+    return node.inputs is None and node.block is not None and not find_block(ex, body, node)[1].inputs
 
 
 def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict, inputs,
@@ -162,12 +173,15 @@ def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: di
     frame = Frame(node.loc, path, body.block_name)
     inner = Body(lib, block, label, call_prefix(path), inner_scope, (frame,) + body.trace,
                  param_prefix=call_param_prefix(body, segment))
-    start = len(ex.diags.items)
+    start, made = len(ex.diags.items), len(ex.param_order)
     try:
         outputs = expand_block_body(ex, inner, node, block, label, path, inputs)
     finally:
         move_into_call(ex, start, node.loc, path, label)
-    return Result(outputs, "block")
+    below = len(inner.param_prefix)
+    params = {full[below:]: Tensor(full, ex.types[full]) for full in ex.param_order[made:]
+              if full.startswith(inner.param_prefix) and full in ex.params}
+    return Result(outputs, "block", params)
 
 
 def expand_block_body(ex: Expansion, inner: Body, node: NodeSpec, block: BlockSpec, label: str,

@@ -57,6 +57,15 @@ def eval_expr(ex: Expansion, raw: Any, scope: dict, loc: Location):
     return eval_value(ex, raw, scope, loc, False)
 
 
+def eval_dim_entry(ex: Expansion, raw: Any, scope: dict, loc: Location, what: str):
+    """A `dims` entry: a whole number or a symbolic dim, or a list (a computed width table, say)
+    that expressions index, measure or run a comprehension over."""
+    value = eval_expr(ex, raw, scope, loc)
+    if isinstance(value, list):
+        return value
+    return eval_dim(ex, value, scope, loc, what)
+
+
 def eval_dim(ex: Expansion, raw: Any, scope: dict, loc: Location, what: str) -> int | Dim:
     value = eval_expr(ex, raw, scope, loc)
     if isinstance(value, bool) or not isinstance(value, (int, Dim)):
@@ -115,7 +124,7 @@ def top_dims(ex: Expansion, spec: SpecFile, overrides: dict[str, int]) -> dict[s
             scope[name] = Dim(name)
         else:
             try:
-                scope[name] = eval_dim(ex, value, scope, loc, f"dim '{name}'")
+                scope[name] = eval_dim_entry(ex, value, scope, loc, f"dim '{name}'")
             except Failed:
                 scope[name] = Dim(name)
     return scope
@@ -126,7 +135,7 @@ def library_dims(ex: Expansion, lib: Library) -> dict[str, Any]:
     scope: dict[str, Any] = {}
     for name, raw in lib.dims.items():
         loc = lib.dim_locs.get(name, Location(lib.name))
-        scope[name] = eval_dim(ex, raw, scope, loc, f"dim '{name}'")
+        scope[name] = eval_dim_entry(ex, raw, scope, loc, f"dim '{name}'")
     return scope
 
 

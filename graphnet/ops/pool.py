@@ -8,7 +8,7 @@ import numpy as np
 from ..dims import Dim
 from ..types import ITEMSIZE
 from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, label_per_axis, label_window, require_float
-from .conv import Pads, onnx_pads, pad_amounts, resolve_pads, window_output, windows
+from .conv import SAME, Pads, check_same, onnx_pads, pad_amounts, resolve_pads, window_output, windows
 
 
 class _Pool(Op):
@@ -29,8 +29,9 @@ class _Pool(Op):
     def infer(self, x: TensorType) -> TensorType:
         require_float(x)
         n, kernel, strides, dilations, pads = self.geometry(x.rank)
-        if pads == "same" and self.ceil_mode:
-            raise ShapeError("ceil_mode has no effect with pads 'same'; drop one of them")
+        if pads in SAME and self.ceil_mode:
+            raise ShapeError(f"ceil_mode has no effect with pads '{pads}'; drop one of them")
+        check_same(pads, x.shape[2:], kernel, strides, dilations)
         if self.ceil_mode:
             self._refuse_window_past_input(x)
         if not isinstance(pads, str):
@@ -171,7 +172,7 @@ class AvgPool(_Pool):
         region = [slice(None), slice(None)]
         for i, (begin, end) in enumerate(amounts):
             size = x_shape[2 + i]
-            declared_end = end if pads == "same" else (0 if pads == "valid" else pads[i + n])
+            declared_end = end if pads in SAME else (0 if pads == "valid" else pads[i + n])
             region.append(slice(0, begin + size + declared_end) if self.count_include_pad
                           else slice(begin, begin + size))
         counted[tuple(region)] = 1
@@ -238,7 +239,8 @@ class LpPool(_Pool):
                 Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
                 Example((In((1, 2, 9, 7)),), {"kernel": [3, 2], "strides": [1, 2], "pads": [0, 1, 2, 0], "p": 1}),
                 Example((In((2, 3, 10)),), {"kernel": 4, "strides": 3, "p": 3}),
-                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same"}))
+                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same_upper"}),
+                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same_lower"}))
 
     def infer(self, x: TensorType) -> TensorType:
         if self.p < 1:
