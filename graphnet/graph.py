@@ -79,6 +79,7 @@ class Graph:
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
     output_locs: dict[str, Location] = field(default_factory=dict)
+    dim_facts: dict[str, Any] = field(default_factory=dict)   # free dim -> its spec.DimFacts (min, max, multiple_of)
 
     @cached_property
     def producers(self) -> dict[str, Node]:

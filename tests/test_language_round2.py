@@ -230,3 +230,118 @@ def test_summary_folds_by_block_calls_not_name_prefixes(tmp_path):
     assert rows["features"][0] == "features"            # one call, not `features x3`
     assert rows["features.2"] == ["std.linear", "x1"]   # a repeat of one copy: what the copy is
     assert rows["head"] == ["std.linear", "x2"]
+
+
+# -- messages (issue 12, point 8) ---------------------------------------------------------------
+
+def test_a_bad_node_name_states_the_rule(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: names
+        dims: {B: ~}
+        inputs:
+          x: [B, 4]
+        nodes:
+          - {name: 1st-relu, op: relu}
+        outputs: {y: "0"}
+        """)
+    assert errors == ["spec.yaml:7:12: error: nodes.0.name: '1st-relu' is not a valid name: a name is letters, "
+                      "digits and _, and does not start with a digit"]
+
+
+def test_a_spec_dim_inside_a_block_says_to_pass_it(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: scope
+        use: [std]
+        dims: {B: ~, width: 16}
+        inputs:
+          x: [B, 8]
+        blocks:
+          widen:
+            inputs:
+              x: [N, F]
+            nodes:
+              - {name: fc, block: std.linear, args: {out: width}}
+            outputs: {y: fc}
+        nodes:
+          - {name: w, block: widen}
+        outputs: {y: w}
+        """)
+    assert errors == ["spec.yaml:12:51: error: argument 'out' of block 'std.linear' must be int, got 'width' "
+                      "(unknown name 'width'; 'width' is a dim of the spec, and a block sees only its args, the "
+                      "dims its inputs bind and its own dims: pass it as an arg (args: {width: width}))"]
+
+
+LINEAR = """\
+    graphnet: 1
+    name: lin
+    dims: {B: ~, h: ~}
+    inputs:
+      image: [B, 3, 16*h, 16*h]
+    nodes:
+      - {name: pool, op: avg_pool, attrs: {kernel: 16}}
+    outputs: {y: pool}
+    """
+
+
+def test_run_inputs_binds_a_linear_dim(tmp_path):
+    import numpy as np
+    net = gn.load(_write(tmp_path, LINEAR))
+    assert net.run({"image": np.ones((2, 3, 64, 64), np.float32)}, {})["y"].shape == (2, 3, 4, 4)
+
+
+def test_a_linear_dim_that_does_not_divide_says_so(tmp_path):
+    import numpy as np
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, LINEAR))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"image": (2, 3, 60, 60)})
+    assert str(e.value) == ("input 'image' dim 2 is 60, but 16*h = 60 gives no positive whole h "
+                            "(60 is not a multiple of 16)")
+
+
+def test_a_dim_no_input_binds_says_what_to_do(tmp_path):
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, LINEAR.replace("16*h, 16*h", "h*h, 16")))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"image": (2, 3, 64, 16)})
+    assert str(e.value) == ("input 'image' dim 2 (h^2) cannot be bound from the inputs: no input axis is h alone "
+                            "or linear in one free dim (as 16*h is); give --dim h=N")
+
+
+# -- free dims with facts (issue 12, point 5) -----------------------------------------------------
+
+FACTS = """\
+    graphnet: 1
+    name: facts
+    dims: {B: ~, T: {max: 1024}, H: {multiple_of: 16}}
+    inputs:
+      x: [B, T, H]
+    nodes:
+      - {name: r, op: relu}
+    outputs: {y: r}
+    """
+
+
+def test_facts_are_checked_at_a_dim_binding_with_its_location(tmp_path):
+    path = _write(tmp_path, FACTS)
+    with pytest.raises(SpecError) as e:
+        gn.load(path, {"T": 2000, "H": 20})
+    assert str(e.value).replace(str(path), "spec.yaml").splitlines() == [
+        "spec.yaml:3:17: error: --dim T=2000: T must be at most 1024 (max 1024)",
+        "spec.yaml:3:33: error: --dim H=20: H must be a multiple of 16 (multiple_of 16)"]
+    assert gn.load(path, {"T": 1024, "H": 32}).outputs["y"][1:] == (1024, 32)
+
+
+def test_facts_are_checked_on_the_inputs_and_recorded_in_the_export(tmp_path):
+    import numpy as np
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, FACTS))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"x": (1, 4, 20)})
+    assert str(e.value) == "input 'x' dim 2 binds H = 20, but H must be a multiple of 16 (multiple_of 16)"
+    assert net.run({"x": np.ones((1, 4, 32), np.float32)}, {})["y"].shape == (1, 4, 32)
+    model = net.to_onnx({})
+    assert {p.key: p.value for p in model.metadata_props}["graphnet.dim_facts"] == "H: multiple_of 16; T: max 1024"
+    assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == ["B", "T", "H"]

@@ -235,6 +235,9 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, exter
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
     model.ir_version = min(model.ir_version, 10)
+    if graph.dim_facts:     # ONNX has no place for what is known of a symbolic dim but the metadata
+        helper.set_model_props(model, {"graphnet.dim_facts": "; ".join(
+            f"{name}: {facts.text()}" for name, facts in sorted(graph.dim_facts.items()))})
     return model
 
 

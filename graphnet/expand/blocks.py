@@ -8,7 +8,7 @@ from .. import expr
 from ..dims import Dim, as_dim
 from ..errors import Diagnostic, Location, Note, did_you_mean
 from ..load import Library, is_std_location
-from ..spec import ArgSpec, BlockSpec, NodeSpec
+from ..spec import ArgSpec, BlockSpec, DimFacts, NodeSpec
 from .refs import single_output
 from .scope import eval_dim, eval_dim_entry, eval_expr, eval_value, literal_hint, show, strip_literals
 from .state import Absent, Body, Expansion, Tensor
@@ -69,7 +69,7 @@ def check_arg_type(ex: Expansion, value, decl: ArgSpec, key: str, label: str, lo
     if lits and want in ("int", "float", "bool"):
         lit = lits[0]
         ex.fail(lit.loc, f"argument '{key}' of block '{label}' must be {want}, got '{lit.text}' "
-                         f"({lit.error.message}{literal_hint(lit)})")
+                         f"({lit.error.message}{literal_hint(lit, ex)})")
     if not _ARG_TYPES[want](value):
         ex.fail(loc, f"argument '{key}' of block '{label}' must be {want}, got {show(value)}")
     return float(value) if want == "float" else value
@@ -202,7 +202,7 @@ def block_dims(ex: Expansion, inner: Body, block: BlockSpec) -> None:
     """A block's derived dims, evaluated in order once its inputs are bound."""
     for name, value in block.dims.items():
         loc = block.loc_of("dims", name)
-        if value is None:
+        if value is None or isinstance(value, DimFacts):
             ex.fail(loc, f"block dim '{name}' needs a value (free dims belong to the spec)")
         inner.scope[name] = eval_dim_entry(ex, value, inner.scope, loc, f"dim '{name}'")
 

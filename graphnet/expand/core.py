@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..dims import Dim
 from ..errors import Location, did_you_mean
 from ..graph import Frame, Graph
 from ..load import Program
@@ -31,6 +32,7 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     ex = Expansion()
     spec = program.spec
     scope = top_dims(ex, spec, dims or {})
+    ex.spec_dims = set(scope)
     ex.diags.raise_if_any()
     try:
         check_requirements(ex, spec, scope, Location(str(program.path)))
@@ -58,7 +60,8 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     check_unused(ex, body, "the spec")
     ex.diags.raise_if_any()
     return Graph(spec.name, inputs, outputs, ex.params, ex.nodes, ex.types, input_locs,
-                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs})
+                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs},
+                 {k: v for k, v in ex.dim_facts.items() if isinstance(scope.get(k), Dim)})
 
 
 def expand_nodes(ex: Expansion, body: Body) -> None:
