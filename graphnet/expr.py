@@ -1,284 +1,17 @@
-"""The spec's expression language: a small tokenizer and precedence-climbing parser (never eval).
-
-Grammar (loosest first):
-    expr     := or_expr ['if' or_expr 'else' expr]
-    or_expr  := and_expr ('or' and_expr)*          and_expr := not_expr ('and' not_expr)*
-    not_expr := 'not' not_expr | compare            compare  := sum (('=='|'!='|'<'|'<='|'>'|'>=') sum)*
-    sum      := term (('+'|'-') term)*              term     := unary (('*'|'/'|'//'|'%') unary)*
-    unary    := '-' unary | power                   power    := atom ['**' unary]
-    atom     := INT | FLOAT | STRING | NAME | NAME '(' args ')' | '(' expr ')' | '[' items ']' | atom '[' expr ']'
-Values are ints, floats, bools, strings, lists and symbolic Dims; arithmetic on Dims stays exact.
-"""
+"""The spec's expression language, evaluated: values are ints, floats, bools, strings, lists and
+symbolic Dims; arithmetic on Dims stays exact. The syntax (tokenizer, parser, grammar) is
+graphnet/expr_syntax.py; this module re-exports what callers need of it."""
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from .dims import MAX_INT, Dim, DimTooLarge, dim_max, dim_min   # MAX_INT: results of arithmetic stay within it
+from .expr_syntax import MAX_DEPTH, MAX_INT64, MAX_LENGTH, ExprError, Node, UnknownName, names_in, parse
 
-MAX_LENGTH = 2000
-MAX_DEPTH = 64
-MAX_INT64 = 2**63 - 1  # a number as written (ONNX's INT64_MAX, a slice's 'to the end', is one)
-
-
-class ExprError(Exception):
-    """A mistake in an expression; `column` is the 0-based offset of the offending token."""
-
-    def __init__(self, message: str, column: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.column = column
-
-
-class UnknownName(ExprError):
-    def __init__(self, name: str, column: int, known: list[str]):
-        super().__init__(f"unknown name '{name}'", column)
-        self.name = name
-        self.known = known
-
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<float>\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?)"
-    r"|(?P<int>\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
-    r"|(?P<str>'[^'\\]*'|\"[^\"\\]*\")"
-    r"|(?P<op>\*\*|//|==|!=|<=|>=|[-+*/%<>()\[\],]))"
-)
-_KEYWORDS = {"and", "or", "not", "if", "else", "true", "false", "True", "False"}
-
-
-@dataclass(frozen=True)
-class Node:
-    kind: str          # num, str, name, call, list, index, unary, binary, arith, compare, and, or, not, cond
-    value: Any         # index: the column of each '['; arith, and, or: (operator, column) of each operator
-    args: tuple
-    col: int
-
-
-def _tokenize(text: str) -> list[tuple[str, Any, int]]:
-    tokens, pos = [], 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            col = pos + (len(text[pos:]) - len(text[pos:].lstrip()))
-            raise ExprError(f"unexpected character {text[col]!r}", col)
-        kind = m.lastgroup
-        raw = m.group(kind)
-        col = m.start(kind)
-        if kind == "int":
-            if int(raw) > MAX_INT64:
-                raise ExprError("integer overflow: the number does not fit in 64 bits", col)
-            tokens.append(("num", int(raw), col))
-        elif kind == "float":
-            tokens.append(("num", float(raw), col))
-        elif kind == "str":
-            tokens.append(("str", raw[1:-1], col))
-        elif kind == "name" and raw in _KEYWORDS:
-            tokens.append(("kw", raw, col))
-        else:
-            tokens.append((kind, raw, col))
-        pos = m.end()
-    tokens.append(("end", None, len(text)))
-    return tokens
-
-
-class _Parser:
-    def __init__(self, text: str):
-        self.tokens = _tokenize(text)
-        self.i = 0
-        self.depth = 0
-
-    def peek(self):
-        return self.tokens[self.i]
-
-    def take(self):
-        tok = self.tokens[self.i]
-        self.i += 1
-        return tok
-
-    def accept(self, kind: str, value=None) -> bool:
-        tok = self.peek()
-        if tok[0] == kind and (value is None or tok[1] == value):
-            self.i += 1
-            return True
-        return False
-
-    def expect(self, kind: str, value):
-        tok = self.peek()
-        if not self.accept(kind, value):
-            raise ExprError(f"expected '{value}' but found {_describe(tok)}", tok[2])
-
-    def nest(self):
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise ExprError(f"expression nested more than {MAX_DEPTH} levels deep", self.peek()[2])
-
-    def parse(self) -> Node:
-        node = self.expr()
-        tok = self.peek()
-        if tok[0] != "end":
-            raise ExprError(f"unexpected {_describe(tok)}", tok[2])
-        return node
-
-    def expr(self) -> Node:
-        self.nest()
-        node = self.or_expr()
-        if self.peek()[:2] == ("kw", "if"):
-            col = self.take()[2]
-            cond = self.or_expr()
-            self.expect("kw", "else")
-            other = self.expr()
-            node = Node("cond", None, (cond, node, other), col)
-        self.depth -= 1
-        return node
-
-    # A run of one operator (`1 + 1 + ... + 1`, `a and b and c`, `x[0][1]`) is one node with all
-    # its operands and each operator's column, not a nest of two-operand nodes: a nest as deep as
-    # the run would make evaluating a 2,000-character expression recurse past Python's limit.
-    # Each loop is written out, not shared through a helper, so a level of parentheses costs as
-    # few Python frames as before.
-    def at(self, kind: str, ops: tuple) -> bool:
-        tok = self.peek()
-        return tok[0] == kind and tok[1] in ops
-
-    def or_expr(self) -> Node:
-        args, marks = [self.and_expr()], []
-        while self.at("kw", ("or",)):
-            marks.append(self.take()[1:])
-            args.append(self.and_expr())
-        return _run("or", args, marks)
-
-    def and_expr(self) -> Node:
-        args, marks = [self.not_expr()], []
-        while self.at("kw", ("and",)):
-            marks.append(self.take()[1:])
-            args.append(self.not_expr())
-        return _run("and", args, marks)
-
-    def not_expr(self) -> Node:
-        if self.peek()[:2] == ("kw", "not"):
-            col = self.take()[2]
-            self.nest()
-            node = Node("not", None, (self.not_expr(),), col)
-            self.depth -= 1
-            return node
-        return self.compare()
-
-    def compare(self) -> Node:
-        first = self.sum()
-        ops, rest = [], []
-        while self.peek()[0] == "op" and self.peek()[1] in ("==", "!=", "<", "<=", ">", ">="):
-            ops.append(self.take()[1])
-            rest.append(self.sum())
-        if not ops:
-            return first
-        return Node("compare", tuple(ops), (first, *rest), first.col)
-
-    def sum(self) -> Node:
-        args, marks = [self.term()], []
-        while self.at("op", ("+", "-")):
-            marks.append(self.take()[1:])
-            args.append(self.term())
-        return _run("arith", args, marks)
-
-    def term(self) -> Node:
-        args, marks = [self.unary()], []
-        while self.at("op", ("*", "/", "//", "%")):
-            marks.append(self.take()[1:])
-            args.append(self.unary())
-        return _run("arith", args, marks)
-
-    def unary(self) -> Node:
-        tok = self.peek()
-        if tok[0] == "op" and tok[1] in ("-", "+"):
-            self.take()
-            self.nest()
-            node = Node("unary", tok[1], (self.unary(),), tok[2])
-            self.depth -= 1
-            return node
-        return self.power()
-
-    def power(self) -> Node:
-        node = self.postfix()
-        if self.peek()[:2] == ("op", "**"):
-            col = self.take()[2]
-            self.nest()
-            node = Node("binary", "**", (node, self.unary()), col)
-            self.depth -= 1
-        return node
-
-    def postfix(self) -> Node:
-        node = self.atom()
-        args, cols = [node], []
-        while self.peek()[:2] == ("op", "["):
-            cols.append(self.take()[2])
-            args.append(self.expr())
-            self.expect("op", "]")
-        return Node("index", tuple(cols), tuple(args), cols[0]) if cols else node
-
-    def atom(self) -> Node:
-        kind, value, col = self.take()
-        if kind == "num":
-            return Node("num", value, (), col)
-        if kind == "str":
-            return Node("str", value, (), col)
-        if kind == "kw" and value in ("true", "True", "false", "False"):
-            return Node("num", value in ("true", "True"), (), col)
-        if kind == "name":
-            if self.accept("op", "("):
-                args = self.items(")")
-                return Node("call", value, tuple(args), col)
-            return Node("name", value, (), col)
-        if (kind, value) == ("op", "("):
-            node = self.expr()
-            self.expect("op", ")")
-            return node
-        if (kind, value) == ("op", "["):
-            return Node("list", None, tuple(self.items("]")), col)
-        raise ExprError(f"expected a value but found {_describe((kind, value, col))}", col)
-
-    def items(self, close: str) -> list[Node]:
-        out = []
-        if self.accept("op", close):
-            return out
-        while True:
-            out.append(self.expr())
-            if self.accept("op", close):
-                return out
-            self.expect("op", ",")
-
-
-def _run(kind: str, args: list, marks: list) -> Node:
-    """One node for a run of operators, or the single operand when there is none."""
-    return Node(kind, tuple(marks), tuple(args), marks[0][1]) if marks else args[0]
-
-
-def _describe(tok) -> str:
-    kind, value, _ = tok
-    if kind == "end":
-        return "the end of the expression"
-    return f"'{value}'"
-
-
-@lru_cache(maxsize=4096)
-def parse(text: str) -> Node:
-    if len(text) > MAX_LENGTH:
-        raise ExprError(f"expression longer than {MAX_LENGTH} characters", 0)
-    return _Parser(text).parse()
-
-
-def names_in(node: Node) -> set[str]:
-    if node.kind == "name":
-        return {node.value}
-    out: set[str] = set()
-    for a in node.args:
-        out |= names_in(a)
-    return out
+__all__ = ["MAX_DEPTH", "MAX_INT", "MAX_INT64", "MAX_LENGTH", "ExprError", "Node", "UnknownName", "evaluate",
+           "evaluate_text", "names_in", "parse"]
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -483,7 +216,8 @@ def _call(name: str, args: list, col: int):
     raise ExprError(f"unknown function '{name}' (known: {', '.join(FUNCTIONS)})", col)
 
 
-FUNCTIONS = ("min", "max", "cdiv", "sqrt", "exp", "log", "ceil", "floor", "abs", "float", "int", "len", "prod")
+FUNCTIONS = ("min", "max", "cdiv", "sqrt", "exp", "log", "ceil", "floor", "round", "abs", "float", "int", "len", "sum",
+             "prod", "range")
 
 
 def _index(seq, idx, col: int):
@@ -498,13 +232,91 @@ def _index(seq, idx, col: int):
 
 def _binary(op: str, a, b, col: int):
     if op == "+" and isinstance(a, list) and isinstance(b, list):
+        if len(a) + len(b) > MAX_ITEMS:
+            raise ExprError(f"a list of more than {MAX_ITEMS} items", col)
         return a + b
     if op == "+" and isinstance(a, str) and isinstance(b, str):
         return a + b
     return _arith(op, a, b, col)
 
 
+# One evaluation makes at most this many list items and comprehension steps in all, so nested
+# ranges (`[[0 for j in range(10**5)] for i in range(10**5)]`) are refused, not run for hours.
+MAX_ITEMS = 100_000
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self):
+        self.left = MAX_ITEMS
+
+    def spend(self, n: int, col: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise ExprError(f"the expression makes more than {MAX_ITEMS} list items and steps", col)
+
+
+def _range(args: list, col: int, budget: _Budget) -> list:
+    if not 1 <= len(args) <= 3:
+        raise ExprError(f"range() takes 1 to 3 arguments, got {len(args)}", col)
+    for a in args:
+        if isinstance(a, Dim):
+            raise ExprError(f"range() needs known whole numbers, not the free dim {a}", col)
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise ExprError(f"range() needs whole numbers, got {_type_name(a)} {a!r}", col)
+    if len(args) == 3 and args[2] == 0:
+        raise ExprError("range() step must not be zero", col)
+    r = range(*args)
+    budget.spend(len(r), col)
+    return list(r)
+
+
+def _sum(args: list, col: int):
+    if len(args) != 1 or not isinstance(args[0], list):
+        raise ExprError(f"sum() takes one list, got {', '.join(_type_name(a) for a in args) or 'nothing'}", col)
+    out = 0
+    for v in args[0]:
+        out = _arith("+", out, v, col)
+    return out
+
+
+def _round(args: list, col: int):
+    if len(args) not in (1, 2):
+        raise ExprError(f"round() takes 1 or 2 arguments, got {len(args)}", col)
+    v = _num(args[0], col)
+    if isinstance(v, Dim):
+        raise ExprError(f"round() needs a known number, not the free dim {v}", col)
+    if len(args) == 2:
+        digits = args[1]
+        if isinstance(digits, bool) or not isinstance(digits, int) or not -20 <= digits <= 20:
+            raise ExprError("round()'s digits must be a whole number from -20 to 20", col)
+        return round(v, digits)
+    if not math.isfinite(v):
+        raise ExprError(f"round() of {v}: not a whole number", col)
+    return _checked(round(v), col)      # Python's (and NumPy's, torch's) ties to even: round(2.5) == 2
+
+
+def _comprehension(node: Node, scope: dict[str, Any], budget: _Budget) -> list:
+    item, iterable, condition = node.args
+    values = _eval(iterable, scope, budget)
+    if not isinstance(values, list):
+        raise ExprError(f"a comprehension runs over a list, got {_type_name(values)}", iterable.col)
+    inner = dict(scope)
+    out = []
+    for v in values:
+        budget.spend(1, node.col)
+        inner[node.value] = v
+        if condition is None or _truth(_eval(condition, inner, budget), condition.col):
+            out.append(_eval(item, inner, budget))
+    return out
+
+
 def evaluate(node: Node, scope: dict[str, Any]):
+    return _eval(node, scope, _Budget())
+
+
+def _eval(node: Node, scope: dict[str, Any], budget: _Budget):
     k = node.kind
     if k in ("num", "str"):
         return node.value
@@ -513,40 +325,48 @@ def evaluate(node: Node, scope: dict[str, Any]):
             raise UnknownName(node.value, node.col, sorted(scope))
         return scope[node.value]
     if k == "list":
-        return [evaluate(a, scope) for a in node.args]
+        budget.spend(len(node.args), node.col)
+        return [_eval(a, scope, budget) for a in node.args]
+    if k == "comprehension":
+        return _comprehension(node, scope, budget)
     if k == "call":
-        return _call(node.value, [evaluate(a, scope) for a in node.args], node.col)
+        args = [_eval(a, scope, budget) for a in node.args]
+        if node.value == "range":
+            return _range(args, node.col, budget)
+        if node.value in ("sum", "round"):
+            return (_sum if node.value == "sum" else _round)(args, node.col)
+        return _call(node.value, args, node.col)
     if k == "index":
-        seq = evaluate(node.args[0], scope)
+        seq = _eval(node.args[0], scope, budget)
         for col, arg in zip(node.value, node.args[1:]):
-            seq = _index(seq, evaluate(arg, scope), col)
+            seq = _index(seq, _eval(arg, scope, budget), col)
         return seq
     if k == "unary":
-        v = _num(evaluate(node.args[0], scope), node.col)
+        v = _num(_eval(node.args[0], scope, budget), node.col)
         return _canon(-v) if node.value == "-" else v
     if k == "arith":
-        out = evaluate(node.args[0], scope)
+        out = _eval(node.args[0], scope, budget)
         for (op, col), arg in zip(node.value, node.args[1:]):
-            out = _binary(op, out, evaluate(arg, scope), col)
+            out = _binary(op, out, _eval(arg, scope, budget), col)
         return out
     if k == "binary":
-        return _binary(node.value, evaluate(node.args[0], scope), evaluate(node.args[1], scope), node.col)
+        return _binary(node.value, _eval(node.args[0], scope, budget), _eval(node.args[1], scope, budget), node.col)
     if k == "compare":
-        values = [evaluate(a, scope) for a in node.args]
+        values = [_eval(a, scope, budget) for a in node.args]
         return all(_compare(op, values[i], values[i + 1], node.col) for i, op in enumerate(node.value))
     if k in ("and", "or"):
         # each operand is checked to be a bool where it is written; evaluation stops at the first
         # that decides, as Python's does
         for i, arg in enumerate(node.args):
-            value = _truth(evaluate(arg, scope), node.value[max(i - 1, 0)][1])
+            value = _truth(_eval(arg, scope, budget), node.value[max(i - 1, 0)][1])
             if value == (k == "or"):
                 return value
         return k == "and"
     if k == "not":
-        return not _truth(evaluate(node.args[0], scope), node.col)
+        return not _truth(_eval(node.args[0], scope, budget), node.col)
     if k == "cond":
         cond, yes, no = node.args
-        return evaluate(yes, scope) if _truth(evaluate(cond, scope), cond.col) else evaluate(no, scope)
+        return _eval(yes, scope, budget) if _truth(_eval(cond, scope, budget), cond.col) else _eval(no, scope, budget)
     raise AssertionError(k)
 
 

@@ -82,6 +82,7 @@ class Graph:
     # What a transform records about the graph it made (train mode's `graphnet.mode`), as text that
     # the ONNX export writes into the model's metadata_props.
     metadata: dict[str, str] = field(default_factory=dict)
+    dim_facts: dict[str, Any] = field(default_factory=dict)   # free dim -> its spec.DimFacts (min, max, multiple_of)
 
     @cached_property
     def producers(self) -> dict[str, Node]:

@@ -165,9 +165,13 @@ class Network:
         return self.feed(inputs, source).arrays
 
     def default_binding(self, dims: dict[str, int] | None = None) -> dict[str, int]:
-        """The free dims as random_inputs binds them: from `dims`, else 1. (Dims given to `load`,
-        as `--dim` gives them, are no longer free: the graph holds their values.)"""
-        return {s: (_dims(dims) or {}).get(s, 1) for s in self.graph.free_dims()}
+        """The free dims as random_inputs binds them: from `dims`, else the least value their facts
+        allow (1 for a dim without facts). (Dims given to `load`, as `--dim` gives them, are no
+        longer free: the graph holds their values.)"""
+        def least(s: str) -> int:
+            facts = self.graph.dim_facts.get(s)
+            return 1 if facts is None else -(-facts.min // facts.multiple_of) * facts.multiple_of
+        return {s: (_dims(dims) or {}).get(s, least(s)) for s in self.graph.free_dims()}
 
     def check_bounds(self, binding: dict[str, int]) -> None:
         """Refuse, located at the node, what the value bounds prove fails with these dims (a

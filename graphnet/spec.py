@@ -115,6 +115,7 @@ class NodeSpec(Located):
     repeat: Int | str | None = None
     for_each: list[JsonValue] | str | None = None
     if_: bool | str | None = Field(default=None, alias="if")
+    binds: list[DimExpr] | None = None    # a shape pattern over the node's output: names for the nodes after it
     doc: str | None = None
 
     _path_number = field_validator("path", mode="before")(lambda v: _number_as_name(v))
@@ -177,10 +178,34 @@ class FusionSpec(Located):
     attrs: dict[str, JsonValue] = {}
 
 
+class DimFacts(Located):
+    """A free dim with what is known of it (torch.export's Dim(min=, max=)): checked where it is
+    bound, by `--dim` or the inputs, and recorded in the ONNX export."""
+
+    min: Int = Field(default=1, ge=1)
+    max: Int | None = Field(default=None, ge=1)
+    multiple_of: Int = Field(default=1, ge=1)
+
+    def broken_by(self, value: int) -> str | None:
+        """What `value` breaks of these facts, or None."""
+        if value < self.min:
+            return f"at least {self.min}"
+        if self.max is not None and value > self.max:
+            return f"at most {self.max}"
+        if value % self.multiple_of:
+            return f"a multiple of {self.multiple_of}"
+        return None
+
+    def text(self) -> str:
+        parts = ([f"min {self.min}"] if self.min > 1 else []) + ([f"max {self.max}"] if self.max else []) + \
+            ([f"multiple_of {self.multiple_of}"] if self.multiple_of > 1 else [])
+        return ", ".join(parts) or "free"
+
+
 class BlockSpec(Located):
     doc: str | None = None
     args: dict[str, ArgSpec] = {}
-    dims: dict[str, DimExpr | None] = {}
+    dims: dict[str, DimExpr | DimFacts | None] = {}
     require: list[str] = []
     inputs: dict[str, InputSpec] = {}
     params: dict[str, ParamSpec] = {}
@@ -284,6 +309,9 @@ def _diagnostic(err: dict, raw: Any, file: str, model: type[Located]) -> Diagnos
         msg = msg[len("Value error, "):]
     if err["type"] == "literal_error" and path and path[-1] == "graphnet":
         msg = "unsupported format version; this graphnet reads 'graphnet: 1'"
+    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        msg = (f"{err['input']!r} is not a valid name: a name is letters, digits and _, and does not start "
+               "with a digit")
     return Diagnostic(loc, f"{where}: {msg}")
 
 

@@ -50,8 +50,8 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
             open_groups.pop()
         for level in range(len(open_groups), len(groups)):
             # a block's MACs and bytes are summed once it is complete (dim_sum: one pass)
-            row = {"path": groups[level], "op": _block_of(node, level + 1), "level": level, "shape": "",
-                   "params": 0, "macs": [], "bytes": [], "children": set()}
+            row = {"path": groups[level], "op": _called(node, groups[level]), "level": level, "shape": "",
+                   "params": 0, "macs": [], "bytes": [], "children": {}}
             rows.append(row)
             open_groups.append(row)
         shape = "[" + ", ".join(str(d.subs(dims) if dims else d) for d in graph.types[node.outputs[0]].shape) + "]"
@@ -60,7 +60,8 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
         if dims:
             macs, size = macs.subs(dims), size.subs(dims)
         for level, row in enumerate(open_groups):
-            row["children"].add(parts[level + 1])
+            child = ".".join(parts[:level + 2])
+            row["children"].setdefault(parts[level + 1], node.op.name if child == node.name else _called(node, child))
             row.update(shape=shape, params=row["params"] + params[node.name])
             row["macs"].append(macs)
             row["bytes"].append(size)
@@ -71,16 +72,23 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
         if isinstance(row["macs"], list):
             row["macs"], row["bytes"] = dim_sum(row["macs"]), dim_sum(row["bytes"])
         children = row.pop("children", None)
-        if children and all(c.isdigit() for c in children):   # the copies of a repeat or for_each
-            row["op"] = f"{row['op']} x{len(children)}"
+        if children is not None and row["op"] is None:
+            # not a call: the copies of a repeat or for_each (`layer1.0`, `layer1.1`), named by
+            # what each copy is when they are one thing
+            kinds = set(children.values()) - {None}
+            kind = kinds.pop() if len(kinds) == 1 else "block"
+            row["op"] = f"{kind} x{len(children)}" if all(c.isdigit() for c in children) else kind
     return rows
 
 
-def _block_of(node: Node, level: int) -> str:
-    """The block that the call `level` path components deep (on this node's path) expands: named
-    by the outermost frame below that call, which records the block it sits in."""
-    inner = next((f for f in reversed(node.trace) if f.path.count(".") >= level and f.block), None)
-    return inner.block if inner is not None else "block"
+def _called(node: Node, path: str) -> str | None:
+    """The block called at `path` on this node's way down, or None when no call has that path
+    (a repeat's group, `layer1`, whose copies are the calls): the frame of a call records where it
+    is written, and the frame inside it the block it sits in, which is the block called."""
+    for inner, frame in zip(node.trace, node.trace[1:]):
+        if frame.path == path:
+            return inner.block
+    return None
 
 
 def _count(value: Dim) -> str:

@@ -23,7 +23,7 @@ PACKAGE = ROOT / "graphnet"
 # (`graphnet.backends.numpy*`: numpy_backend.py, or a numpy/ package). Each layer may import only its
 # own and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("values", ("graphnet.types", "graphnet.dims", "graphnet.expr", "graphnet.names", "graphnet.errors",
+    ("values", ("graphnet.types", "graphnet.dims", "graphnet.expr", "graphnet.expr_syntax", "graphnet.names", "graphnet.errors",
                 "graphnet.files", "graphnet.openblas")),
     ("ops", ("graphnet.ops*",)),
     ("ir", ("graphnet.graph", "graphnet.init", "graphnet.infer", "graphnet.bounds", "graphnet.weights*")),

@@ -384,7 +384,8 @@ CASES = [
         nodes:
           - {name: f, block: std.ffn, args: {d_ff: 16, activation: gleu}}
         outputs: {y: f}
-        """, 8, 5, "requirement 'activation == 'relu' or activation == 'gelu'' does not hold (activation = 'gleu')"),
+        """, 8, 5, "requirement 'activation == 'relu' or activation == 'gelu' or activation == 'gelu_tanh'' does not "
+                   "hold (activation = 'gleu')"),
 
     ("concat_mismatch", """
         graphnet: 1
@@ -467,7 +468,8 @@ CASES = [
           - {name: c1, block: std.conv2d, args: {out: 6, kernel: 3, padding: smae}}
         outputs: {y: c1}
         """, 8, 5, "attribute 'pads': Input should be a valid integer, unable to parse string as an integer; "
-                   "or Input should be a valid list; or Input should be 'same' or 'valid' (got 'smae')"),
+                   "or Input should be a valid list; or Input should be 'same', 'same_upper', 'same_lower' or 'valid' "
+                   "(got 'smae')"),
 
     ("block_input_rank", """
         graphnet: 1

@@ -141,3 +141,69 @@ def test_lists_that_cannot_be_ordered_are_located_errors(text, message):
     with pytest.raises(ExprError, match=message) as info:
         evaluate_text(text, SCOPE)
     assert info.value.column == 0
+
+
+# -- issue 12: round, range, comprehensions, sum; bounded --------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("round(2.5) + round(3.5)", 6),                 # ties to even, as Python, NumPy and torch round
+    ("round(3.14159, 2)", 3.14),
+    ("floor(log(1000) / log(10) + 1e-9)", 3),
+    ("range(3)", [0, 1, 2]),
+    ("range(10, 0, -4)", [10, 6, 2]),
+    ("[2 * i for i in range(4)]", [0, 2, 4, 6]),
+    ("[c for c in cfg if c != 'M']", [64]),
+    ("[[i * j for j in range(3)] for i in range(2)]", [[0, 0, 0], [0, 1, 2]]),
+    ("sum([1, 2, 3]) + len(range(5))", 11),
+    ("sum([])", 0),
+    ("[x for x in []]", []),
+])
+def test_issue_12_values(text, expected):
+    assert evaluate_text(text, SCOPE) == expected
+
+
+def test_sum_of_dims_stays_symbolic_and_a_dim_may_be_named_in():
+    assert evaluate_text("sum([H, H, 1])", SCOPE) == Dim("H") * 2 + 1
+    assert evaluate_text("in * 2", {"in": 3}) == 6
+
+
+def test_regnet_widths_are_computed_in_an_expression():
+    # torchvision's RegNet width rule, quantised, grouped into stages and made divisible by the
+    # group width, for regnet_x_400mf: the stage widths and depths torchvision's BlockParams gives
+    regnet = pytest.importorskip("torchvision.models.regnet")
+    want = regnet.BlockParams.from_init_params(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16)
+    scope = {"w_0": 24, "w_a": 24.48, "w_m": 2.54, "depth": 22, "quant": 8, "g": 16}
+    steps = [
+        ("widths", "[int(round(w_0 * w_m ** round(log((i * w_a + w_0) / w_0) / log(w_m)) / quant) * quant) "
+                   "for i in range(depth)]"),
+        ("starts", "[i for i in range(depth) if i == 0 or widths[i] != widths[i - 1]]"),
+        ("depths", "[(starts[k + 1] if k + 1 < len(starts) else depth) - starts[k] for k in range(len(starts))]"),
+        ("rounded", "[max(g, int(widths[i] + g / 2) // g * g) for i in starts]"),
+        ("stages", "[rounded[k] + g if rounded[k] < 0.9 * widths[starts[k]] else rounded[k] "
+                   "for k in range(len(starts))]"),
+    ]
+    for name, text in steps:
+        scope[name] = evaluate_text(text, scope)
+    assert (scope["stages"], scope["depths"]) == (want.widths, want.depths)
+    assert evaluate_text("sum(depths)", scope) == 22
+
+
+@pytest.mark.parametrize("text,message,column", [
+    ("[0 for i in range(1000) for j in range(1000)]", "expected ']' but found 'for'", 24),
+    ("[[0 for j in range(1000)] for i in range(1000)]", "the expression makes more than 100000 list items and steps",
+     13),
+    ("range(200000)", "the expression makes more than 100000 list items and steps", 0),
+    ("range(H)", "range() needs known whole numbers, not the free dim H", 0),
+    ("range(0.5)", "range() needs whole numbers, got float 0.5", 0),
+    ("range(1, 5, 0)", "range() step must not be zero", 0),
+    ("sum(3)", "sum() takes one list, got int", 0),
+    ("sum(['a'])", "expected a number, got string 'a'", 0),
+    ("round(H)", "round() needs a known number, not the free dim H", 0),
+    ("[i for 3 in cfg]", "expected a name after 'for' but found '3'", 7),
+    ("[i for i of cfg]", "expected 'in' but found 'of'", 9),
+    ("[i for i in heads]", "a comprehension runs over a list, got int", 12),
+])
+def test_issue_12_errors(text, message, column):
+    with pytest.raises(ExprError) as e:
+        evaluate_text(text, SCOPE)
+    assert (e.value.message, e.value.column) == (message, column)

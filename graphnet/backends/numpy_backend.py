@@ -71,15 +71,51 @@ def bind_dims(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> dict[str, int
                     raise InputMismatch(name, f"input '{name}' dim {axis} is {n}, but {sym} = {binding[sym]} "
                                      "from an earlier input")
                 binding[sym] = n
+    _solve_linear(graph, shapes, binding)
+    for sym, facts in graph.dim_facts.items():
+        broken = facts.broken_by(binding[sym]) if sym in binding else None
+        if broken:
+            name, axis = next((n, a) for n, t in graph.inputs.items() for a, d in enumerate(t.shape) if sym in d.symbols())
+            raise InputMismatch(name, f"input '{name}' dim {axis} binds {sym} = {binding[sym]}, but {sym} must be "
+                                f"{broken} ({facts.text()})")
     for name, t in graph.inputs.items():
         for axis, (d, n) in enumerate(zip(t.shape, shapes[name])):
             expected = d.subs(binding)
             if not expected.is_const():
-                raise InputMismatch(name, f"input '{name}' dim {axis} ({d}) cannot be bound from the inputs")
+                free = ", ".join(sorted(expected.symbols()))
+                raise InputMismatch(name, f"input '{name}' dim {axis} ({d}) cannot be bound from the inputs: no input "
+                                    f"axis is {free} alone or linear in one free dim (as 16*h is); give --dim "
+                                    + " ".join(f"{s}=N" for s in sorted(expected.symbols())))
             if expected.value != n:
                 want = str(expected.value) if d.is_const() else f"{d} = {expected.value}"
                 raise InputMismatch(name, f"input '{name}' dim {axis} must be {want}, got {n}")
     return binding
+
+
+def _solve_linear(graph: Graph, shapes: dict[str, tuple[int, ...]], binding: dict[str, int]) -> None:
+    """Bind the free dims that only appear in linear dims (`16*h`, `2*T + 1`) from those axes, until
+    no more can be bound; one that gives no positive whole number is a mismatch, said so."""
+    progress = True
+    while progress:
+        progress = False
+        for name, t in graph.inputs.items():
+            for axis, (d, n) in enumerate(zip(t.shape, shapes[name])):
+                left = d.subs(binding) if binding else d
+                if left.is_const() or len(left.symbols()) != 1:
+                    continue
+                sym = next(iter(left.symbols()))
+                slope = {mono: c for mono, c in left.terms.items() if mono}
+                if list(slope) != [((sym, 1),)]:
+                    continue            # not linear in a plain symbol (h*h, (h - 1)//2)
+                a, c = slope[((sym, 1),)], left.terms.get((), 0)
+                value, rest = divmod(n - c, a)
+                if rest or value < 1:
+                    raise InputMismatch(name, f"input '{name}' dim {axis} is {n}, but {d} = {n} gives no positive "
+                                        f"whole {sym} ({sym} = ({n} - {c}) / {a})" if c else
+                                        f"input '{name}' dim {axis} is {n}, but {d} = {n} gives no positive "
+                                        f"whole {sym} ({n} is not a multiple of {a})")
+                binding[sym] = value
+                progress = True
 
 
 def last_uses(graph: Graph) -> dict[str, int]:

@@ -239,8 +239,11 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, exter
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
     model.ir_version = min(model.ir_version, 10)
-    if graph.metadata:   # what made the graph (train mode's mask inputs and state outputs), for its readers
-        helper.set_model_props(model, graph.metadata)
+    props = dict(graph.metadata)     # what made the graph (train mode's mask inputs and state outputs)
+    if graph.dim_facts:     # ONNX has no place for what is known of a symbolic dim but the metadata
+        props["graphnet.dim_facts"] = "; ".join(f"{name}: {facts.text()}" for name, facts in sorted(graph.dim_facts.items()))
+    if props:
+        helper.set_model_props(model, props)
     return model
 
 

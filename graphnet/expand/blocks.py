@@ -8,8 +8,9 @@ from .. import expr
 from ..dims import Dim, as_dim
 from ..errors import Diagnostic, Location, Note, did_you_mean
 from ..load import Library, is_std_location
-from ..spec import ArgSpec, BlockSpec, NodeSpec
-from .scope import eval_dim, eval_expr, eval_value, literal_hint, show, strip_literals
+from ..spec import ArgSpec, BlockSpec, DimFacts, NodeSpec
+from .refs import single_output
+from .scope import eval_dim, eval_dim_entry, eval_expr, eval_value, literal_hint, show, strip_literals
 from .state import Absent, Body, Expansion, Tensor
 
 
@@ -68,7 +69,7 @@ def check_arg_type(ex: Expansion, value, decl: ArgSpec, key: str, label: str, lo
     if lits and want in ("int", "float", "bool"):
         lit = lits[0]
         ex.fail(lit.loc, f"argument '{key}' of block '{label}' must be {want}, got '{lit.text}' "
-                         f"({lit.error.message}{literal_hint(lit)})")
+                         f"({lit.error.message}{literal_hint(lit, ex)})")
     if not _ARG_TYPES[want](value):
         ex.fail(loc, f"argument '{key}' of block '{label}' must be {want}, got {show(value)}")
     return float(value) if want == "float" else value
@@ -140,13 +141,70 @@ def match_pattern(ex: Expansion, inner: Body, node: NodeSpec, decl, name: str, l
             mismatch(f"dim {i} is {dim}, expected {raw}" + (f" = {expected}" if str(expected) != str(raw) else ""))
 
 
+def bind_output_dims(ex: Expansion, body: Body, node: NodeSpec, name: str) -> None:
+    """A node's `binds`: its one output's shape matched against the pattern, as a block input's
+    is, so a new name binds the dim there for the nodes after it and a known one is checked."""
+    value = single_output(ex, body.locals[name], node, f"node '{name}' with 'binds'")
+    if isinstance(value, Absent):
+        ex.fail(node.loc_of("binds"), f"node '{name}' gives no tensor to bind dims from (it is skipped and has "
+                                      "no input)")
+    pattern, actual = list(node.binds), value.type
+    if actual.rank != len(pattern):
+        ex.fail(node.loc_of("binds"), f"binds {_pattern_text(pattern)} has {len(pattern)} dims but node "
+                                      f"'{name}' gives {actual}")
+    for i, (raw, dim) in enumerate(zip(pattern, actual.shape)):
+        loc = node.loc_of("binds", i)
+        if isinstance(raw, str) and raw.isidentifier() and raw not in body.scope:
+            body.scope[raw] = dim.value if dim.is_const() else dim
+            continue
+        expected = eval_dim(ex, raw, body.scope, loc, f"binds entry {i}")
+        if as_dim(expected) != dim:
+            ex.fail(loc, f"node '{name}' gives {actual}: dim {i} is {dim}, but binds expects {raw}"
+                         + (f" = {expected}" if str(expected) != str(raw) else ""))
+
+
+def bound_name_readers(specs: list[NodeSpec]) -> list[tuple[int, int]]:
+    """(binder, reader) for each later node whose expressions read a name a node's `binds` makes,
+    so the reader is expanded after the binder whatever else it depends on."""
+    bound = {}
+    for i, node in enumerate(specs):
+        for raw in node.binds or ():
+            if isinstance(raw, str) and raw.isidentifier():
+                bound.setdefault(raw, i)
+    if not bound:
+        return []
+    edges = []
+    for j, node in enumerate(specs):
+        for name in _names_read(node) & set(bound):
+            if bound[name] < j:
+                edges.append((bound[name], j))
+    return edges
+
+
+def _names_read(node: NodeSpec) -> set[str]:
+    found: set[str] = set()
+    todo = [node.attrs, node.args, node.if_, node.repeat, node.for_each, node.path]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            todo += list(v.values())
+        elif isinstance(v, list):
+            todo += v
+        elif isinstance(v, str):
+            try:
+                found |= expr.names_in(expr.parse(v))
+            except expr.ExprError:
+                pass    # a literal string (`same`) or a mistake reported where it is evaluated
+    return found
+
+
 def block_dims(ex: Expansion, inner: Body, block: BlockSpec) -> None:
     """A block's derived dims, evaluated in order once its inputs are bound."""
     for name, value in block.dims.items():
         loc = block.loc_of("dims", name)
-        if value is None:
+        if value is None or isinstance(value, DimFacts):
             ex.fail(loc, f"block dim '{name}' needs a value (free dims belong to the spec)")
-        inner.scope[name] = eval_dim(ex, value, inner.scope, loc, f"dim '{name}'")
+        inner.scope[name] = eval_dim_entry(ex, value, inner.scope, loc, f"dim '{name}'")
 
 
 def check_requirements(ex: Expansion, block, scope: dict, call_loc: Location, label: str = "", path: str = "") -> None:

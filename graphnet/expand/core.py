@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import heapq
 
+from ..dims import Dim
 from ..errors import Location, did_you_mean
 from ..graph import Frame, Graph
 from ..load import Program
 from ..ops import OPS, TensorType
 from ..spec import BlockSpec, NodeSpec
-from .blocks import bind_args, bind_block_inputs, block_dims, check_requirements, find_block, move_into_call
+from .blocks import (bind_args, bind_block_inputs, bind_output_dims, block_dims, bound_name_readers, check_requirements,
+                     find_block, move_into_call)
 from .names import call_param_prefix, call_prefix, copy_path, default_segment, node_names, node_segment, qualified
 from .op_nodes import expand_op
 from .params import declare_params
@@ -30,6 +32,7 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     ex = Expansion()
     spec = program.spec
     scope = top_dims(ex, spec, dims or {})
+    ex.spec_dims = set(scope)
     ex.diags.raise_if_any()
     try:
         check_requirements(ex, spec, scope, Location(str(program.path)))
@@ -57,7 +60,8 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     check_unused(ex, body, "the spec")
     ex.diags.raise_if_any()
     return Graph(spec.name, inputs, outputs, ex.params, ex.nodes, ex.types, input_locs,
-                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs})
+                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs},
+                 dim_facts={k: v for k, v in ex.dim_facts.items() if isinstance(scope.get(k), Dim)})
 
 
 def _in_order(edges: dict[int, list[int]]) -> list[int] | None:
@@ -102,6 +106,9 @@ def expand_nodes(ex: Expansion, body: Body) -> None:
                 edges[index[head]].append(i)
         if node.inputs is None and i > 0 and i not in edges[i - 1]:
             edges[i - 1].append(i)
+    for i, j in bound_name_readers(specs):
+        if j not in edges[i]:
+            edges[i].append(j)
     order = _in_order(edges)
     if order is None:
         cycle = _cycle(edges)
@@ -118,6 +125,8 @@ def expand_nodes(ex: Expansion, body: Body) -> None:
             continue
         try:
             body.locals[name] = expand_node(ex, body, node, name, previous)
+            if node.binds is not None:
+                bind_output_dims(ex, body, node, name)
         except (Failed, Poisoned):
             mark_used(body, node, previous)
             body.locals[name] = poisoned()
@@ -166,7 +175,7 @@ def expand_copies(ex: Expansion, body: Body, node: NodeSpec, name: str, previous
         default = default_segment(name, node, k, len(each))
         segment = node_segment(ex, node, default, scope)
         path = copy_path(body, segment, default)
-        inputs = node_inputs(ex, body, node, previous, result)
+        inputs = [] if takes_nothing(ex, body, node) else node_inputs(ex, body, node, previous, result)
         if node.op is not None:
             result = expand_op(ex, body, node, path, scope, inputs, item_args)
         elif node.scan is not None:
@@ -174,6 +183,12 @@ def expand_copies(ex: Expansion, body: Body, node: NodeSpec, name: str, previous
         else:
             result = expand_block(ex, body, node, path, scope, inputs, item_args, segment)
     return result
+
+
+def takes_nothing(ex: Expansion, body: Body, node: NodeSpec) -> bool:
+    """A block node without `inputs` whose block declares none: nothing to chain into it, as for
+    an op that takes no inputs (constant, range)."""
+    return node.inputs is None and node.block is not None and not find_block(ex, body, node)[1].inputs
 
 
 def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: dict, inputs,
@@ -189,12 +204,15 @@ def expand_block(ex: Expansion, body: Body, node: NodeSpec, path: str, scope: di
     frame = Frame(node.loc, path, body.block_name)
     inner = Body(lib, block, label, call_prefix(path), inner_scope, (frame,) + body.trace,
                  param_prefix=call_param_prefix(body, segment))
-    start = len(ex.diags.items)
+    start, made = len(ex.diags.items), len(ex.param_order)
     try:
         outputs = expand_block_body(ex, inner, node, block, label, path, inputs)
     finally:
         move_into_call(ex, start, node.loc, path, label)
-    return Result(outputs, "block")
+    below = len(inner.param_prefix)
+    params = {full[below:]: Tensor(full, ex.types[full]) for full in ex.param_order[made:]
+              if full.startswith(inner.param_prefix) and full in ex.params}
+    return Result(outputs, "block", params)
 
 
 def expand_block_body(ex: Expansion, inner: Body, node: NodeSpec, block: BlockSpec, label: str,

@@ -89,7 +89,7 @@ def make_op(ex: Expansion, node: NodeSpec, cls: type[Op], scope: dict, path: str
             elif key in literals:
                 lit = literals[key]
                 ex.diags.add(lit.loc, f"node '{path}' ({cls.name}): attribute '{key}': "
-                             f"{lit.error.message} in '{lit.text}'{literal_hint(lit)}")
+                             f"{lit.error.message} in '{lit.text}'{literal_hint(lit, ex)}")
             else:
                 ex.diags.add(node.loc_of("attrs", key), f"node '{path}' ({cls.name}): attribute "
                              f"'{key}': {err['msg']} (got {show(attrs.get(key))})")

@@ -40,6 +40,7 @@ def declare_param(ex: Expansion, body: Body, name: str, decl: ParamSpec) -> None
     init = make_param_init(ex, decl, body.scope, full)
     t = TensorType(decl.dtype, shape)
     ex.params[full] = Param(full, t, init, decl.trainable, decl.loc, init_loc=decl.loc_of("init"))
+    ex.param_order.append(full)
     ex.types[full] = t
     body.locals[name] = Tensor(full, t)
     body.declared[name] = decl.loc

@@ -92,9 +92,17 @@ def resolve(ex: Expansion, body: Body, ref: str, loc: Location, where: str = "in
         raise Poisoned()
     if isinstance(value, Result):
         if out:
-            if out not in value.outputs:
-                ex.fail(loc, f"node '{head}' has no output '{out}' (outputs: {', '.join(value.outputs)})")
-            value = value.outputs[out]
+            if out not in value.outputs and value.kind == "skipped":
+                ex.fail(loc, f"node '{head}' is skipped (its 'if' is false), so it has no output '{out}': a "
+                             f"skipped node forwards its first input as '{head}'; give this node the same 'if', "
+                             f"or reference '{head}'")
+            if out not in value.outputs and out in value.params:
+                value = value.params[out]     # one tensor, two uses: tied, counted and exported once
+            elif out not in value.outputs:
+                params = f"; params: {', '.join(value.params)}" if value.params else ""
+                ex.fail(loc, f"node '{head}' has no output '{out}' (outputs: {', '.join(value.outputs)}{params})")
+            else:
+                value = value.outputs[out]
         elif len(value.outputs) != 1:
             ex.fail(loc, f"node '{head}' has several outputs ({', '.join(value.outputs)}); "
                          f"say which, e.g. '{head}.{next(iter(value.outputs))}'")

@@ -11,7 +11,7 @@ from ..dims import MAX_RANK, Dim, as_dim
 from ..errors import Location, did_you_mean
 from ..load import Library
 from ..source import LocDict, LocList
-from ..spec import NodeSpec, SpecFile
+from ..spec import DimFacts, NodeSpec, SpecFile
 from .state import Body, Expansion, Failed
 
 MAX_COPIES = 10_000
@@ -36,7 +36,7 @@ def eval_value(ex: Expansion, raw: Any, scope: dict, loc: Location, keep_strings
         except expr.UnknownName as e:
             if keep_strings:
                 return Literal(raw, e, loc)
-            ex.fail(loc.shifted(e.column), f"{e.message}{did_you_mean(e.name, e.known)}")
+            ex.fail(loc.shifted(e.column), f"{e.message}{unknown_hint(ex, e)}")
         except expr.ExprError as e:
             if keep_strings and not _looks_like_expression(raw):
                 return Literal(raw, e, loc)
@@ -55,6 +55,15 @@ def eval_value(ex: Expansion, raw: Any, scope: dict, loc: Location, keep_strings
 def eval_expr(ex: Expansion, raw: Any, scope: dict, loc: Location):
     """A value in which every string must be an expression over known names."""
     return eval_value(ex, raw, scope, loc, False)
+
+
+def eval_dim_entry(ex: Expansion, raw: Any, scope: dict, loc: Location, what: str):
+    """A `dims` entry: a whole number or a symbolic dim, or a list (a computed width table, say)
+    that expressions index, measure or run a comprehension over."""
+    value = eval_expr(ex, raw, scope, loc)
+    if isinstance(value, list):
+        return value
+    return eval_dim(ex, value, scope, loc, what)
 
 
 def eval_dim(ex: Expansion, raw: Any, scope: dict, loc: Location, what: str) -> int | Dim:
@@ -105,17 +114,22 @@ def top_dims(ex: Expansion, spec: SpecFile, overrides: dict[str, int]) -> dict[s
                      f"--dim {name}: the spec has no dim '{name}'{did_you_mean(name, spec.dims)}")
     for name, value in spec.dims.items():
         loc = spec.loc_of("dims", name)
+        facts = value if isinstance(value, DimFacts) else None
+        if facts is not None:
+            ex.dim_facts[name] = facts
         if name in overrides:
             v = overrides[name]
             if not isinstance(v, int) or v < 1:
                 ex.diags.add(loc, f"--dim {name}={v}: a dim must be a positive whole number")
                 v = 1
+            elif facts is not None and facts.broken_by(v):
+                ex.diags.add(loc, f"--dim {name}={v}: {name} must be {facts.broken_by(v)} ({facts.text()})")
             scope[name] = v
-        elif value is None:
+        elif value is None or facts is not None:
             scope[name] = Dim(name)
         else:
             try:
-                scope[name] = eval_dim(ex, value, scope, loc, f"dim '{name}'")
+                scope[name] = eval_dim_entry(ex, value, scope, loc, f"dim '{name}'")
             except Failed:
                 scope[name] = Dim(name)
     return scope
@@ -126,7 +140,7 @@ def library_dims(ex: Expansion, lib: Library) -> dict[str, Any]:
     scope: dict[str, Any] = {}
     for name, raw in lib.dims.items():
         loc = lib.dim_locs.get(name, Location(lib.name))
-        scope[name] = eval_dim(ex, raw, scope, loc, f"dim '{name}'")
+        scope[name] = eval_dim_entry(ex, raw, scope, loc, f"dim '{name}'")
     return scope
 
 
@@ -183,9 +197,18 @@ def strip_literals(value) -> tuple[Any, list[Literal]]:
     return walk(value), lits
 
 
-def literal_hint(lit: Literal) -> str:
-    """'; did you mean ...?' when a literal is a misspelt name."""
-    return did_you_mean(lit.error.name, lit.error.known) if isinstance(lit.error, expr.UnknownName) else ""
+def literal_hint(lit: Literal, ex: Expansion | None = None) -> str:
+    """'; did you mean ...?' when a literal is a misspelt name (or a spec dim a block cannot see)."""
+    return unknown_hint(ex, lit.error) if isinstance(lit.error, expr.UnknownName) else ""
+
+
+def unknown_hint(ex: Expansion | None, error: expr.UnknownName) -> str:
+    """What to do about an unknown name: a spec dim read inside a block is passed in as an arg;
+    anything else may be misspelt."""
+    if ex is not None and error.name in ex.spec_dims and error.name not in error.known:
+        return (f"; '{error.name}' is a dim of the spec, and a block sees only its args, the dims its "
+                f"inputs bind and its own dims: pass it as an arg (args: {{{error.name}: {error.name}}})")
+    return did_you_mean(error.name, error.known)
 
 
 def show(value) -> str:

@@ -38,6 +38,9 @@ class Result:
 
     outputs: dict[str, Tensor | Absent]
     kind: str                   # 'op', 'block', 'skipped', 'poisoned'
+    # a block call's params by their names below the call (`weight`, `wte.weight`), so another
+    # node can use the same tensor (weight tying): `inputs: [h, embed.weight]`
+    params: dict[str, Tensor] = field(default_factory=dict)
 
 
 def poisoned() -> Result:
@@ -69,6 +72,9 @@ class Expansion:
     nodes: list[Node] = field(default_factory=list)           # the graph being built (a scan's body, inside one)
     types: dict[str, TensorType] = field(default_factory=dict)
     params: dict[str, Param] = field(default_factory=dict)
+    param_order: list[str] = field(default_factory=list)     # the names of `params`, as made
+    spec_dims: set[str] = field(default_factory=set)          # the spec's dims, which no block sees
+    dim_facts: dict[str, Any] = field(default_factory=dict)   # free dim -> its spec.DimFacts
     block_stack: list[str] = field(default_factory=list)      # the block calls being expanded, outermost first
     made: dict[str, str] = field(default_factory=dict)        # every input, param and node name made, and what it is
     copies_made: int = 0         # every copy of every node expanded so far, in every call

@@ -1,4 +1,10 @@
-"""N-d convolution (ONNX Conv): strides, explicit or "same"/"valid" padding, dilation, groups."""
+"""N-d convolution (ONNX Conv): strides, explicit or "same"/"valid" padding, dilation, groups.
+
+Padding that keeps ceil(size / stride) cells has two forms where the total is odd: ONNX's SAME_UPPER
+(TensorFlow's `SAME`: the odd cell at the end) and SAME_LOWER (at the start). `same_upper` and
+`same_lower` name them; `same` is PyTorch's `padding='same'`, which is SAME_UPPER at stride 1, and
+is refused where a stride makes the two differ (or may, on a free dim), so that no one gets
+TensorFlow's asymmetric padding without asking for it."""
 
 from __future__ import annotations
 
@@ -12,11 +18,12 @@ from ..types import ITEMSIZE, TensorType, nbytes
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, as_list, const_int, label_ints, label_per_axis,
                    label_window, ports, require_float, same_dtype)
 
-Pads = int | list[int] | Literal["same", "valid"]
+Pads = int | list[int] | Literal["same", "same_upper", "same_lower", "valid"]
+SAME = ("same", "same_upper", "same_lower")
 
 
 def resolve_pads(pads: Pads, n: int, what: str = "pads") -> list[int] | str:
-    """Explicit pads as [begin_1..begin_n, end_1..end_n]; 'same'/'valid' pass through."""
+    """Explicit pads as [begin_1..begin_n, end_1..end_n]; 'same...'/'valid' pass through."""
     if isinstance(pads, str):
         return pads
     if isinstance(pads, int):
@@ -34,8 +41,8 @@ def window_output(size: Dim, kernel: int, stride: int, dilation: int, pads, axis
                   ceil_mode: bool = False) -> tuple[Dim, tuple]:
     """Output length of a sliding window along one axis, and the (begin, end) pads when known."""
     span = dilation * (kernel - 1) + 1
-    if pads == "same":
-        return size.ceil_div(stride), ("same",)
+    if pads in SAME:
+        return size.ceil_div(stride), (pads,)
     begin, end = (0, 0) if pads == "valid" else (pads[axis], pads[axis + n])
     padded = size + begin + end
     if padded.is_const() and padded.value < span:
@@ -52,11 +59,29 @@ def window_output(size: Dim, kernel: int, stride: int, dilation: int, pads, axis
     return out, (begin, end)
 
 
-def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """SAME_UPPER: output ceil(size/stride), the odd pad cell at the end."""
+def same_pads(size: int, kernel: int, stride: int, dilation: int, pads: str = "same") -> tuple[int, int]:
+    """Output ceil(size/stride): the odd pad cell at the end (same, same_upper) or the start (same_lower)."""
     out = -(-size // stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    if pads == "same_lower":
+        return total - total // 2, total // 2
     return total // 2, total - total // 2
+
+
+def check_same(pads, spatial, kernel: list[int], strides: list[int], dilations: list[int]) -> None:
+    """Refuse `same` where a stride makes SAME_UPPER and SAME_LOWER differ, or may (a free dim)."""
+    if pads != "same":
+        return
+    for i, (d, k, s, dl) in enumerate(zip(spatial, kernel, strides, dilations)):
+        if s == 1:
+            continue
+        total = same_pads(d.value, k, s, dl) if d.is_const() else None
+        if total is None or (total[0] + total[1]) % 2:
+            found = (f"pads {total[0]} + {total[1]} on spatial axis {i} ({d} cells)" if total else
+                     f"the pads on spatial axis {i} depend on the free dim {d}")
+            raise ShapeError(f"pads 'same' with stride {s}: {found}, so the odd cell could go at either end; write "
+                             "same_upper (at the end, TensorFlow's SAME; PyTorch refuses padding='same' with a "
+                             "stride) or same_lower (at the start), or explicit pads")
 
 
 def onnx_pads(pads, spatial, kernel, strides, dilations) -> dict:
@@ -65,11 +90,11 @@ def onnx_pads(pads, spatial, kernel, strides, dilations) -> dict:
     ONNX's formula) with dilations, and with strides larger than the kernel."""
     if pads == "valid":
         return {}
-    if pads != "same":
+    if pads not in SAME:
         return {"pads": pads}
     if not all(d.is_const() for d in spatial):
-        return {"auto_pad": "SAME_UPPER"}
-    amounts = [same_pads(d.value, k, s, dl) for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
+        return {"auto_pad": "SAME_LOWER" if pads == "same_lower" else "SAME_UPPER"}
+    amounts = [same_pads(d.value, k, s, dl, pads) for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
     return {"pads": [a for a, _ in amounts] + [e for _, e in amounts]}
 
 
@@ -90,8 +115,8 @@ def pad_amounts(shape: tuple, kernel, strides, dilations, pads, out) -> list[tup
     result = []
     for i in range(n):
         size = shape[2 + i]
-        if pads == "same":
-            result.append(same_pads(size, kernel[i], strides[i], dilations[i]))
+        if pads in SAME:
+            result.append(same_pads(size, kernel[i], strides[i], dilations[i], pads))
             continue
         begin, end = (0, 0) if pads == "valid" else (pads[i], pads[i + n])
         # ceil_mode may need cells past the end padding; they never win a max nor count in a mean
@@ -200,6 +225,8 @@ class Conv(Op):
         Example((In((1, 4, 7, 7)), In((6, 2, 3, 3)), None), {"groups": 2, "dilations": 2, "pads": [1, 2, 0, 1]}),
         Example((In((2, 4, 10)), In((4, 1, 3)), In((4,))), {"groups": 4, "pads": "same", "strides": 3}),
         Example((In((1, 2, 6, 5)), In((3, 2, 2, 3)), None), {"pads": "same"}),
+        Example((In((1, 2, 7, 6)), In((3, 2, 3, 2)), None), {"pads": "same_lower", "strides": 2}),
+        Example((In((1, 2, 7, 6)), In((3, 2, 3, 3)), None), {"pads": "same_upper", "strides": [2, 3]}),
     )
 
     def geometry(self, x: TensorType, w: TensorType):
@@ -224,6 +251,7 @@ class Conv(Op):
             raise ShapeError(f"{out_channels} output channels do not divide into {self.groups} groups")
         if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
             raise ShapeError(f"bias must be [{out_channels}], got {b}")
+        check_same(pads, x.shape[2:], kernel, strides, dilations)
         spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n)[0]
                    for i in range(n)]
         return TensorType(dtype, (x.shape[0], out_channels, *spatial))

@@ -1,10 +1,10 @@
-"""Normalizations: batch_norm (inference form, running statistics) and layer_norm."""
+"""Normalizations: batch_norm (inference form, running statistics), layer_norm and group_norm."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Example, In, OnnxFloat, Op, ShapeError, TensorType, axis_index, ports, require_float
+from .base import Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, axis_index, ports, require_float
 
 
 class BatchNorm(Op):
@@ -113,3 +113,61 @@ class LayerNorm(Op):
         dx = g.emit("mul", rstd, g.emit("sub", dnormed, inner))
         dscale = g.unbroadcast(g.emit("mul", dy, normed), g.type_of(scale))
         return dx, dscale, (g.unbroadcast(dy, g.type_of(bias)) if bias is not None else None)
+
+class GroupNorm(Op):
+    """Split the C channels of [N, C, *spatial] into `groups` groups and normalize each sample's
+    group over its channels and positions (torch.nn.GroupNorm), then scale and shift per channel.
+    groups = C is instance normalization, groups = 1 layer normalization over [C, *spatial]."""
+
+    name = "group_norm"
+    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
+    fresh = True
+    onnx = "ReduceMean/Sub/Div arithmetic"
+    inputs = ports("x", optional=("scale", "bias"))
+    groups: int
+    epsilon: OnnxFloat = 1e-5
+    examples = (Example((In((2, 6, 3, 4)), In((6,)), In((6,))), {"groups": 3}),
+                Example((In((2, 4, 5)), In((4,)), In((4,))), {"groups": 4, "epsilon": 1e-6}),
+                Example((In((1, 4, 2, 3)),), {"groups": 1}))
+
+    def infer(self, x: TensorType, scale: TensorType | None = None, bias: TensorType | None = None) -> TensorType:
+        require_float(x)
+        if x.rank < 2:
+            raise ShapeError(f"group_norm needs [N, C, ...], got {x}")
+        channels = x.shape[1]
+        if self.groups < 1:
+            raise ShapeError(f"groups must be positive, got {self.groups}")
+        if not channels.is_const() or channels.value % self.groups:
+            raise ShapeError(f"the {channels} channels of {x} do not split into {self.groups} groups")
+        for what, t in (("scale", scale), ("bias", bias)):
+            if t is not None and (t.rank != 1 or t.shape[0] != channels or t.dtype != x.dtype):
+                raise ShapeError(f"{what} must be {x.dtype}[{channels}] for {x}, got {t}")
+        return x
+
+    def compute(self, x, scale=None, bias=None):
+        grouped = x.astype(np.float64).reshape(x.shape[0], self.groups, -1)
+        centred = grouped - grouped.mean(axis=2, keepdims=True)
+        y = (centred / np.sqrt(np.square(centred).mean(axis=2, keepdims=True) + self.epsilon)).reshape(x.shape)
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        if scale is not None:
+            y = y * scale.reshape(per_channel)
+        if bias is not None:
+            y = y + bias.reshape(per_channel)
+        return y.astype(x.dtype)
+
+    def to_onnx(self, b, x, scale=None, bias=None):
+        t = b.type_of(x)
+        grouped = b.node("Reshape", [x, b.ints([0, self.groups, -1])])
+        centred = b.node("Sub", [grouped, b.reduce("ReduceMean", grouped, [2], True)])
+        var = b.reduce("ReduceMean", b.node("Mul", [centred, centred]), [2], True)
+        std = b.node("Sqrt", [b.node("Add", [var, b.scalar(self.epsilon, t.dtype)])])
+        y = b.node("Reshape", [b.node("Div", [centred, std]), b.dims_tensor(t.shape)])
+        spread = b.ints(list(range(1, t.rank - 1)))
+        if scale is not None:
+            y = b.node("Mul", [y, b.node("Unsqueeze", [scale, spread]) if t.rank > 2 else scale])
+        if bias is not None:
+            y = b.node("Add", [y, b.node("Unsqueeze", [bias, spread]) if t.rank > 2 else bias])
+        return y
+
+    def label(self, node: Drawn) -> str:
+        return ",".join([f"{self.groups} groups"] + node.folded_names())

@@ -10,7 +10,7 @@ from ..types import ITEMSIZE
 from ..dims import dim_prod
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, label_per_axis,
                    label_window, require_float)
-from .conv import Pads, explicit_geometry, onnx_pads, pad_amounts, resolve_pads, window_output, windows
+from .conv import SAME, Pads, check_same, explicit_geometry, onnx_pads, pad_amounts, resolve_pads, window_output, windows
 from .reduce import ReduceMax, ReduceMean
 
 
@@ -32,8 +32,9 @@ class _Pool(Op):
     def infer(self, x: TensorType) -> TensorType:
         require_float(x)
         n, kernel, strides, dilations, pads = self.geometry(x.rank)
-        if pads == "same" and self.ceil_mode:
-            raise ShapeError("ceil_mode has no effect with pads 'same'; drop one of them")
+        if pads in SAME and self.ceil_mode:
+            raise ShapeError(f"ceil_mode has no effect with pads '{pads}'; drop one of them")
+        check_same(pads, x.shape[2:], kernel, strides, dilations)
         if self.ceil_mode:
             self._refuse_window_past_input(x)
         explicit = onnx_pads(pads, x.shape[2:], kernel, strides, dilations).get("pads")
@@ -219,7 +220,7 @@ class AvgPool(_Pool):
         region = [slice(None), slice(None)]
         for i, (begin, end) in enumerate(amounts):
             size = x_shape[2 + i]
-            declared_end = end if pads == "same" else (0 if pads == "valid" else pads[i + n])
+            declared_end = end if pads in SAME else (0 if pads == "valid" else pads[i + n])
             region.append(slice(0, begin + size + declared_end) if self.count_include_pad
                           else slice(begin, begin + size))
         counted[tuple(region)] = 1
@@ -317,7 +318,8 @@ class LpPool(_Pool):
                 Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
                 Example((In((1, 2, 9, 7)),), {"kernel": [3, 2], "strides": [1, 2], "pads": [0, 1, 2, 0], "p": 1}),
                 Example((In((2, 3, 10)),), {"kernel": 4, "strides": 3, "p": 3}),
-                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same"}))
+                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same_upper"}),
+                Example((In((1, 2, 7, 6)),), {"kernel": 3, "strides": 2, "pads": "same_lower"}))
 
     def infer(self, x: TensorType) -> TensorType:
         if self.p < 1:
@@ -360,3 +362,87 @@ class LpPool(_Pool):
         sign = g.emit("where", g.emit("less", x, c(0.0)), c(-1.0), c(1.0))
         slope = g.emit("mul", sign, g.emit("pow", g.emit("abs", x), c(float(self.p - 1)))) if self.p != 1 else sign
         return (g.emit("mul", spread, slope),)
+
+def adaptive_bins(size_in: int, size_out: int) -> list[tuple[int, int]]:
+    """torch's adaptive pooling windows: output cell i averages input cells floor(i * in / out) up to
+    ceil((i + 1) * in / out), so windows may overlap or differ in length by one."""
+    return [((i * size_in) // size_out, -(-((i + 1) * size_in) // size_out)) for i in range(size_out)]
+
+
+def adaptive_matrix(size_in: int, size_out: int, dtype) -> np.ndarray:
+    """[size_out, size_in]: row i holds 1/len over output cell i's window, 0 elsewhere."""
+    m = np.zeros((size_out, size_in), dtype=np.float64)
+    for i, (start, end) in enumerate(adaptive_bins(size_in, size_out)):
+        m[i, start:end] = 1.0 / (end - start)
+    return m.astype(dtype)
+
+
+class AdaptiveAvgPool(Op):
+    """The mean over windows that tile [N, C, *spatial] (one or two spatial axes) into `output_size`
+    cells per axis, as torch.nn.AdaptiveAvgPool1d/2d place them: cell i of an axis of length n
+    covers floor(i*n/out) to ceil((i+1)*n/out). Lowered to one MatMul per axis with a constant
+    averaging matrix, so the spatial dims must be known unless output_size is 1."""
+
+    name = "adaptive_avg_pool"
+    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
+    fresh = True
+    onnx = "MatMul (ReduceMean for size 1)"
+    output_size: int | list[int]
+    examples = (Example((In((2, 3, 7, 5)),), {"output_size": [3, 2]}),
+                Example((In((1, 2, 6, 6)),), {"output_size": 6}),
+                Example((In((1, 4, 10)),), {"output_size": 4}),
+                Example((In((2, 3, 5, 4)),), {"output_size": 1}),
+                Example((In((1, 2, 3, 3)),), {"output_size": [5, 7]}))
+
+    def sizes(self, x: TensorType) -> list[int]:
+        n = x.rank - 2
+        if n not in (1, 2):
+            raise ShapeError(f"adaptive_avg_pool needs [N, C, L] or [N, C, H, W], got {x}")
+        sizes = as_list(self.output_size, n, "output_size", positive=True)
+        for d, s in zip(x.shape[2:], sizes):
+            if s != 1 and not d.is_const():
+                raise ShapeError(f"adaptive_avg_pool to {s} cells needs a known spatial dim, not the free dim {d} "
+                                 "(only output_size 1 works on any size)")
+        return sizes
+
+    def infer(self, x: TensorType) -> TensorType:
+        if x.dtype not in ("float32", "float64", "float16"):
+            raise ShapeError(f"adaptive_avg_pool needs a float tensor, got {x}")
+        return TensorType(x.dtype, tuple(x.shape[:2]) + tuple(Dim(s) for s in self.sizes(x)))
+
+    def compute(self, x):
+        return self.prepare(x.shape)(x)
+
+    def prepare(self, x_shape):
+        sizes = as_list(self.output_size, len(x_shape) - 2, "output_size", positive=True)
+        mats = [None if s == 1 else adaptive_matrix(d, s, np.float64) for d, s in zip(x_shape[2:], sizes)]
+
+        def pool(x):
+            y = x.astype(np.float64)
+            # the last axis by a matrix on the right, the one before it (2-D) by one on the left
+            y = y.mean(axis=-1, keepdims=True) if mats[-1] is None else y @ mats[-1].T
+            if len(mats) == 2:
+                y = y.mean(axis=2, keepdims=True) if mats[0] is None else mats[0] @ y
+            return y.astype(x.dtype)
+        return pool
+
+    def to_onnx(self, b, x):
+        t = b.type_of(x)
+        sizes = self.sizes(t)
+        spatial = t.shape[2:]
+        if sizes[-1] == 1:
+            y = b.reduce("ReduceMean", x, [t.rank - 1], True)
+        else:
+            y = b.node("MatMul", [x, b.const(np.ascontiguousarray(adaptive_matrix(int(spatial[-1]), sizes[-1], t.dtype).T))])
+        if len(sizes) == 2:
+            if sizes[0] == 1:
+                y = b.reduce("ReduceMean", y, [2], True)
+            else:
+                y = b.node("MatMul", [b.const(adaptive_matrix(int(spatial[0]), sizes[0], t.dtype)), y])
+        return y
+
+    def label(self, node: Drawn) -> str:
+        return "to " + node.shape(node.outs[0].shape[2:])
+
+    def call_label(self, node: Drawn) -> str:
+        return self.label(node)

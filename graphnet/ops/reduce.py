@@ -1,4 +1,5 @@
-"""Reductions over listed axes (all axes when none are listed), ONNX keepdims semantics."""
+"""Reductions over listed axes (all axes when none are listed), ONNX keepdims semantics; cumsum, the
+running sum along one axis."""
 
 from __future__ import annotations
 
@@ -99,3 +100,38 @@ def _l2(x, axis, keepdims):
 
 ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", _l2_grad, floats_only=True,
                       over_none="Abs")
+
+
+class CumSum(Op):
+    """The running sum along `axis` (ONNX CumSum): with exclusive, each sum stops before its own
+    element; with reverse, the sums run from the end."""
+
+    name = "cumsum"
+    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
+    fresh = True
+    onnx = "CumSum"
+    axis: int = 0
+    exclusive: bool = False
+    reverse: bool = False
+    examples = (Example((In((3, 4)),), {"axis": 1}),
+                Example((In((4, 2, 3)),), {"axis": 0, "exclusive": True, "reverse": True}),
+                Example((In((6,), "int64", -5, 5),), {"exclusive": True}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        if x.dtype not in ("float32", "float64", "int32", "int64"):
+            raise ShapeError(f"cumsum takes float32, float64, int32 or int64 (onnxruntime's CumSum), got {x}")
+        axis_index(self.axis, x.rank)
+        return x
+
+    def compute(self, x):
+        axis = axis_index(self.axis, x.ndim)
+        y = np.flip(x, axis) if self.reverse else x
+        total = np.cumsum(y, axis=axis, dtype=x.dtype)
+        if self.exclusive:
+            total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)),
+                                    np.take(total, np.arange(total.shape[axis] - 1), axis=axis)], axis=axis)
+        return np.flip(total, axis).copy() if self.reverse else total
+
+    def to_onnx(self, b, x):
+        return b.node("CumSum", [x, b.ints([self.axis], scalar=True)], exclusive=int(self.exclusive),
+                      reverse=int(self.reverse))

@@ -20,19 +20,27 @@ def reshape_back(g, dy: str, x: str) -> str:
 
 
 class Reshape(Op):
-    """To `shape`, one entry of which may be -1; free dims stay symbolic."""
+    """To `shape`, one entry of which may be -1 (the rest of the elements); a 0 copies the input's
+    dim at that position (ONNX's rule, allowzero 0); free dims stay symbolic."""
 
     name = "reshape"
     onnx = "Reshape"
     shape: list[DimValue]
     examples = (Example((In((2, 3, 4)),), {"shape": [6, -1]}),
-                Example((In((2, 12)),), {"shape": [2, 3, 2, 2]}))
+                Example((In((2, 12)),), {"shape": [2, 3, 2, 2]}),
+                Example((In((2, 3, 4)),), {"shape": [0, -1, 2]}))
 
     def infer(self, x: TensorType) -> TensorType:
         return TensorType(x.dtype, self.target(x.shape))
 
     def target(self, in_shape) -> tuple[Dim, ...]:
         dims = [as_dim(d) for d in self.shape]
+        for i, d in enumerate(dims):
+            if d == 0:
+                if i >= len(in_shape):
+                    raise ShapeError(f"shape {format_shape(dims)} has a 0 at position {i}, which copies the "
+                                     f"input's dim {i} (ONNX's rule), but the input has rank {len(in_shape)}")
+                dims[i] = as_dim(in_shape[i])
         unknown = [i for i, d in enumerate(dims) if d == -1]
         if len(unknown) > 1:
             raise ShapeError(f"shape {format_shape(dims)} has more than one -1")
@@ -58,7 +66,7 @@ class Reshape(Op):
     value_bounds = same_values
 
     def compute(self, x):
-        return x.reshape([int(d) for d in self.shape])
+        return x.reshape([x.shape[i] if int(d) == 0 else int(d) for i, d in enumerate(self.shape)])
 
     def vjp(self, g, xs, ys, dys):
         return (reshape_back(g, dys[0], xs[0]),)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from graphnet.ops.conv import resolve_pads, same_pads
+from graphnet.ops.conv import SAME, resolve_pads, same_pads
 
 
 def _binary(f):
@@ -35,8 +35,8 @@ def _padded(x, op, kernel, strides, dilations, fill=0.0):
     pads = resolve_pads(op.pads, n)
     if pads == "valid":
         return x
-    if pads == "same":
-        amounts = [same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i]) for i in range(n)]
+    if pads in SAME:
+        amounts = [same_pads(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads) for i in range(n)]
     else:
         amounts = [(pads[i], pads[i + n]) for i in range(n)]
     flat = [v for a in reversed(amounts) for v in a]
@@ -86,7 +86,7 @@ def _avg_pool(op, x):
     n, kernel, strides, _ = _pool_args(op, x)
     pads = resolve_pads(op.pads, n)
     f = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1]
-    if pads in ("valid", "same") or len(set(pads)) > 1 and pads[:n] != pads[n:]:
+    if pads == "valid" or pads in SAME or len(set(pads)) > 1 and pads[:n] != pads[n:]:
         return None
     return f(x, kernel, strides, padding=pads[:n], ceil_mode=op.ceil_mode, count_include_pad=op.count_include_pad)
 
@@ -167,7 +167,8 @@ TORCH = {
     "max_pool": _max_pool, "avg_pool": _avg_pool, "lp_pool": _lp_pool,
     "global_avg_pool": lambda op, x: torch.mean(x, list(range(2, x.ndim)), keepdim=True),
     "global_max_pool": lambda op, x: torch.amax(x, list(range(2, x.ndim)), keepdim=True),
-    "reshape": lambda op, x: torch.reshape(x, [int(d) for d in op.shape]),
+    # ONNX's 0 copies the input's dim; torch has no such entry
+    "reshape": lambda op, x: torch.reshape(x, [int(d) or x.shape[i] for i, d in enumerate(op.shape)]),
     "transpose": lambda op, x: torch.permute(x, op.axes(x.ndim)),
     "flatten": lambda op, x: torch.flatten(x, 0, op.axis - 1 if op.axis > 0 else 0).flatten(1)
         if op.axis > 0 else x.reshape(1, -1),

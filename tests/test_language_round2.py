@@ -1,0 +1,347 @@
+"""The spec language's round 2 (issue 12), at the level of specs: list dims computed by
+comprehensions, shape plumbing, free dims with facts, explicit SAME padding, and the messages
+that used to explain nothing, each with its exact text and location."""
+
+import textwrap
+
+import pytest
+
+import graphnet as gn
+from graphnet.errors import SpecError
+
+
+def _write(tmp_path, text: str, name: str = "spec.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _errors(tmp_path, text: str) -> list[str]:
+    path = _write(tmp_path, text)
+    with pytest.raises(SpecError) as e:
+        gn.load(path)
+    return [line.replace(str(path), "spec.yaml") for line in str(e.value).splitlines()]
+
+
+def test_a_list_dim_computed_by_a_comprehension_drives_for_each(tmp_path):
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: widths
+        use: [std]
+        dims:
+          B: ~
+          depth: 6
+          widths: "[int(round(16 * 2 ** round(log((i * 12 + 16) / 16) / log(2)) / 8) * 8) for i in range(depth)]"
+          stages: "[widths[i] for i in range(depth) if i == 0 or widths[i] != widths[i - 1]]"
+        inputs:
+          x: [B, 8]
+        nodes:
+          - {name: fc, block: std.linear, for_each: stages, args: {out: item}}
+          - {name: mean_width, block: std.linear, args: {out: "sum(stages) // len(stages)"}}
+        outputs: {y: mean_width}
+        """))
+    # the widths by the same rule in Python: 16, 32, 32, 64, 64, 64 -> stages 16, 32, 64
+    import math
+    widths = [int(round(16 * 2 ** round(math.log((i * 12 + 16) / 16) / math.log(2)) / 8) * 8) for i in range(6)]
+    stages = [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
+    shapes = {k: v.shape for k, v in net.init_weights().items()}
+    assert [shapes[f"fc.{i}.weight"][0] for i in range(len(stages))] == stages
+    assert net.outputs["y"][-1] == sum(stages) // len(stages)
+
+
+# -- shape plumbing (issue 12, point 3) -------------------------------------------------------------
+
+def test_reshape_zero_copies_the_input_dim(tmp_path):
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: zero
+        dims: {B: ~, T: ~}
+        inputs:
+          x: [B, T, 8]
+        nodes:
+          - {name: r, op: reshape, attrs: {shape: [0, 0, 2, 4]}}
+        outputs: {y: r}
+        """))
+    assert [str(d) for d in net.outputs["y"]] == ["B", "T", "2", "4"]
+    import numpy as np
+    x = np.arange(3 * 5 * 8, dtype=np.float32).reshape(3, 5, 8)
+    np.testing.assert_array_equal(net.run({"x": x}, {})["y"], x.reshape(3, 5, 2, 4))
+
+
+def test_reshape_zero_past_the_input_rank_is_located(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: zero
+        dims: {B: ~}
+        inputs:
+          x: [B, 8]
+        nodes:
+          - {name: r, op: reshape, attrs: {shape: [2, -1, 0]}}
+        outputs: {y: r}
+        """)
+    assert errors == ["spec.yaml:7:5: error: node 'r' (reshape): shape [2, -1, 0] has a 0 at position 2, which "
+                      "copies the input's dim 2 (ONNX's rule), but the input has rank 2 (inputs: x: float32[B, 8])"]
+
+
+def test_binds_names_the_dims_of_an_intermediate_tensor(tmp_path):
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: binds
+        use: [std]
+        dims: {B: ~, H: ~, W: ~}
+        inputs:
+          x: [B, 3, H, W]
+        nodes:
+          - {name: conv, block: std.conv2d, args: {out: 8, kernel: 3, stride: 2, padding: 1}, binds: [N, C, H2, W2]}
+          - {name: split, op: reshape, attrs: {shape: [N, 2, C // 2, H2, W2]}}
+          - {name: swap, op: transpose, attrs: {perm: [0, 2, 1, 3, 4]}}
+          - {name: back, op: reshape, attrs: {shape: [N, C, H2, W2]}}
+        outputs: {y: back}
+        """))
+    assert [str(d) for d in net.outputs["y"]] == ["B", "8", "(H - 1)//2 + 1", "(W - 1)//2 + 1"]
+
+
+def test_binds_checks_a_known_name_at_its_entry(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: binds
+        dims: {B: ~, C: 8}
+        inputs:
+          x: [B, 6]
+        nodes:
+          - {name: r, op: relu, binds: [B, C]}
+        outputs: {y: r}
+        """)
+    assert errors == ["spec.yaml:7:36: error: node 'r' gives float32[B, 6]: dim 1 is 6, but binds expects C = 8"]
+
+
+def test_a_skipped_split_says_it_forwards_its_input(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: skipped
+        dims: {B: ~, gated: 2}
+        inputs:
+          x: [B, 8]
+        nodes:
+          - {name: halves, op: split, attrs: {axis: -1, num: 2}, if: gated == 1}
+          - {name: gate, op: sigmoid, inputs: halves.y1}
+        outputs: {y: gate}
+        """)
+    assert errors == ["spec.yaml:8:39: error: node 'halves' is skipped (its 'if' is false), so it has no output "
+                      "'y1': a skipped node forwards its first input as 'halves'; give this node the same 'if', "
+                      "or reference 'halves'"]
+
+
+def test_a_block_that_takes_no_inputs_is_not_chained_into(tmp_path):
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: table
+        dims: {B: ~}
+        inputs:
+          x: [B, 4]
+        blocks:
+          bias_table:
+            params:
+              table: {shape: [4], init: ones}
+            nodes:
+              - {name: t, op: identity, inputs: [table]}
+            outputs: {y: t}
+        nodes:
+          - {name: relu, op: relu}
+          - {name: table, block: bias_table}
+          - {name: add, op: add, inputs: [relu, table]}
+        outputs: {y: add}
+        """))
+    assert sorted(net.init_weights()) == ["table.table"]
+
+
+# -- padding same (issue 12, point 6) -----------------------------------------------------------
+
+SAME_SPEC = """\
+    graphnet: 1
+    name: same
+    use: [std]
+    dims: {{B: ~, H: {h}}}
+    inputs:
+      x: [B, 3, H, H]
+    nodes:
+      - {{name: c, block: std.conv2d, args: {{out: 4, kernel: 3, stride: 2, padding: {padding}}}}}
+    outputs: {{y: c}}
+    """
+
+
+def test_same_with_a_stride_that_makes_the_ends_differ_asks_which(tmp_path):
+    errors = _errors(tmp_path, SAME_SPEC.format(h=32, padding="same"))
+    assert errors == ["spec.yaml:8:5: error: node 'c.conv' (conv): pads 'same' with stride 2: pads 0 + 1 on spatial "
+                      "axis 0 (32 cells), so the odd cell could go at either end; write same_upper (at the end, "
+                      "TensorFlow's SAME; PyTorch refuses padding='same' with a stride) or same_lower (at the "
+                      "start), or explicit pads (inputs: x: float32[B, 3, 32, 32], w: float32[4, 3, 3, 3], "
+                      "b: float32[4])",
+                      "<std>/layers.yaml:44:9: note: in block 'std.conv2d' at node 'c.conv'"]
+
+
+@pytest.mark.parametrize("padding,pads", [("same_upper", (0, 1)), ("same_lower", (1, 0))])
+def test_same_upper_and_lower_are_tensorflows_and_its_mirror(tmp_path, padding, pads):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    net = gn.load(_write(tmp_path, SAME_SPEC.format(h=8, padding=padding)))
+    weights = net.init_weights()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    padded = torch.nn.functional.pad(torch.from_numpy(x), (pads[0], pads[1], pads[0], pads[1]))
+    want = torch.nn.functional.conv2d(padded, torch.from_numpy(weights["c.weight"]), torch.from_numpy(weights["c.bias"]),
+                                      stride=2).numpy()
+    np.testing.assert_allclose(net.run({"x": x}, weights)["y"], want, rtol=1e-5, atol=1e-5)
+    import onnxruntime as ort
+    session = ort.InferenceSession(net.to_onnx(weights).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_same_where_both_ends_agree_is_accepted(tmp_path):
+    # 9 cells, kernel 3, stride 2: 5 outputs need 1 + 1 pads, the same either way
+    net = gn.load(_write(tmp_path, SAME_SPEC.format(h=9, padding="same")))
+    assert net.outputs["y"][2:] == (5, 5)
+
+
+# -- summary labels follow block calls (issue 12, point 7) ------------------------------------------
+
+def test_summary_folds_by_block_calls_not_name_prefixes(tmp_path):
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: folds
+        use: [std]
+        dims: {B: ~}
+        inputs:
+          x: [B, 8]
+        blocks:
+          features:
+            inputs:
+              x: [N, F]
+            nodes:
+              - {block: std.linear, args: {out: 8}}
+              - {op: relu}
+              - {block: std.linear, repeat: 1, args: {out: 8}}
+            outputs: {y: "2"}
+        nodes:
+          - {name: features, block: features}
+          - {name: head, block: std.linear, repeat: 2, args: {out: 4}}
+        outputs: {y: head}
+        """))
+    rows = {line.split()[0]: line.split()[1:3] for line in net.summary(depth=2).splitlines()[3:10]}
+    assert rows["features"][0] == "features"            # one call, not `features x3`
+    assert rows["features.2"] == ["std.linear", "x1"]   # a repeat of one copy: what the copy is
+    assert rows["head"] == ["std.linear", "x2"]
+
+
+# -- messages (issue 12, point 8) ---------------------------------------------------------------
+
+def test_a_bad_node_name_states_the_rule(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: names
+        dims: {B: ~}
+        inputs:
+          x: [B, 4]
+        nodes:
+          - {name: 1st-relu, op: relu}
+        outputs: {y: "0"}
+        """)
+    assert errors == ["spec.yaml:7:12: error: nodes.0.name: '1st-relu' is not a valid name: a name is letters, "
+                      "digits and _, and does not start with a digit"]
+
+
+def test_a_spec_dim_inside_a_block_says_to_pass_it(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: scope
+        use: [std]
+        dims: {B: ~, width: 16}
+        inputs:
+          x: [B, 8]
+        blocks:
+          widen:
+            inputs:
+              x: [N, F]
+            nodes:
+              - {name: fc, block: std.linear, args: {out: width}}
+            outputs: {y: fc}
+        nodes:
+          - {name: w, block: widen}
+        outputs: {y: w}
+        """)
+    assert errors == ["spec.yaml:12:51: error: argument 'out' of block 'std.linear' must be int, got 'width' "
+                      "(unknown name 'width'; 'width' is a dim of the spec, and a block sees only its args, the "
+                      "dims its inputs bind and its own dims: pass it as an arg (args: {width: width}))"]
+
+
+LINEAR = """\
+    graphnet: 1
+    name: lin
+    dims: {B: ~, h: ~}
+    inputs:
+      image: [B, 3, 16*h, 16*h]
+    nodes:
+      - {name: pool, op: avg_pool, attrs: {kernel: 16}}
+    outputs: {y: pool}
+    """
+
+
+def test_run_inputs_binds_a_linear_dim(tmp_path):
+    import numpy as np
+    net = gn.load(_write(tmp_path, LINEAR))
+    assert net.run({"image": np.ones((2, 3, 64, 64), np.float32)}, {})["y"].shape == (2, 3, 4, 4)
+
+
+def test_a_linear_dim_that_does_not_divide_says_so(tmp_path):
+    import numpy as np
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, LINEAR))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"image": (2, 3, 60, 60)})
+    assert str(e.value) == ("input 'image' dim 2 is 60, but 16*h = 60 gives no positive whole h "
+                            "(60 is not a multiple of 16)")
+
+
+def test_a_dim_no_input_binds_says_what_to_do(tmp_path):
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, LINEAR.replace("16*h, 16*h", "h*h, 16")))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"image": (2, 3, 64, 16)})
+    assert str(e.value) == ("input 'image' dim 2 (h^2) cannot be bound from the inputs: no input axis is h alone "
+                            "or linear in one free dim (as 16*h is); give --dim h=N")
+
+
+# -- free dims with facts (issue 12, point 5) -----------------------------------------------------
+
+FACTS = """\
+    graphnet: 1
+    name: facts
+    dims: {B: ~, T: {max: 1024}, H: {multiple_of: 16}}
+    inputs:
+      x: [B, T, H]
+    nodes:
+      - {name: r, op: relu}
+    outputs: {y: r}
+    """
+
+
+def test_facts_are_checked_at_a_dim_binding_with_its_location(tmp_path):
+    path = _write(tmp_path, FACTS)
+    with pytest.raises(SpecError) as e:
+        gn.load(path, {"T": 2000, "H": 20})
+    assert str(e.value).replace(str(path), "spec.yaml").splitlines() == [
+        "spec.yaml:3:17: error: --dim T=2000: T must be at most 1024 (max 1024)",
+        "spec.yaml:3:33: error: --dim H=20: H must be a multiple of 16 (multiple_of 16)"]
+    assert gn.load(path, {"T": 1024, "H": 32}).outputs["y"][1:] == (1024, 32)
+
+
+def test_facts_are_checked_on_the_inputs_and_recorded_in_the_export(tmp_path):
+    import numpy as np
+    from graphnet.backends.numpy_backend import InputMismatch, bind_dims
+    net = gn.load(_write(tmp_path, FACTS))
+    with pytest.raises(InputMismatch) as e:
+        bind_dims(net.graph, {"x": (1, 4, 20)})
+    assert str(e.value) == "input 'x' dim 2 binds H = 20, but H must be a multiple of 16 (multiple_of 16)"
+    assert net.run({"x": np.ones((1, 4, 32), np.float32)}, {})["y"].shape == (1, 4, 32)
+    model = net.to_onnx({})
+    assert {p.key: p.value for p in model.metadata_props}["graphnet.dim_facts"] == "H: multiple_of 16; T: max 1024"
+    assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == ["B", "T", "H"]
