@@ -15,8 +15,8 @@ from pathlib import Path
 from . import __version__
 from .commands import register_all
 from .commands.profiling import numpy_rows, onnxruntime_rows, profile_table
-from .commands.stdio import (STDIN_NAME, is_stdio, messages, output_file, read_stdin_spec, refuse_two_stdins,
-                             write_stdout)
+from .commands.stdio import (STDIN_NAME, input_file, is_stdio, messages, output_file, read_stdin_spec,
+                             refuse_two_stdins, write_stdout)
 from .errors import Location, SpecError
 from .files import command
 from .network import DEFAULT_MAX_MEMORY
@@ -184,10 +184,14 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from .weights import load_npz
+    refuse_two_stdins([args.spec, args.inputs])
     net = _load(args.spec, _dims(args.dim))     # from here the --dim values are in the graph
     write = _writer(args.output)                # after the load, which notes the libraries it read
     say = messages(args.output)
-    feed = net.feed(load_npz(args.inputs), args.inputs) if args.inputs else None
+    feed = None
+    if args.inputs:
+        with input_file(args.inputs, ".npz") as path:
+            feed = net.feed(load_npz(path), STDIN_NAME if is_stdio(args.inputs) else args.inputs)
     binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
     net.check_memory(binding, args.max_memory, args.optimize)
@@ -390,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a spec on random or given inputs")
     common(r)
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--inputs", metavar="FILE.npz", help="the inputs, one array per input name")
+    src.add_argument("--inputs", metavar="FILE.npz", help="the inputs, one array per input name; - reads .npz "
+                     "from standard input")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
     weights_options(r)
     seed(r, "the random inputs and weights")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from ..errors import Location, SpecError
+from ..errors import Diagnostic, Location, Note, SpecError
 from ..source import MAX_FILE_BYTES, decode_text
 
 STDIO = "-"
@@ -67,3 +67,28 @@ def write_stdout(data: bytes) -> None:
     out.write(data)
     out.flush()
 
+
+
+@contextmanager
+def input_file(path: str, suffix: str = "") -> Iterator[str]:
+    """The path to read: `path` itself, or for `-` standard input's bytes in a temporary file
+    (named with `suffix`, for readers that go by the extension), its errors named `<stdin>`."""
+    if not is_stdio(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="graphnet-") as folder:
+        staged = str(Path(folder) / f"stdin{suffix}")
+        stream = getattr(sys.stdin, "buffer", None)
+        Path(staged).write_bytes(stream.read() if stream is not None else sys.stdin.read().encode())
+        try:
+            yield staged
+        except SpecError as e:
+            raise _renamed(e, staged) from None
+
+
+def _renamed(error: SpecError, staged: str) -> SpecError:
+    def loc(at: Location) -> Location:
+        return Location(STDIN_NAME, at.line, at.col) if at.file == staged else at
+    return SpecError([Diagnostic(loc(d.loc), d.message.replace(staged, STDIN_NAME),
+                                 tuple(Note(loc(n.loc), n.message.replace(staged, STDIN_NAME)) for n in d.notes))
+                      for d in error.diagnostics])

@@ -92,3 +92,19 @@ def test_a_failing_command_writes_nothing_to_standard_output(capsysbinary, argv)
     assert main(argv) == 1
     captured = capsysbinary.readouterr()
     assert captured.out == b"" and b": error: " in captured.err
+
+
+def test_run_reads_its_inputs_from_standard_input(monkeypatch, capsys, tmp_path):
+    x = np.random.default_rng(1).standard_normal((3, 784)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x)
+    _stdin(monkeypatch, buffer.getvalue())
+    assert main(["run", str(MLP), "--inputs", "-", "-o", str(tmp_path / "y.npz")]) == 0
+    net = gn.load(MLP)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npz")["logits"], net.run({"x": x}, net.init_weights(0))["logits"])
+    _stdin(monkeypatch, b"not an archive")
+    capsys.readouterr()
+    assert main(["run", str(MLP), "--inputs", "-"]) == 1
+    assert capsys.readouterr().err.startswith("<stdin>:1:1: error: not a .npz file")
+    assert main(["run", "-", "--inputs", "-"]) == 1
+    assert capsys.readouterr().err == "<command line>:1:1: error: '-' (standard input) can be given once\n"
