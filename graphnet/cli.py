@@ -1,16 +1,23 @@
 """The `graphnet` command: validate, run, export, init-weights, weights. Every user mistake is printed as
-`FILE:LINE:COL: error: ...` and exits with status 1; nothing a user can do prints a traceback."""
+`FILE:LINE:COL: error: ...` and exits with status 1, a mistake in the command line itself (argparse's
+own included) as `<command line>:1:1: error: ...`; nothing a user can do prints a traceback. `-`
+stands for standard input or output where a file is read or written (commands/stdio.py)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
+import shutil
+import stat
 import sys
 from pathlib import Path
 
+from . import __version__
 from .commands import register_all
+from .commands.profiling import numpy_rows, onnxruntime_rows, profile_table
+from .commands.stdio import (STDIN_NAME, input_file, is_stdio, messages, output_file, read_stdin_spec,
+                             refuse_two_stdins, write_stdout)
 from .errors import Location, SpecError
 from .files import command
 from .network import DEFAULT_MAX_MACS, DEFAULT_MAX_MEMORY
@@ -20,10 +27,27 @@ EXIT_ERROR = 1
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse's own mistakes in the format of every other: located in `<command line>`, exit 1."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_Help, **kwargs)
+
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        print(f"graphnet: error: {message}", file=sys.stderr)
+        print(f"<command line>:1:1: error: {message}\n"
+              f"<command line>:1:1: note: '{self.prog} -h' lists the options", file=sys.stderr)
         sys.exit(EXIT_ERROR)
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default shown after its help, unless the help says it already or there is
+    none to show (a flag, an option that is off unless given)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.nargs == 0 or action.default in (None, [], argparse.SUPPRESS) \
+                or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
 
 
 def _dims(values: list[str]) -> dict[str, int]:
@@ -43,43 +67,49 @@ def _dims(values: list[str]) -> dict[str, int]:
 
 
 def _load(path: str, dims: dict[str, int], grad: bool = False):
-    """The spec as a Network; with `grad`, the Network of its gradient graph (Network.gradient_graph)."""
+    """The spec as a Network (from standard input for '-'); with `grad`, the Network of its
+    gradient graph (Network.gradient_graph)."""
     from .network import Network, load
-    net = load(path, dims)
+    net = load(STDIN_NAME, dims, text=read_stdin_spec()) if is_stdio(path) else load(path, dims)
     return Network(net.gradient_graph()) if grad else net
 
 
+def _random_note(args) -> None:
+    """The one line that says the weights were made up, so random outputs are not taken for real ones."""
+    if not args.weights:
+        print(f"<command line>:1:1: note: no --weights given: the weights are random, from the spec's init "
+              f"schemes with --seed {args.seed}", file=sys.stderr)
+
+
 def cmd_validate(args) -> int:
-    from .summary import summary_rows
+    from .commands import report
     dims = _dims(args.dim)
-    reports, failed = [], False
+    _check_depth(args.depth)
+    entries, failed = [], False
     paths = _spec_paths(args.specs)
+    refuse_two_stdins(paths)
     for path in paths:
+        shown = STDIN_NAME if is_stdio(path) else path
         try:
             net = _load(path, dims, args.grad)     # the --dim values are in the graph from here
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             failed = True
+            entries.append(report.spec_entry(shown, error=e))
             continue
-        g = net.graph
         if args.json:
-            macs = g.total_macs()
-            reports.append({
-                "name": g.name,
-                "params": g.param_count(),
-                "trainable_params": g.param_count(trainable=True),
-                "macs": _number(macs),
-                "inputs": {k: list(v) for k, v in net.inputs.items()},
-                "outputs": {k: list(v) for k, v in net.outputs.items()},
-                "nodes": [{**r, **{k: _number(r[k]) for k in ("macs", "bytes")}}
-                          for r in summary_rows(g, depth=args.depth)],
-            })
+            entries.append(report.spec_entry(shown, net, depth=args.depth))
         else:
-            print(net.summary(depth=args.depth))
-            print(f"{path}: ok")
+            print(net.summary(depth=args.depth, input_shapes=args.input_shapes))
+            print(f"{shown}: ok")
     if args.json:
-        print(json.dumps(reports if len(paths) > 1 else (reports[0] if reports else None), indent=2))
+        print(report.dumps(report.report("validate", not failed, specs=entries)))
     return EXIT_ERROR if failed else 0
+
+
+def _check_depth(depth: int | None) -> None:
+    if depth is not None and depth < 0:
+        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {depth}")
 
 
 def _spec_paths(given: list[str]) -> list[str]:
@@ -87,7 +117,7 @@ def _spec_paths(given: list[str]) -> list[str]:
     out = []
     for item in given:
         folder = Path(item)
-        if item and folder.is_dir():      # Path("") is ".", but an empty argument names no folder
+        if item and not is_stdio(item) and folder.is_dir():   # Path("") is ".", but "" names no folder
             found = sorted(str(p) for p in folder.glob("*.yaml"))
             if not found:
                 raise SpecError.at(Location(item), "no .yaml files in this folder")
@@ -141,11 +171,6 @@ def _seed(text: str) -> int:
     return seed
 
 
-def _number(d):
-    """A count for JSON: an int when known, else its formula in the free dims."""
-    return d.value if d.is_const() else str(d)
-
-
 def _weights(net, args) -> tuple[dict, dict]:
     """The weights, read (in any format, checked and cast, the casts said on stderr) or made, and
     how the network should check them."""
@@ -167,6 +192,9 @@ def _weights(net, args) -> tuple[dict, dict]:
 def _writer(path: str | None):
     """The weight writer for an -o path, checked before any work is done."""
     from .weights import weight_writer
+    if is_stdio(path):
+        from .weights.formats import WRITERS
+        return WRITERS[".npz"]                # standard output has no name to go by
     return path and weight_writer(path, Location("<command line>"))
 
 
@@ -174,9 +202,14 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from .weights import load_npz
+    refuse_two_stdins([args.spec, args.inputs])
     net = _load(args.spec, _dims(args.dim))     # from here the --dim values are in the graph
     write = _writer(args.output)                # after the load, which notes the libraries it read
-    feed = net.feed(load_npz(args.inputs), args.inputs) if args.inputs else None
+    say = messages(args.output)
+    feed = None
+    if args.inputs:
+        with input_file(args.inputs, ".npz") as path:
+            feed = net.feed(load_npz(path), STDIN_NAME if is_stdio(args.inputs) else args.inputs)
     binding = feed.dims if feed else net.default_binding()
     # once, for either back end (onnxruntime's needs are alike), and before random inputs are made
     net.check_memory(binding, args.max_memory, args.optimize)
@@ -194,38 +227,23 @@ def cmd_run(args) -> int:
         if args.profile:   # a second run: the first one's page faults and cold caches are not the kernels'
             timings = []
             session.run(feed, timings)
-            print(profile_table(session.plan(feed.dims), timings))
+            print(profile_table(numpy_rows(session.plan(feed.dims), timings), "numpy"), file=say)
     else:
         net.check_bounds(feed.dims)    # the NumPy session checks them with its plan
-        outputs = _run_onnxruntime(net, net.to_onnx(weights, **checks), feed, args.device)
+        outputs = _run_onnxruntime(net, net.to_onnx(weights, **checks), feed, args.device, args.profile, say)
     for name, value in outputs.items():
         value = np.asarray(value)
         stats = f"mean {value.mean():.6g}, std {value.std():.6g}" if value.size and value.dtype.kind == "f" else ""
-        print(f"{name}: {value.dtype}{list(value.shape)} {stats}")
+        print(f"{name}: {value.dtype}{list(value.shape)} {stats}", file=say)
     if args.output:
-        write(args.output, outputs)
-        print(f"wrote {args.output}")
+        with output_file(args.output, ".npz") as path:
+            write(path, outputs)
+        print(f"wrote {'standard output' if is_stdio(args.output) else args.output}", file=say)
+    _random_note(args)
     return 0
 
 
-def profile_table(plan, timings: list[float], top: int = 10) -> str:
-    """Where a NumPy run's time went: per op, then the slowest nodes."""
-    total = sum(timings) or 1e-12
-    per_op: dict[str, list] = {}
-    for step, t in zip(plan.steps, timings):
-        entry = per_op.setdefault(step.op, [0.0, 0])
-        entry[0] += t
-        entry[1] += 1
-    lines = [f"profile: {total * 1e3:.2f} ms in {len(timings)} steps", f"  {'op':<18}{'ms':>9}{'%':>7}{'steps':>7}"]
-    for op, (t, n) in sorted(per_op.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"  {op:<18}{t * 1e3:9.2f}{100 * t / total:7.1f}{n:7d}")
-    lines.append(f"  {'slowest nodes':<18}")
-    for step, t in sorted(zip(plan.steps, timings), key=lambda st: -st[1])[:top]:
-        lines.append(f"  {step.name:<40}{step.op:<14}{t * 1e3:9.3f} ms")
-    return "\n".join(lines)
-
-
-def _run_onnxruntime(net, model, feed, device: str):
+def _run_onnxruntime(net, model, feed, device: str, profile: bool = False, say=None):
     import onnxruntime as ort
     from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, NotImplemented, RuntimeException
     providers = ["CPUExecutionProvider"]
@@ -238,14 +256,28 @@ def _run_onnxruntime(net, model, feed, device: str):
     # errors only: a warning such as a failed constant fold of a bad index comes back at run time
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if profile:     # onnxruntime's own profiler; its trace goes to a private folder, read, then removed
+        import tempfile
+        trace_folder = tempfile.mkdtemp(prefix="graphnet-profile-")
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(trace_folder, "ort")
+    session = None
     quiet = ort.RunOptions()
     quiet.log_severity_level = 4      # its run-time errors come back to us, to be located and printed once
     try:
         # a model onnxruntime has no kernel for (Conv on float64) fails here, naming the node
         session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
         values = session.run(None, feed.arrays, quiet)
+        if profile:   # timed again, as on NumPy: the first run pays for the warm-up
+            session.run(None, feed.arrays, quiet)
     except (Fail, InvalidArgument, NotImplemented, RuntimeException) as e:
         raise _onnxruntime_failure(net.graph, feed.dims, str(e)) from None
+    finally:
+        if profile:
+            rows = onnxruntime_rows(session.end_profiling()) if session is not None else []
+            shutil.rmtree(trace_folder, ignore_errors=True)
+    if profile:
+        print(profile_table(rows, f"onnxruntime, {providers[0]}"), file=say)
     return dict(zip([o.name for o in session.get_outputs()], values))
 
 
@@ -268,69 +300,101 @@ def _onnxruntime_failure(graph, binding: dict[str, int], message: str) -> SpecEr
 
 
 def cmd_export(args) -> int:
-    from .backends.onnx_export import MAX_OPSET, MIN_OPSET
+    from .backends.onnx_export import EXTERNAL_DATA_ABOVE, MAX_OPSET, MIN_OPSET
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    if is_stdio(args.output) and args.external_data:
+        raise SpecError.at(Location("<command line>"), "--external-data writes a second file, which standard "
+                           "output (-o -) cannot hold")
     net = _load(args.spec, _dims(args.dim), args.grad)
     weights, checks = _weights(net, args)
-    model = net.export_onnx(args.output, weights, args.opset, args.external_data or None, **checks)
+    if is_stdio(args.output) and sum(w.nbytes for w in weights.values()) > EXTERNAL_DATA_ABOVE:
+        raise SpecError.at(Location("<command line>"), "the weights pass protobuf's 2 GB limit and go to a "
+                           "separate data file, which standard output (-o -) cannot hold; write to a file")
+    with output_file(args.output, ".onnx") as path:
+        model = net.export_onnx(path, weights, args.opset, args.external_data or None, **checks)
     data = next((e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"), None)
-    print(f"wrote {args.output}{f' and {os.path.join(os.path.dirname(args.output), data)}' if data else ''} "
-          f"(opset {args.opset}, {net.graph.param_count():,} params)")
+    shown = "standard output" if is_stdio(args.output) else args.output
+    print(f"wrote {shown}{f' and {os.path.join(os.path.dirname(args.output), data)}' if data else ''} "
+          f"(opset {args.opset}, {net.graph.param_count():,} params)", file=messages(args.output))
+    _random_note(args)
     return 0
 
 
 def cmd_render(args) -> int:
     from .files import atomic_write
-    from .render import SUFFIXES, render
-    if args.depth < 0:
-        raise SpecError.at(Location("<command line>"), f"--depth must be 0 or more, got {args.depth}")
-    fmt = args.format or (SUFFIXES.get(Path(args.output).suffix.lower(), "mermaid") if args.output else "mermaid")
+    from .render import render
+    _check_depth(args.depth)
     dims = _dims(args.dim)
     net = _load(args.spec, dims, args.grad)
+    fmt = _render_format(args.format, args.output)      # after the load, which notes the libraries it read
     data = render(net.graph, fmt, None if args.expand else args.depth, dims)
-    if args.output:
+    if args.output and not is_stdio(args.output):
         with atomic_write(args.output) as f:
             f.write(data)
         print(f"wrote {args.output} ({fmt})")
     else:
-        out = getattr(sys.stdout, "buffer", None)
-        if out is None:
-            sys.stdout.write(data.decode())
-        else:
-            sys.stdout.flush()
-            out.write(data)
-            out.flush()
+        write_stdout(data)
     return 0
+
+
+def _render_format(given: str | None, output: str | None) -> str:
+    """The format --format names, else the one -o's extension names; an extension that names
+    another format than --format, or none that graphnet draws, is refused before drawing."""
+    from .files import check_output
+    from .render import SUFFIXES
+    if not output or is_stdio(output):
+        return given or "mermaid"
+    suffix = Path(output).suffix.lower()
+    named = SUFFIXES.get(suffix)
+    existing = check_output(output)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        return given or "mermaid"          # a device or FIFO (/dev/null) has no name to go by
+    if given and named and named != given:
+        raise SpecError.at(Location("<command line>"), f"-o {output} names {named}, but --format is {given}")
+    if given or named:
+        return given or named
+    known = ", ".join(sorted(SUFFIXES))
+    raise SpecError.at(Location("<command line>"), f"-o {output}: the format follows the extension "
+                       f"({known}), and {f'{suffix!r}' if suffix else 'no extension'} names none; give --format")
 
 
 def cmd_init_weights(args) -> int:
     net = _load(args.spec, _dims(args.dim))
     write = _writer(args.output)                # after the load, which notes the libraries it read
-    write(args.output, net.init_weights(args.seed))
-    print(f"wrote {args.output} ({len(net.graph.params)} params, seed {args.seed})")
+    with output_file(args.output, ".npz") as path:
+        write(path, net.init_weights(args.seed))
+    print(f"wrote {'standard output' if is_stdio(args.output) else args.output} ({len(net.graph.params)} params, "
+          f"seed {args.seed})", file=messages(args.output))
     return 0
 
 
 def cmd_weights(args) -> int:
     """How a weight file fits a spec, reading no more than the check needs and running nothing."""
+    from .commands.report import dumps, report as json_report
     from .weights import format_report, load_weights, report_json, weights_report
     net = _load(args.spec, _dims(args.dim))
     report = weights_report(net.graph, load_weights(args.file, args.weights_prefix), args.file, args.allow_nonfinite)
-    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
+    if args.json:
+        fields = report_json(report)
+        print(dumps(json_report("weights", fields.pop("ok"), spec=args.spec, **fields)))
+    else:
+        print(format_report(report))
     return 0 if report.ok else EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="graphnet", description="Declarative neural networks: validate, run, export.")
+    p = _Parser(prog="graphnet", description="Declarative neural networks: validate, run, export. "
+                "'-' for a file reads standard input or writes standard output.")
+    p.add_argument("--version", action="version", version=f"graphnet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp, many=False):
         if many:
-            sp.add_argument("specs", nargs="+", metavar="SPEC")
+            sp.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or folders of them; - reads standard input")
         else:
-            sp.add_argument("spec", metavar="SPEC")
-        sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
+            sp.add_argument("spec", metavar="SPEC", help="the spec file; - reads standard input")
+        sp.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim (repeatable)")
 
     def grad_option(sp):
         sp.add_argument("--grad", action="store_true", help="the gradient graph: the outputs and the gradients "
@@ -340,31 +404,39 @@ def build_parser() -> argparse.ArgumentParser:
     def weights_options(sp, file=True):
         if file:
             sp.add_argument("--weights", metavar="FILE", help=".npz, .safetensors, a PyTorch .pt/.pth/.bin or "
-                            "a Hugging Face model folder (docs/weights.md)")
+                            "a Hugging Face model folder (docs/weights.md); without it, random weights from --seed")
         sp.add_argument("--weights-prefix", metavar="PREFIX", help="only the tensors named PREFIX..., without it "
                         "(a sub-module of a bigger checkpoint)")
         sp.add_argument("--allow-nonfinite", action="store_true", help="accept NaN and infinite weights")
 
+    def seed(sp, what):
+        sp.add_argument("--seed", type=_seed, default=0, help=f"seed of {what}")
+
     v = sub.add_parser("validate", help="check a spec: shapes, params, MACs")
     common(v, many=True)
-    v.add_argument("--json", action="store_true", help="print a JSON report")
-    v.add_argument("--depth", type=int, metavar="N", help="collapse block calls below N path levels")
+    v.add_argument("--json", action="store_true", help="print the JSON report (docs/report.schema.json)")
+    v.add_argument("--depth", type=int, metavar="N", help="one row per block call N path levels down, with its "
+                   "share of the params and MACs; 0 prints the totals only (default: a row per op)")
+    v.add_argument("--input-shapes", action="store_true", help="a column with the shape flowing into each row")
     grad_option(v)
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a spec on random or given inputs")
     common(r)
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--inputs", metavar="FILE.npz")
+    src.add_argument("--inputs", metavar="FILE.npz", help="the inputs, one array per input name; - reads .npz "
+                     "from standard input")
     src.add_argument("--random", action="store_true", help="random inputs (the default)")
     weights_options(r)
-    r.add_argument("--seed", type=_seed, default=0)
-    r.add_argument("-o", "--output", metavar="OUT.npz", help="the outputs, as .npz or .safetensors (by the extension)")
-    r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy")
-    r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    seed(r, "the random inputs and weights")
+    r.add_argument("-o", "--output", metavar="OUT.npz", help="the outputs, as .npz or .safetensors (by the extension); "
+                   "- writes .npz to standard output")
+    r.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy", help="what runs the network")
+    r.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: onnxruntime's CUDA provider")
     r.add_argument("--no-optimize", dest="optimize", action="store_false",
                    help="run the graph as written, without the NumPy back end's plan-time rewrites")
-    r.add_argument("--profile", action="store_true", help="run again and print the NumPy back end's time per op and per node")
+    r.add_argument("--profile", action="store_true", help="run again and print the time per op and per node "
+                   "(the NumPy back end's timings, or onnxruntime's profiler)")
     r.add_argument("--max-memory", type=_size, default=DEFAULT_MAX_MEMORY, metavar="SIZE",
                    help="refuse runs estimated to need more (e.g. 8G, 512M; 'none' for no limit; "
                         "default: three quarters of the RAM)")
@@ -375,10 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export to ONNX")
     common(e)
-    e.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
+    e.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the model; - writes it to standard output")
     weights_options(e)
-    e.add_argument("--seed", type=_seed, default=0)
-    e.add_argument("--opset", type=int, default=17)
+    seed(e, "the random weights")
+    e.add_argument("--opset", type=int, default=17, help="the ONNX opset, 17 to 21")
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
     grad_option(e)
@@ -386,21 +458,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
     common(w)
-    w.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="FILE.npz or FILE.safetensors")
-    w.add_argument("--seed", type=_seed, default=0)
+    w.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="FILE.npz or FILE.safetensors; "
+                   "- writes .npz to standard output")
+    seed(w, "the weights")
     w.set_defaults(func=cmd_init_weights)
 
     c = sub.add_parser("weights", help="report how a weight file fits a spec: matched, missing, unexpected, mis-shaped")
     common(c)
     c.add_argument("file", metavar="FILE", help="a weight file or Hugging Face model folder")
     weights_options(c, file=False)
-    c.add_argument("--json", action="store_true", help="print a JSON report, every mismatch listed")
+    c.add_argument("--json", action="store_true", help="print the JSON report (docs/report.schema.json), "
+                   "every mismatch listed")
     c.set_defaults(func=cmd_weights)
 
-    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT or SVG")
+    r = sub.add_parser("render", help="draw a spec: Mermaid, Graphviz DOT, or SVG, PNG, PDF")
     common(r)
-    r.add_argument("--format", choices=FORMATS, help="mermaid (the default), dot, or svg (needs Graphviz's dot); "
-                   "without it, -o FILE.svg / .dot / .gv pick svg / dot")
+    r.add_argument("--format", choices=FORMATS, help="mermaid, dot, or svg, png, pdf (laid out by Graphviz's dot); "
+                   "default: what -o's extension names (.mmd .dot .gv .svg .png .pdf), else mermaid")
     level = r.add_mutually_exclusive_group()
     level.add_argument("--depth", type=int, default=0, metavar="N",
                        help="open N levels of block calls as subgraphs (default 0: one box per top-level call)")
@@ -424,10 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # no output may be one of the command's inputs; SIGTERM cleans up as Ctrl-C does (files.command)
-        with command([getattr(args, k, None) for k in ("spec", "weights", "inputs")], [getattr(args, "output", None)]):
+        files = [[p for p in (getattr(args, k, None) for k in keys) if p and not is_stdio(p)]
+                 for keys in (("spec", "weights", "inputs"), ("output",))]
+        with command(*files):
             return args.func(args)
     except SpecError as e:
         print(e.render(), file=sys.stderr)
+        _json_error(args, e)
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`graphnet validate ... | head`): stop quietly, as other tools do.
@@ -436,9 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         where = getattr(e, "filename", None) or "<output>"
         print(f"{where}:1:1: error: {e.strerror or e}", file=sys.stderr)
+        _json_error(args, SpecError.at(Location(str(where)), str(e.strerror or e)))
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _json_error(args, error: SpecError) -> None:
+    """With --json, a command that fails as a whole says so in its JSON report too (the errors of
+    one spec among several are in that spec's entry)."""
+    if getattr(args, "json", False):
+        from .commands.report import dumps, report
+        extra = {"specs": []} if args.command == "validate" else {"spec": getattr(args, "spec", None)}
+        print(dumps(report(args.command, False, error, **extra)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Location, SpecError, is_std_location  # noqa: F401 (expand reads it here)
-from .source import load_yaml
+from .source import load_yaml, parse_yaml
 from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
 
 STD_DIR = Path(__file__).parent / "std"
@@ -35,13 +35,16 @@ class Program:
     path: Path
 
 
-def load_program(path: str | Path) -> Program:
+def load_program(path: str | Path, text: str | None = None) -> Program:
+    """The spec at `path`, or with `text` the spec read already (standard input), `path` then
+    naming it in errors (`<stdin>`) and its libraries looked up from the current folder."""
     if not str(path):
         # Path("") is the current folder; an empty argument is a mistake, not a request for "."
         raise SpecError.at(Location("<command line>"), "the spec path is empty")
     path = Path(path)
     display = str(path)
-    spec = validate_model(SpecFile, load_yaml(path, display), display)
+    raw = load_yaml(path, display) if text is None else parse_yaml(text, display)
+    spec = validate_model(SpecFile, raw, display)
     cache: dict[Path, Library] = {}
     library = Library(spec.name, dict(spec.blocks), {}, {})
     library.uses = _load_uses(spec.use, spec, path.parent, cache, 0)

@@ -40,12 +40,15 @@ DEFAULT_MAX_MEMORY = _RAM * 3 // 4 if _RAM else None
 DEFAULT_MAX_MACS = 10**13
 
 
-def load(path: str | Path, dims: dict[str, int] | None = None) -> "Network":
+def load(path: str | Path, dims: dict[str, int] | None = None, *, text: str | None = None) -> "Network":
     """Parse, expand and type a spec, and check what its value bounds prove (graphnet/bounds.py).
-    Raises SpecError with every located mistake."""
+    With `text`, the spec is that YAML text and `path` only names it (`<stdin>`, a notebook cell);
+    its `use:` files are then found from the current folder. Raises SpecError with every located mistake."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load() takes the spec's path, got {type(path).__name__}")
-    graph = expand(load_program(path), _dims(dims))
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"load(text=...) takes the spec's YAML as a str, got {type(text).__name__}")
+    graph = expand(load_program(path, text), _dims(dims))
     value_bounds(graph)
     return Network(graph)
 
@@ -110,6 +113,43 @@ class Network:
     def __init__(self, graph: Graph):
         self.graph = graph
 
+    def __repr__(self) -> str:
+        def tensors(items) -> str:
+            return ", ".join(f"{k}: {t}" for k, t in items)
+        outputs = ((k, self.graph.types[t]) for k, t in self.graph.outputs.items())
+        return (f"<Network {self.name} ({tensors(self.graph.inputs.items())}) -> ({tensors(outputs)}), "
+                f"{self.graph.param_count():,} params>")
+
+    def render(self, format: str = "mermaid", depth: int = 0, dims: dict[str, int] | None = None,
+               expand: bool = False) -> str | bytes:
+        """The diagram `graphnet render` draws: Mermaid or DOT text (a str), or an SVG, PNG or PDF
+        laid out by Graphviz's dot (bytes; a SpecError when dot is missing). `depth` opens that many
+        levels of block calls, `expand` all of them; `dims` binds free dims for the edge labels."""
+        from .render import FORMATS, render
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"depth must be a whole number, 0 or more, got {depth!r}")
+        data = render(self.graph, format, None if expand else depth, _dims(dims))
+        return data.decode() if format in ("mermaid", "dot") else data
+
+    def _repr_html_(self) -> str:
+        """Jupyter's inline display: the summary (one row per top-level call) and the diagram, as
+        SVG when Graphviz's dot is installed, else as Mermaid text in a `mermaid` block."""
+        import html
+        import shutil
+        diagram = None
+        if shutil.which("dot"):
+            try:
+                diagram = self.render("svg").decode()
+                diagram = diagram[diagram.find("<svg"):]         # without the XML prolog and doctype
+            except SpecError:                                    # too big for dot in its time
+                diagram = None
+        if diagram is None:
+            diagram = f'<pre class="mermaid">{html.escape(self.render("mermaid"))}</pre>'
+        return (f"<div class=\"graphnet-network\"><pre>{html.escape(self.summary(depth=1))}</pre>"
+                f"{diagram}</div>")
+
     @property
     def name(self) -> str:
         return self.graph.name
@@ -123,10 +163,26 @@ class Network:
     def outputs(self) -> dict[str, tuple]:
         return {k: _shape_view(self.graph.types[t]) for k, t in self.graph.outputs.items()}
 
-    def summary(self, dims: dict[str, int] | None = None, depth: int | None = None) -> str:
-        """The summary table; with `depth`, block calls below that many path levels are collapsed."""
+    def summary(self, dims: dict[str, int] | None = None, depth: int | None = None, input_shapes: bool = False) -> str:
+        """The summary table; with `depth`, block calls below that many path levels are collapsed
+        (0: the totals alone) and each row's share of the params and MACs is shown; `input_shapes`
+        adds the shape flowing into each row. The totals end with a run's estimated peak memory,
+        free dims bound as random_inputs binds them (`dims`, else 1)."""
         from .summary import summary_table
-        return summary_table(self.graph, _dims(dims), depth)
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+            raise ValueError(f"depth must be a whole number, 0 or more, got {depth!r}")
+        dims = _dims(dims)
+        return summary_table(self.graph, dims, depth, input_shapes, self.peak_memory(dims))
+
+    def peak_memory(self, dims: dict[str, int] | None = None) -> tuple[int, dict[str, int]] | None:
+        """The estimated peak bytes of a NumPy run beyond the weights (what --max-memory is checked
+        against), with the binding of the free dims it is for (`dims`, else 1); None when that
+        binding cannot run (a bound the dims fail)."""
+        binding = self.default_binding(dims)
+        try:
+            return peak_bytes(self.graph, binding), binding
+        except SpecError:
+            return None
 
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
         return init_weights(self.graph, _seed(seed))

@@ -31,8 +31,10 @@ from .ops.base import Drawn
 if TYPE_CHECKING:
     from .graph import Graph, Node
 
-FORMATS = ("mermaid", "dot", "svg")
-SUFFIXES = {".svg": "svg", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
+FORMATS = ("mermaid", "dot", "svg", "png", "pdf")
+SUFFIXES = {".svg": "svg", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid", ".png": "png",
+            ".pdf": "pdf"}
+LAID_OUT = ("svg", "png", "pdf")     # the formats Graphviz's dot lays out
 # The longest chain of units drawn left to right; longer nets are drawn top to bottom.
 LR_MAX_CHAIN = 12
 # Mermaid's own limits (its default config): more edges fail to parse, more text fails to render.
@@ -438,16 +440,16 @@ def to_dot(d: Diagram) -> str:
 DOT_TIMEOUT_S = 60
 
 
-def to_svg(dot: str) -> bytes:
-    """The DOT text laid out by Graphviz's `dot`; a located error when it is missing, fails or takes
-    longer than DOT_TIMEOUT_S."""
+def to_svg(dot: str, fmt: str = "svg") -> bytes:
+    """The DOT text laid out by Graphviz's `dot` as `fmt` (svg, png or pdf); a located error when
+    dot is missing, fails or takes longer than DOT_TIMEOUT_S."""
     exe = shutil.which("dot")
     if exe is None:
         raise SpecError.at(Location("<command line>"),
-                           "--format svg needs Graphviz's 'dot' on PATH (https://graphviz.org/download/, "
+                           f"--format {fmt} needs Graphviz's 'dot' on PATH (https://graphviz.org/download/, "
                            "e.g. apt-get install graphviz); --format dot writes the graph for it")
     try:
-        r = subprocess.run([exe, "-Tsvg"], input=dot.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        r = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=DOT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise SpecError.at(Location("<command line>"),
@@ -461,9 +463,11 @@ def to_svg(dot: str) -> bytes:
 
 
 def render(graph: "Graph", fmt: str = "mermaid", depth: int | None = 0, dims: dict[str, int] | None = None) -> bytes:
-    """The graph drawn in `fmt` ('mermaid', 'dot' or 'svg'), as the bytes to write."""
+    """The graph drawn in `fmt` (one of FORMATS), as the bytes to write."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     d = build(graph, dims, depth)
     if fmt == "mermaid":
         return to_mermaid(d).encode()
     dot = to_dot(d)
-    return dot.encode() if fmt == "dot" else to_svg(dot)
+    return dot.encode() if fmt == "dot" else to_svg(dot, fmt)

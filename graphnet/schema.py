@@ -166,7 +166,8 @@ def spec_schema(library: bool = False) -> dict[str, Any]:
     defs["InputSpec"]["properties"]["shape"] = {**_SHAPE_REF, "description": _describe_key(InputSpec, "shape")}
     defs["ParamSpec"]["properties"]["shape"] = {**_SHAPE_REF, "description": _describe_key(ParamSpec, "shape")}
     defs["ParamSpec"]["properties"]["init"] = {**_init_schema(), "description": _describe_key(ParamSpec, "init")}
-    _node(defs["NodeSpec"])
+    blocks = _std_blocks()
+    _node(defs["NodeSpec"], blocks)
 
     defs["expression"] = {"type": "string", "description": EXPRESSION + "; a plain word that is not a "
                           "known name stays a literal string (same, gelu)"}
@@ -178,11 +179,19 @@ def spec_schema(library: bool = False) -> dict[str, Any]:
     for name, cls in OPS.items():
         if _writable(cls):
             defs[f"attrs.{name}"] = _op_attrs(cls)
+    for name, spec in blocks.items():
+        defs[f"args.std.{name}"] = _block_args(f"std.{name}", spec)
 
     title = "graphnet library file" if library else "graphnet spec"
     out = {"$schema": DRAFT, "title": title, **_strip_titles(raw)}
     out["$defs"] = {k: _strip_titles(v) for k, v in defs.items()}
     return out
+
+
+def _std_blocks() -> dict[str, BlockSpec]:
+    """std's blocks by name, in name order (the schema's bytes must not follow file order)."""
+    from .load import load_std
+    return dict(sorted(load_std().blocks.items()))
 
 
 def schema_json(library: bool = False) -> str:
@@ -312,14 +321,21 @@ def _writable(cls: type[Op]) -> bool:
     return not getattr(cls, "takes_body", False)
 
 
-def _node(node: dict) -> None:
+def _node(node: dict, blocks: dict) -> None:
     props = node["properties"]
     names = [name for name, cls in OPS.items() if _writable(cls)]
-    props["op"] = {"enum": names, "description": props["op"]["description"],
-                   "enumDescriptions": [_op_summary(OPS[n]) for n in names],
+    # One `const` per op, each with its own description, and no description on `op` itself: an
+    # editor's hover shows the first description it meets and lists an `enum`'s every value, so
+    # this way hovering `op: conv` shows conv alone. The consts still complete as an enum would.
+    props["op"] = {"anyOf": [{"const": n, "description": _op_summary(OPS[n])} for n in names],
                    "errorMessage": "unknown op; the ops are listed in docs/spec.md#ops"}
     for key in ("block", "scan"):
-        props[key] = {"type": "string", "description": props[key]["description"]}
+        # std's blocks complete and show their doc; any other name is this file's or a library's
+        props[key] = {"anyOf": [*({"const": f"std.{b}", "description": _block_summary(f"std.{b}", spec)}
+                                  for b, spec in blocks.items()),
+                                {"type": "string", "pattern": r"^(?!std\.)",
+                                 "description": props[key]["description"]}],
+                      "errorMessage": "unknown std block; std's blocks are listed in docs/std.md"}
     props["over"]["items"] = {"type": "string", "pattern": NAME_PATTERN, "patternErrorMessage": NAME_MESSAGE}
     props["name"]["anyOf"][0]["patternErrorMessage"] = NAME_MESSAGE
 
@@ -357,7 +373,46 @@ def _node(node: dict) -> None:
             then["if"] = {"required": ["for_each"]}
             then["else"] = {"required": ["attrs"], "properties": {"attrs": {"required": _required(cls)}}}
         rules.append({"if": {"required": ["op"], "properties": {"op": {"const": name}}}, "then": then})
+    for key in ("block", "scan"):
+        for name, spec in blocks.items():
+            then = {"properties": {"args": {"$ref": f"#/$defs/args.std.{name}"}}}
+            required = [a for a, decl in spec.args.items() if decl.required]
+            if required:   # unless for_each mapping items may give them, as for op attributes
+                then["if"] = {"required": ["for_each"]}
+                then["else"] = {"required": ["args"], "properties": {"args": {"required": required}}}
+            rules.append({"if": {"required": [key], "properties": {key: {"const": f"std.{name}"}}}, "then": then})
     node["allOf"] = rules
+
+
+# A block arg's declared type, as the loader checks it (expand/blocks.py): numbers and bools may be
+# expressions, so a string is accepted for them too; `str` is any string; `any` anything.
+_ARG_SCHEMAS: dict[str, dict] = {
+    "int": {"anyOf": [{"type": "integer"}, _EXPR]},
+    "float": {"anyOf": [{"type": "number"}, _EXPR]},
+    "bool": {"anyOf": [{"type": "boolean"}, _EXPR]},
+    "str": {"type": "string"},
+    "list": {"anyOf": [{"type": "array"}, _EXPR]},
+    "any": {},
+}
+
+
+def _block_args(label: str, spec: BlockSpec) -> dict:
+    """A std block's args: each with its type, its default and its doc; no other key."""
+    props = {}
+    for name, decl in spec.args.items():
+        note = "required" if decl.required else f"default {json.dumps(decl.default)}"
+        doc = f" {decl.doc}" if decl.doc else ""
+        props[name] = {**_ARG_SCHEMAS[decl.type], "description": f"{label}.{name}: {decl.type} ({note}).{doc}"}
+    return {"type": "object", "additionalProperties": False, "properties": props,
+            "description": f"Arguments of {label}: {', '.join(props) or 'none'}."}
+
+
+def _block_summary(label: str, spec: BlockSpec) -> str:
+    args = ", ".join(f"{a} ({d.type}{'' if d.required else ', default ' + json.dumps(d.default)})"
+                     for a, d in spec.args.items())
+    doc = " ".join((spec.doc or "").split())
+    return f"{label}: inputs ({', '.join(spec.inputs) or 'none'}) -> ({', '.join(spec.outputs) or 'none'}); " \
+           f"arguments: {args or 'none'}." + (f" {doc}" if doc else "")
 
 
 def _op_summary(cls: type[Op]) -> str:

@@ -79,6 +79,13 @@ def read_text(path: Path, display: str) -> str:
         note_input(path)          # a command's output may not replace it
     except (OSError, ValueError) as e:     # ValueError: a NUL character in the path
         raise SpecError.at(Location(display), f"cannot read file: {getattr(e, 'strerror', None) or e}") from None
+    return decode_text(data, display)
+
+
+def decode_text(data: bytes, display: str) -> str:
+    """A spec's bytes as text (a file's, or standard input's), or a located error."""
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError.at(Location(display), f"more than {MAX_FILE_BYTES} bytes; specs are limited to {MAX_FILE_BYTES}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -25,32 +25,42 @@ def test_validate_prints_the_summary_table(capsys):
     assert "params: 11,699,112 (11,689,512 trainable, 9,600 non-trainable)" in out
 
 
+def _network(out: str) -> dict:
+    report = json.loads(out)
+    assert report["version"] == 1 and len(report["specs"]) == 1
+    return report["specs"][0]["network"]
+
+
 def test_validate_json_report(capsys):
     assert main(["validate", MLP, "--json", "--dim", "B=4"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert set(report) >= {"name", "params", "macs", "inputs", "outputs", "nodes"}
-    assert report["inputs"] == {"x": [4, 784]} and report["outputs"] == {"logits": [4, 10]}
+    report = _network(capsys.readouterr().out)
+    assert report["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["4", "784"], "sizes": [4, 784]}]
+    assert report["outputs"] == [{"name": "logits", "dtype": "float32", "shape": ["4", "10"], "sizes": [4, 10]}]
     assert report["macs"] == 4 * (784 * 1024 + 1024 * 1024 + 1024 * 10)
     # a param is counted on the first node that reads it: the linear's weight transpose
-    assert report["nodes"][0] == {"path": "fc1.weight_t", "op": "transpose", "shape": "[784, 1024]", "level": 0,
-                                  "params": 784 * 1024, "macs": 0, "bytes": 0}
-    assert report["nodes"][1] == {"path": "fc1.matmul", "op": "matmul", "shape": "[4, 1024]", "level": 0,
-                                  "params": 0, "macs": 4 * 784 * 1024, "bytes": 4 * 4 * 1024}
+    first, second = report["nodes"][:2]
+    assert {k: first[k] for k in ("path", "op", "shape", "sizes", "input_shape", "level", "params", "macs", "bytes")} \
+        == {"path": "fc1.weight_t", "op": "transpose", "shape": ["784", "1024"], "sizes": [784, 1024],
+            "input_shape": None, "level": 0, "params": 784 * 1024, "macs": 0, "bytes": 0}
+    assert {k: second[k] for k in ("path", "op", "shape", "input_shape", "params", "macs", "macs_formula", "bytes")} \
+        == {"path": "fc1.matmul", "op": "matmul", "shape": ["4", "1024"], "input_shape": ["4", "784"],
+            "params": 0, "macs": 4 * 784 * 1024, "macs_formula": str(4 * 784 * 1024), "bytes": 4 * 4 * 1024}
 
 
 def test_validate_json_depth_collapses_blocks(capsys):
     assert main(["validate", MLP, "--json", "--depth", "1"]) == 0
-    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    nodes = _network(capsys.readouterr().out)["nodes"]
     assert [(n["path"], n["op"]) for n in nodes] == [("fc1", "std.linear"), ("relu1", "relu"), ("fc2", "std.linear"),
                                                      ("relu2", "relu"), ("fc3", "std.linear")]
-    assert nodes[0]["params"] == 784 * 1024 + 1024 and nodes[0]["macs"] == "802816*B"
+    assert nodes[0]["params"] == 784 * 1024 + 1024 and nodes[0]["macs"] is None
+    assert nodes[0]["macs_formula"] == "802816*B" and nodes[0]["macs_share"] == 802816 / 1861632
 
 
 def test_validate_json_keeps_free_dims_as_formulas(capsys):
     assert main(["validate", str(SPECS / "transformer_encoder.yaml"), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["inputs"] == {"x": ["B", "T", 512]}
-    assert report["macs"] == "18874368*B*T + 6144*B*T^2"
+    report = _network(capsys.readouterr().out)
+    assert report["inputs"][0]["shape"] == ["B", "T", "512"] and report["inputs"][0]["sizes"] == [None, None, 512]
+    assert report["macs"] is None and report["macs_formula"] == "18874368*B*T + 6144*B*T^2"
 
 
 def test_validate_many_specs_reports_all(capsys, tmp_path):
@@ -587,3 +597,82 @@ def test_an_empty_spec_path_is_not_the_current_folder(capsys, tmp_path, monkeypa
     monkeypatch.chdir(SPECS)            # a folder of valid specs, which '' must not stand for
     assert main([command, ""]) == 1
     assert capsys.readouterr().err.startswith("<command line>:1:1: error: the spec path is empty")
+
+
+# -- conventions (issue 14, point 5) ---------------------------------------------------------------
+
+def test_version(capsys):
+    assert _exit_code(["--version"]) == 0
+    assert capsys.readouterr().out == f"graphnet {gn.__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    (["validate"], "the following arguments are required: SPEC"),
+    (["run", MLP, "--inputs", "x.npz", "--random"], "argument --random: not allowed with argument --inputs"),
+    (["run", MLP, "--backend", "tf"], "argument --backend: invalid choice: 'tf'"),
+    (["export", MLP], "the following arguments are required: -o/--output"),
+    (["run", MLP, "--max-memory", "lots"], "argument --max-memory: 'lots' is not a size like 8G, 512M or none"),
+])
+def test_command_line_errors_have_one_format(capsys, argv, message):
+    assert _exit_code(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"<command line>:1:1: error: {message}" or err[0].startswith(f"<command line>:1:1: error: {message}")
+    prog = "graphnet" if argv[0] == "frobnicate" else f"graphnet {argv[0]}"
+    assert err[1:] == [f"<command line>:1:1: note: '{prog} -h' lists the options"]
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from graphnet.cli import build_parser
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        text = sub.format_help()
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+            if action.option_strings and action.nargs != 0 and action.default not in (None, []):
+                shown = sub._get_formatter()._get_help_string(action) % vars(action)
+                assert "default" in shown, f"{name} {action.option_strings}: default not shown"
+        assert "%(default)" not in text
+
+
+@pytest.mark.parametrize("command", ["run", "export"])
+def test_random_weights_are_said_in_one_line(tmp_path, capsys, command):
+    out = ["-o", str(tmp_path / "m.onnx")] if command == "export" else []
+    assert main([command, MLP, "--seed", "5", *out]) == 0
+    note = ("<command line>:1:1: note: no --weights given: the weights are random, from the spec's init schemes "
+            "with --seed 5")
+    assert capsys.readouterr().err.splitlines() == [note]
+    assert main(["init-weights", MLP, "-o", str(tmp_path / "w.npz")]) == 0
+    capsys.readouterr()
+    assert main([command, MLP, "--weights", str(tmp_path / "w.npz"), *out]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_depth_0_prints_the_totals_only(capsys):
+    assert main(["validate", MLP]) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert main(["validate", MLP, "--depth", "0"]) == 0
+    totals = capsys.readouterr().out.splitlines()
+    assert totals == [full[0]] + [line for line in full if line.split(":")[0] in ("params", "MACs", "activations",
+                                                                                "peak memory", f"{MLP}")]
+    assert main(["validate", MLP, "--depth", "-1"]) == 1
+    assert capsys.readouterr().err == "<command line>:1:1: error: --depth must be 0 or more, got -1\n"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_honour_the_umask_and_keep_a_replaced_files_mode(tmp_path, capsys, umask):
+    import os
+    import stat
+    old = os.umask(umask)
+    try:
+        outputs = {"m.onnx": ["export", MLP, "-o"], "w.npz": ["init-weights", MLP, "-o"],
+                   "y.npz": ["run", MLP, "-o"], "d.mmd": ["render", MLP, "-o"]}
+        for name, argv in outputs.items():
+            assert main([*argv, str(tmp_path / name)]) == 0
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~umask, name
+            os.chmod(tmp_path / name, 0o640)
+            assert main([*argv, str(tmp_path / name)]) == 0
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o640, name
+    finally:
+        os.umask(old)

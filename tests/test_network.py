@@ -52,3 +52,63 @@ def test_what_was_accepted_still_is(net):
     x = net.random_inputs({"B": np.int64(2)}, seed=np.int64(3))
     assert net.session(max_memory=np.int64(1 << 30)).run(x)["logits"].shape == (2, 10)
     assert net.summary({"B": 2}).startswith("mlp")
+
+
+# -- notebook display (issue 14, point 8) -----------------------------------------------------------
+
+def test_repr_is_one_short_line():
+    net = gn.load(Path(__file__).resolve().parent.parent / "specs" / "resnet18.yaml")
+    # torchvision's resnet18 has 11,689,512 parameters and 9,600 buffer values (the BN statistics)
+    assert repr(net) == ("<Network resnet18 (image: float32[B, 3, 224, 224]) -> (logits: float32[B, 1000]), "
+                         "11,699,112 params>")
+
+
+def test_render_from_python_is_what_the_command_draws(capsys):
+    from graphnet.cli import main
+    spec = Path(__file__).resolve().parent.parent / "specs" / "resnet18.yaml"
+    net = gn.load(spec)
+    for argv, kwargs in (([], {}), (["--format", "dot", "--depth", "1"], {"format": "dot", "depth": 1}),
+                         (["--expand", "--dim", "B=2"], {"expand": True, "dims": {"B": 2}})):
+        assert main(["render", str(spec), *argv]) == 0
+        assert net.render(**kwargs) == capsys.readouterr().out
+    with pytest.raises(ValueError, match="format must be one of"):
+        net.render("jpeg")
+    with pytest.raises(ValueError, match="depth must be"):
+        net.render(depth=-1)
+
+
+def test_html_display_has_the_summary_and_the_diagram(monkeypatch, tmp_path):
+    import html
+    import os
+    from html.parser import HTMLParser
+    import graphnet.render
+
+    net = gn.load(Path(__file__).resolve().parent.parent / "specs" / "mlp.yaml")
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    # without Graphviz: the summary and the Mermaid text, each in a <pre>, escaped
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    page = Collect()
+    page.feed(net._repr_html_())
+    assert ("pre", {"class": "mermaid"}) in page.tags
+    assert net.summary(depth=1) in page.text and net.render() in page.text
+    # with a dot (a stand-in that answers with an SVG document): the SVG inline, its prolog dropped
+    monkeypatch.undo()
+    fake = tmp_path / "dot"
+    fake.write_text('#!/bin/sh\ncat > /dev/null\nprintf \'<?xml version="1.0"?>\\n<!DOCTYPE svg>\\n<svg id="g"></svg>\\n\'\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    shown = net._repr_html_()
+    assert '<svg id="g"></svg>' in shown and "<?xml" not in shown and "mermaid" not in shown
+    assert html.escape(net.summary(depth=1)) in shown
+    assert graphnet.render.shutil.which("dot") == str(fake)

@@ -225,15 +225,22 @@ def test_render_prints_mermaid_by_default(capsys):
 
 def test_render_writes_atomically_and_picks_the_format(tmp_path, capsys, graphs):
     mlp = str(ROOT / "specs" / "mlp.yaml")
-    for name, fmt in (("a.mmd", "mermaid"), ("a.dot", "dot"), ("a.gv", "dot"), ("a.txt", "mermaid")):
+    for name, fmt in (("a.mmd", "mermaid"), ("a.dot", "dot"), ("a.gv", "dot")):
         assert main(["render", mlp, "-o", str(tmp_path / name)]) == 0
         assert capsys.readouterr().out == f"wrote {tmp_path / name} ({fmt})\n"
         assert (tmp_path / name).read_text() == _text(graphs["mlp"], fmt=fmt)
-    assert main(["render", mlp, "--format", "dot", "-o", str(tmp_path / "b.mmd")]) == 0
-    assert (tmp_path / "b.mmd").read_text().startswith('digraph "mlp" {')
+    # an extension that names no format needs --format; one that names another is refused
+    assert main(["render", mlp, "-o", str(tmp_path / "b.txt")]) == 1
+    assert "'.txt' names none; give --format" in capsys.readouterr().err
+    assert main(["render", mlp, "--format", "mermaid", "-o", str(tmp_path / "a.txt")]) == 0
+    assert (tmp_path / "a.txt").read_text() == _text(graphs["mlp"], fmt="mermaid")
+    assert main(["render", mlp, "--format", "dot", "-o", str(tmp_path / "b.mmd")]) == 1
+    assert capsys.readouterr().err == f"<command line>:1:1: error: -o {tmp_path / 'b.mmd'} names mermaid, but --format is dot\n"
+    assert main(["render", mlp, "--format", "dot", "-o", str(tmp_path / "b.data")]) == 0
+    assert (tmp_path / "b.data").read_text().startswith('digraph "mlp" {')
     assert main(["render", mlp, "-o", str(tmp_path / "missing" / "a.mmd")]) == 1
     assert capsys.readouterr().err.startswith(f"{tmp_path / 'missing' / 'a.mmd'}:1:1: error: ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.dot", "a.gv", "a.mmd", "a.txt", "b.mmd"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.dot", "a.gv", "a.mmd", "a.txt", "b.data"]
 
 
 def test_render_command_line_errors(capsys):
@@ -435,3 +442,34 @@ def test_a_graphviz_layout_that_runs_too_long_is_stopped(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert err.startswith("<command line>:1:1: error: Graphviz's dot took over 0.5 s to lay out the graph"), err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")])
+def test_png_and_pdf_through_graphviz(tmp_path, capsys, fmt, magic):
+    _dot_or_skip()
+    out = tmp_path / f"mlp.{fmt}"
+    assert main(["render", str(ROOT / "specs" / "mlp.yaml"), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out} ({fmt})\n"
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+def test_laid_out_formats_ask_dot_for_that_format(tmp_path, capsys, monkeypatch, fmt):
+    # a stand-in for dot that says what it was asked: the -T flag and the DOT text it was given
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$1"\ncat\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / f"mlp.{fmt}"
+    assert main(["render", str(ROOT / "specs" / "mlp.yaml"), "-o", str(out)]) == 0
+    flag, _, dot = out.read_text().partition("\n")
+    assert flag == f"-T{fmt}" and dot == _text(load(ROOT / "specs" / "mlp.yaml").graph, fmt="dot")
+
+
+def test_png_without_graphviz_is_a_located_error(tmp_path, capsys, monkeypatch):
+    import graphnet.render
+    monkeypatch.setattr(graphnet.render.shutil, "which", lambda name: None)
+    assert main(["render", str(ROOT / "specs" / "mlp.yaml"), "-o", str(tmp_path / "x.png")]) == 1
+    assert capsys.readouterr().err.startswith("<command line>:1:1: error: --format png needs Graphviz's 'dot'")
+    assert list(tmp_path.iterdir()) == []

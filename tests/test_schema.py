@@ -90,10 +90,14 @@ def test_keywords_an_editor_understands():
         walk(spec_schema(library), "#")
 
 
-def test_op_is_an_enum_of_the_registry():
-    ops = spec_schema()["$defs"]["NodeSpec"]["properties"]["op"]["enum"]
+def test_op_is_one_const_per_op_of_the_registry():
+    # consts, not an enum: an editor's hover lists every value of an enum, and shows a const's own
+    op = spec_schema()["$defs"]["NodeSpec"]["properties"]["op"]
+    ops = [alt["const"] for alt in op["anyOf"]]
     # scan ops are made by scan nodes (`scan:`), with a block's graph as their body
     assert ops == sorted(name for name in OPS if name != "scan")
+    assert "enum" not in op and "description" not in op
+    assert all(alt["description"].startswith(f"{alt['const']}: ") for alt in op["anyOf"])
 
 
 # -- what graphnet accepts, the schema accepts ----------------------------------------------------
@@ -248,8 +252,8 @@ def test_unknown_op_points_at_the_op(tmp_path):
         """
     assert not loads(tmp_path, spec)
     e = only(errors(spec))
-    assert e.validator == "enum" and list(e.absolute_path) == ["nodes", 0, "op"]
-    assert e.message.startswith("'rleu' is not one of ['abs', 'adaptive_avg_pool', 'add',")
+    assert e.validator == "anyOf" and list(e.absolute_path) == ["nodes", 0, "op"]
+    assert e.schema["errorMessage"] == "unknown op; the ops are listed in docs/spec.md#ops"
 
 
 def test_op_attributes_are_checked_per_op(tmp_path):
@@ -295,10 +299,11 @@ def test_node_kind_rules(tmp_path):
         by_node.setdefault(e.absolute_path[1], []).append((e.validator, e.message))
     # jsonschema reports a `false` property schema at its mapping, not at the key (editors mark the key)
     assert by_node == {
-        0: [(None, "False schema does not allow 'std.linear'")],
+        # std.linear and std.rnn_cell also need their required args
+        0: [(None, "False schema does not allow 'std.linear'"), ("required", "'args' is a required property")],
         1: [(None, "False schema does not allow {'out': 2}")],
         2: [(None, "False schema does not allow 2")],
-        3: [("required", "'over' is a required property")],
+        3: [("required", "'over' is a required property"), ("required", "'args' is a required property")],
         4: [(None, "False schema does not allow [1, 2]")],
         5: [("anyOf", "{'name': 'n5', 'doc': 'nothing to do'} is not valid under any of the given schemas")],
     }
@@ -346,3 +351,76 @@ def test_library_schema(tmp_path):
     assert [e.message for e in errors(lib)] == ["'nodes' is a required property", "'outputs' is a required property"]
     with_nodes = lib + "nodes: []\n"
     assert only(errors(with_nodes, LIBRARY)).message == "Additional properties are not allowed ('nodes' was unexpected)"
+
+
+# -- in the editor's own engine: yaml-language-server, which VS Code's YAML extension runs --------
+
+JS = ROOT / "tests" / "js"
+EDITOR_PACKAGES = ("yaml-language-server", "vscode-languageserver-textdocument")
+
+
+def _editor(requests: list[dict]) -> list:
+    import shutil
+    import subprocess
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("the YAML language server runs under Node.js: 'node' and 'npm' must be on PATH")
+    if not all((JS / "node_modules" / name / "package.json").exists() for name in EDITOR_PACKAGES):
+        r = subprocess.run([npm, "ci", "--prefix", str(JS), "--prefer-offline", "--no-audit", "--no-fund"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        assert r.returncode == 0, f"npm ci --prefix tests/js failed:\n{r.stdout[-3000:]}"
+    r = subprocess.run([node, str(JS / "yaml_editor.mjs")], input=json.dumps({"schema": spec_schema(), "requests": requests}),
+                       capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+EDITED = """\
+graphnet: 1
+name: edited
+use: [std]
+dims: {B: ~}
+inputs: {x: [B, 4]}
+nodes:
+  - {name: a, op: conv, attrs: {groups: 1}}
+  - {name: b, block: std.linear, args: {out: 3, bias: true}}
+  - {name: c, block: std.lineer, args: {out: 3}}
+  - {name: d, block: std.linear, args: {outs: 3}}
+  - {name: e, block: std.linear, args: {out: [3]}}
+  - name: f
+    block: std.
+outputs: {y: b}
+"""
+
+
+def _at(text: str, line: int, word: str) -> dict:
+    return {"text": text, "line": line, "col": text.splitlines()[line].index(word) + 1}
+
+
+def test_the_editor_completes_std_blocks_and_shows_one_block_or_op_on_hover():
+    from graphnet.load import load_std
+    hover_op, hover_block, completed = _editor([
+        {**_at(EDITED, 6, "conv"), "kind": "hover"},
+        {**_at(EDITED, 7, "std.linear"), "kind": "hover"},
+        {"text": EDITED, "line": 12, "col": len("    block: std."), "kind": "complete"},
+    ])
+    hover_op, hover_block = (h.replace("\\", "") for h in (hover_op, hover_block))    # markdown escapes
+    # the op's own description, and no other op's
+    assert "conv: inputs" in hover_op and "relu" not in hover_op and "Allowed" not in hover_op
+    # the block's inputs, outputs, args and doc, and no other block's
+    assert "std.linear: inputs (x) -> (y); arguments: out (int), bias (bool, default true)." in hover_block
+    assert " ".join(load_std().blocks["linear"].doc.split()) in hover_block
+    assert "std.conv2d" not in hover_block
+    assert set(completed) >= {f"std.{name}" for name in load_std().blocks}
+
+
+def test_the_editor_marks_unknown_blocks_and_wrong_args():
+    (found,) = _editor([{"text": EDITED, "kind": "validate"}])
+    lines = {}
+    for line, _col, message in found:
+        lines.setdefault(line, []).append(message)
+    assert set(lines) == {8, 9, 10, 12}, found                   # nodes c, d, e and the unfinished f
+    assert any("std.linear" in m for m in lines[8])               # std.lineer: the names it could be
+    assert any('Missing property "out"' in m for m in lines[9])   # outs for out: out missing, outs extra
+    assert len(lines[9]) == 2
+    assert any("Incorrect type" in m or "integer" in m for m in lines[10])
