@@ -68,6 +68,17 @@ class Param:
         return dim_prod(self.type.shape).value
 
 
+@dataclass(frozen=True)
+class SpecInfo:
+    """What the spec says of itself beyond the graph, for an export to carry: its doc, its inputs'
+    docs, its requirements, and the digest of its text."""
+
+    doc: str = ""
+    input_docs: tuple[tuple[str, str], ...] = ()
+    requires: tuple[str, ...] = ()
+    digest: str = ""
+
+
 @dataclass
 class Graph:
     name: str
@@ -79,6 +90,7 @@ class Graph:
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
     output_locs: dict[str, Location] = field(default_factory=dict)
+    info: SpecInfo = SpecInfo()
 
     @cached_property
     def producers(self) -> dict[str, Node]:

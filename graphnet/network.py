@@ -205,17 +205,21 @@ class Network:
         return self.session(weights).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str | None = None):
+                allow_nonfinite: bool = False, source: str | None = None, options=None):
+        """The ModelProto in memory. `options` (backends.onnx_export.ExportOptions) switches the
+        deployment rewrites off one by one, or asks for float16."""
         from .backends.onnx_export import to_onnx
-        return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
+        return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset, options)
 
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
-                    external_data: bool | None = None, **checks):
+                    external_data: bool | None = None, *, options=None, progress=None, **checks):
         """Write the model atomically after onnx's full checker accepts it, its weights in
         '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.export);
-        returns the ModelProto. `checks` are to_onnx's allow_nonfinite and source."""
+        returns the ModelProto as written, less the weights' bytes. `checks` are to_onnx's
+        allow_nonfinite and source; `options` as for to_onnx; `progress(done, total)` is told
+        the bytes of weights written."""
         from .backends.onnx_export import export
-        return export(self.graph, self._checked(weights, **checks), path, opset, external_data)
+        return export(self.graph, self._checked(weights, **checks), path, opset, external_data, options, progress)
 
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""

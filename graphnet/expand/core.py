@@ -7,7 +7,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..errors import Location, did_you_mean
-from ..graph import Frame, Graph
+from ..graph import Frame, Graph, SpecInfo
 from ..load import Program
 from ..ops import OPS, TensorType
 from ..spec import BlockSpec, NodeSpec
@@ -57,7 +57,9 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     check_unused(ex, body, "the spec")
     ex.diags.raise_if_any()
     return Graph(spec.name, inputs, outputs, ex.params, ex.nodes, ex.types, input_locs,
-                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs})
+                 str(program.path), {name: spec.loc_of("outputs", name) for name in outputs},
+                 SpecInfo(spec.doc or "", tuple((k, d.doc) for k, d in spec.inputs.items() if d.doc),
+                          tuple(spec.require), program.digest))
 
 
 def expand_nodes(ex: Expansion, body: Body) -> None:
