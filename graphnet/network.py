@@ -221,6 +221,17 @@ class Network:
         from .backends.onnx_export import export
         return export(self.graph, self._checked(weights, **checks), path, opset, external_data, options, progress)
 
+    def export_triton(self, repo: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
+                      external_data: bool | None = None, *, max_batch_size: int = 32, options=None,
+                      progress=None, **checks):
+        """Write a Triton model repository: REPO/NAME/1/model.onnx (as export_onnx writes it) and
+        REPO/NAME/config.pbtxt (backends/onnx_triton.py, docs/serving.md). Returns the two paths."""
+        from .backends.onnx_export import export
+        from .backends.onnx_triton import export_triton
+        weights = self._checked(weights, **checks)
+        return export_triton(lambda path: export(self.graph, weights, path, opset, external_data, options, progress),
+                             repo, self.name, max_batch_size)
+
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""
         return self.random_feed(dims, seed).arrays
