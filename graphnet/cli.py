@@ -300,25 +300,54 @@ def _onnxruntime_failure(graph, binding: dict[str, int], message: str) -> SpecEr
 
 
 def cmd_export(args) -> int:
-    from .backends.onnx_export import EXTERNAL_DATA_ABOVE, MAX_OPSET, MIN_OPSET
+    from .backends.onnx_export import EXTERNAL_DATA_ABOVE, MAX_OPSET, MIN_OPSET, ExportOptions
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
+    if (args.output is None) == (args.triton_repo is None):
+        raise SpecError.at(Location("<command line>"), "export needs one of -o FILE.onnx and --triton-repo DIR")
+    if args.max_batch_size < 1:
+        raise SpecError.at(Location("<command line>"), f"--max-batch-size must be 1 or more, got {args.max_batch_size}")
+    if args.io_dtype == "float16" and args.dtype != "float16":
+        raise SpecError.at(Location("<command line>"), "--io-dtype float16 needs --dtype float16")
     if is_stdio(args.output) and args.external_data:
         raise SpecError.at(Location("<command line>"), "--external-data writes a second file, which standard "
                            "output (-o -) cannot hold")
+    options = ExportOptions(args.fold_batch_norm, args.drop_zero_states, args.fold_constants, args.dtype, args.io_dtype)
     net = _load(args.spec, _dims(args.dim), args.grad)
     weights, checks = _weights(net, args)
+    progress = _progress_line(f"exporting {net.name}")
+    if args.triton_repo is not None:
+        model_path, config = net.export_triton(args.triton_repo, weights, args.opset, args.external_data or None,
+                                               max_batch_size=args.max_batch_size, options=options,
+                                               progress=progress, **checks)
+        print(f"wrote {model_path} and {config} (opset {args.opset}, {net.graph.param_count():,} params)")
+        _random_note(args)
+        return 0
     if is_stdio(args.output) and sum(w.nbytes for w in weights.values()) > EXTERNAL_DATA_ABOVE:
         raise SpecError.at(Location("<command line>"), "the weights pass protobuf's 2 GB limit and go to a "
                            "separate data file, which standard output (-o -) cannot hold; write to a file")
     with output_file(args.output, ".onnx") as path:
-        model = net.export_onnx(path, weights, args.opset, args.external_data or None, **checks)
+        model = net.export_onnx(path, weights, args.opset, args.external_data or None, options=options,
+                                progress=progress, **checks)
     data = next((e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"), None)
     shown = "standard output" if is_stdio(args.output) else args.output
     print(f"wrote {shown}{f' and {os.path.join(os.path.dirname(args.output), data)}' if data else ''} "
           f"(opset {args.opset}, {net.graph.param_count():,} params)", file=messages(args.output))
     _random_note(args)
     return 0
+
+
+def _progress_line(what: str, above: int = 64 << 20):
+    """A callback(done, total) that keeps one line on stderr up to date while an export writes more
+    than `above` bytes of weights; None when stderr is no terminal (a log stays clean)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        if total > above:
+            end = "\n" if done >= total else ""
+            print(f"\r{what}: {done >> 20} of {total >> 20} MiB of weights written", end=end, file=sys.stderr, flush=True)
+    return report
 
 
 def cmd_render(args) -> int:
@@ -447,13 +476,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export to ONNX")
     common(e)
-    e.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the model; - writes it to standard output")
+    e.add_argument("-o", "--output", metavar="FILE.onnx", help="the model; - writes it to standard output")
     weights_options(e)
     seed(e, "the random weights")
     e.add_argument("--opset", type=int, default=17, help="the ONNX opset, 17 to 21")
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
     grad_option(e)
+    e.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                   help="the precision of the weights and the compute (default: float32)")
+    e.add_argument("--io-dtype", choices=["float32", "float16"],
+                   help="with --dtype float16, the float inputs' and outputs' dtype (default: float32)")
+    e.add_argument("--no-fold-batch-norm", dest="fold_batch_norm", action="store_false",
+                   help="keep batch norm as its own node instead of folding it into the conv before it")
+    e.add_argument("--keep-zero-states", dest="drop_zero_states", action="store_false",
+                   help="pass a recurrent op its all-zero initial states instead of leaving them out")
+    e.add_argument("--no-fold-constants", dest="fold_constants", action="store_false",
+                   help="keep the nodes that read only constants (shape arithmetic, weight splits)")
+    e.add_argument("--triton-repo", metavar="DIR", help="write a Triton model repository instead of -o: "
+                   "DIR/NAME/1/model.onnx and DIR/NAME/config.pbtxt (docs/serving.md)")
+    e.add_argument("--max-batch-size", type=int, default=32, metavar="N",
+                   help="with --triton-repo, the largest batch Triton may form (default: 32)")
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")

@@ -68,6 +68,17 @@ class Param:
         return dim_prod(self.type.shape).value
 
 
+@dataclass(frozen=True)
+class SpecInfo:
+    """What the spec says of itself beyond the graph, for an export to carry: its doc, its inputs'
+    docs, its requirements, and the digest of its text."""
+
+    doc: str = ""
+    input_docs: tuple[tuple[str, str], ...] = ()
+    requires: tuple[str, ...] = ()
+    digest: str = ""
+
+
 @dataclass
 class Graph:
     name: str
@@ -83,6 +94,7 @@ class Graph:
     # the ONNX export writes into the model's metadata_props.
     metadata: dict[str, str] = field(default_factory=dict)
     dim_facts: dict[str, Any] = field(default_factory=dict)   # free dim -> its spec.DimFacts (min, max, multiple_of)
+    info: SpecInfo = SpecInfo()
 
     @cached_property
     def producers(self) -> dict[str, Node]:

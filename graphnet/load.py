@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Location, SpecError, is_std_location  # noqa: F401 (expand reads it here)
-from .source import load_yaml, parse_yaml
+from .source import load_yaml, parse_yaml, read_text
 from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
 
 STD_DIR = Path(__file__).parent / "std"
@@ -33,6 +34,7 @@ class Program:
     spec: SpecFile
     library: Library       # the spec's own blocks, with everything it uses
     path: Path
+    digest: str = ""       # sha256 of the spec's text, as read
 
 
 def load_program(path: str | Path, text: str | None = None) -> Program:
@@ -43,12 +45,12 @@ def load_program(path: str | Path, text: str | None = None) -> Program:
         raise SpecError.at(Location("<command line>"), "the spec path is empty")
     path = Path(path)
     display = str(path)
-    raw = load_yaml(path, display) if text is None else parse_yaml(text, display)
-    spec = validate_model(SpecFile, raw, display)
+    text = read_text(path, display) if text is None else text
+    spec = validate_model(SpecFile, parse_yaml(text, display), display)
     cache: dict[Path, Library] = {}
     library = Library(spec.name, dict(spec.blocks), {}, {})
     library.uses = _load_uses(spec.use, spec, path.parent, cache, 0)
-    return Program(spec, library, path)
+    return Program(spec, library, path, hashlib.sha256(text.encode()).hexdigest())
 
 
 _std_cache: dict[tuple, Library] = {}

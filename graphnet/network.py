@@ -318,22 +318,37 @@ class Network:
         return self.session(weights, mode=mode, seed=seed).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str | None = None, mode: str = "eval", seed: int = 0):
-        """The ModelProto of the network in `mode`, which its metadata_props record (`graphnet.mode`;
-        in train mode also the mask inputs and state outputs, transforms/train_mode.py)."""
+                allow_nonfinite: bool = False, source: str | None = None, mode: str = "eval", seed: int = 0,
+                options=None):
+        """The ModelProto in memory, of the network in `mode`, which its metadata_props record
+        (`graphnet.mode`; in train mode also the mask inputs and state outputs,
+        transforms/train_mode.py). `options` (backends.onnx_export.ExportOptions) switches the
+        deployment rewrites off one by one, or asks for float16."""
         from .backends.onnx_export import to_onnx
         net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
-        return to_onnx(net.graph, checked, opset)
+        return to_onnx(net.graph, checked, opset, options)
 
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
                     external_data: bool | None = None, *, allow_nonfinite: bool = False,
-                    source: str | None = None, mode: str = "eval", seed: int = 0):
+                    source: str | None = None, mode: str = "eval", seed: int = 0, options=None, progress=None):
         """Write the model atomically after onnx's full checker accepts it, its weights in
         '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.export);
-        returns the ModelProto. allow_nonfinite, source and mode are to_onnx's."""
+        returns the ModelProto as written, less the weights' bytes. allow_nonfinite, source, mode
+        and options are to_onnx's; `progress(done, total)` is told the bytes of weights written."""
         from .backends.onnx_export import export
         net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
-        return export(net.graph, checked, path, opset, external_data)
+        return export(net.graph, checked, path, opset, external_data, options, progress)
+
+    def export_triton(self, repo: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
+                      external_data: bool | None = None, *, max_batch_size: int = 32, options=None,
+                      progress=None, **checks):
+        """Write a Triton model repository: REPO/NAME/1/model.onnx (as export_onnx writes it) and
+        REPO/NAME/config.pbtxt (backends/onnx_triton.py, docs/serving.md). Returns the two paths."""
+        from .backends.onnx_export import export
+        from .backends.onnx_triton import export_triton
+        weights = self._checked(weights, **checks)
+        return export_triton(lambda path: export(self.graph, weights, path, opset, external_data, options, progress),
+                             repo, self.name, max_batch_size)
 
     def _feed_with_masks(self, inputs: "dict[str, Any] | Feed", extras: ModeExtras, step: int = 0) -> "Feed":
         """feed(inputs), with the dropout masks of train-mode `step` drawn where they are not given."""

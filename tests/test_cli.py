@@ -611,7 +611,7 @@ def test_version(capsys):
     (["validate"], "the following arguments are required: SPEC"),
     (["run", MLP, "--inputs", "x.npz", "--random"], "argument --random: not allowed with argument --inputs"),
     (["run", MLP, "--backend", "tf"], "argument --backend: invalid choice: 'tf'"),
-    (["export", MLP], "the following arguments are required: -o/--output"),
+    (["export", MLP], "export needs one of -o FILE.onnx and --triton-repo DIR"),
     (["run", MLP, "--max-memory", "lots"], "argument --max-memory: 'lots' is not a size like 8G, 512M or none"),
 ])
 def test_command_line_errors_have_one_format(capsys, argv, message):

@@ -8,7 +8,7 @@ import heapq
 
 from ..dims import Dim
 from ..errors import Location, did_you_mean
-from ..graph import Frame, Graph
+from ..graph import Frame, Graph, SpecInfo
 from ..load import Program
 from ..ops import OPS, TensorType
 from ..spec import BlockSpec, NodeSpec
@@ -61,7 +61,9 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     ex.diags.raise_if_any()
     return Graph(spec.name, inputs, outputs, ex.params, ex.nodes, ex.types, input_locs,
                  str(program.path), {name: spec.loc_of("outputs", name) for name in outputs},
-                 dim_facts={k: v for k, v in ex.dim_facts.items() if isinstance(scope.get(k), Dim)})
+                 dim_facts={k: v for k, v in ex.dim_facts.items() if isinstance(scope.get(k), Dim)},
+                 info=SpecInfo(spec.doc or "", tuple((k, d.doc) for k, d in spec.inputs.items() if d.doc),
+                               tuple(spec.require), program.digest))
 
 
 def _in_order(edges: dict[int, list[int]]) -> list[int] | None:
