@@ -376,11 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     def cmd_schema(args) -> int:
+        if args.training:
+            from .training.config import config_schema_json
+            print(config_schema_json(), end="")
+            return 0
         from .schema import print_schema
         return print_schema(args.library)
 
     s = sub.add_parser("schema", help="print the JSON Schema of spec files, for editors")
-    s.add_argument("--library", action="store_true", help="the schema of block library files instead")
+    kind = s.add_mutually_exclusive_group()
+    kind.add_argument("--library", action="store_true", help="the schema of block library files instead")
+    kind.add_argument("--training", action="store_true", help="the schema of training configs instead")
     s.set_defaults(func=cmd_schema)
     register_all(sub)
     return p

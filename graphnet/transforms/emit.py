@@ -21,6 +21,13 @@ class GraphWriter:
         self._scope = ""
         self._constants: dict[tuple, str] = {}
 
+    @classmethod
+    def extending(cls, graph: Graph, scope: str = "") -> "GraphWriter":
+        """A writer adding to `graph`'s nodes (its `nodes` and `types` are the graph's and the new)."""
+        w = cls(graph.name, graph.source)
+        w.inputs, w.types, w.nodes = dict(graph.inputs), dict(graph.types), list(graph.nodes)
+        return w.scope(scope)
+
     def input(self, name: str, t: TensorType) -> str:
         if name in self.types:
             raise ValueError(f"'{name}' is named twice in graph '{self.name}'")

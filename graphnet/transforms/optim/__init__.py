@@ -96,7 +96,7 @@ def update_graph(groups: Groups, params: dict[str, TensorType], clip_norm: float
         w.input(p, t)
         grads[p] = w.input(grad_name(p), t)
     outputs = {}
-    w.scope("state:step")
+    w.scope("update:step")
     step_now = outputs[new(STEP)] = w.add(step, 1.0)
     if clip_norm is not None:
         grads = clip_by_global_norm(w, grads, clip_norm)
@@ -108,7 +108,7 @@ def update_graph(groups: Groups, params: dict[str, TensorType], clip_norm: float
         shapes = opt.init_state(np.zeros([int(d.value) for d in t.shape], dtype))
         s = {k: w.input(state_name(p, k), TensorType(dtype, tuple(t.shape) if shapes[k].ndim else ()))
              for k in keys}
-        w.scope(p)
+        w.scope(f"update:{p}")
         new_p, new_s = opt.update(w, p, grads[p], s, lrs[index], step_now)
         outputs[new(p)] = new_p
         outputs.update({new(state_name(p, k)): new_s[k] for k in keys})
@@ -117,7 +117,7 @@ def update_graph(groups: Groups, params: dict[str, TensorType], clip_norm: float
 
 def clip_by_global_norm(w: GraphWriter, grads: dict[str, str], max_norm: float) -> dict[str, str]:
     """Gradients scaled by min(1, max_norm / (norm + 1e-6)), the norm over all of them together."""
-    w.scope("clip_grad_norm")
+    w.scope("update:clip_grad_norm")
     squares = [w.op("reduce_sum", w.mul(g, g), keepdims=False) for g in grads.values()]
     total = squares[0]
     for s in squares[1:]:
