@@ -95,6 +95,13 @@ def ops_markdown() -> str:
         "|---|---|---|---|---|---|",
         *rows,
         "",
+        "## Ops without a vjp",
+        "",
+        "Every other op has its vector-Jacobian product beside its forward, so gradients flow through it",
+        "(docs/training.md). A network that needs the gradient through one of these is refused at the node.",
+        "",
+        *[f"- `{cls.name}`: {cls.no_vjp}." for cls in REGISTRY if cls.no_vjp],
+        "",
     ])
 
 

@@ -217,6 +217,50 @@ class Network:
         from .backends.onnx_export import export
         return export(self.graph, self._checked(weights, **checks), path, opset, external_data)
 
+    def gradient_graph(self, wrt: list[str] | None = None, mode: str = "train") -> Graph:
+        """The Graph IR computing the outputs and the gradients of `wrt` (params and inputs; by
+        default the trainable float params and the float inputs) as outputs 'grad.<name>', from
+        the inputs and a cotangent input 'cotangent.<output>' per float output
+        (graphnet/transforms/autodiff.py). Raises SpecError at a node whose op has no vjp."""
+        from .transforms.autodiff import gradient_graph
+        from .transforms.mode import for_mode
+        key = (tuple(wrt) if wrt is not None else None, mode)
+        cache = self.__dict__.setdefault("_gradient_graphs", {})
+        if key not in cache:
+            cache[key] = gradient_graph(for_mode(self.graph, mode), wrt)
+        return cache[key]
+
+    def vjp(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None,
+            cotangents: dict[str, Any] | None = None, mode: str = "train", *,
+            max_memory: int | None = DEFAULT_MAX_MEMORY) -> tuple[dict, dict, dict]:
+        """(outputs, weight_grads, input_grads): the outputs for these inputs and weights, and the
+        vector-Jacobian product with `cotangents` (output name -> array of its shape; an output not
+        given has cotangent zero) for every trainable param (by qualified name) and float input,
+        run by the NumPy back end on the gradient graph."""
+        from .transforms.autodiff import COTANGENT, GRAD, differentiable
+        _arrays(inputs, "inputs")
+        cotangents = {} if cotangents is None else cotangents
+        _arrays(cotangents, "cotangents")
+        graph = self.gradient_graph(mode=mode)
+        for name in cotangents:
+            if COTANGENT + name not in graph.inputs:
+                raise SpecError.at(Location(self.graph.source), f"'{name}' is not a float output of '{self.name}'"
+                                   f"{did_you_mean(name, self.graph.outputs)} (outputs: {', '.join(self.graph.outputs)})")
+        feed = self.feed(inputs)
+        binding = dict(feed.dims)
+        arrays = dict(feed.arrays)
+        for name, t in graph.inputs.items():
+            if name.startswith(COTANGENT) and name not in arrays:
+                given = cotangents.get(name[len(COTANGENT):])
+                shape = [d.subs(binding).value for d in t.shape]
+                arrays[name] = np.zeros(shape, t.dtype) if given is None else np.asarray(given)
+        out = Network(graph).session(self._checked(weights), max_memory=max_memory).run(arrays)
+        wrt = differentiable(self.graph)
+        outputs = {k: out[k] for k in self.graph.outputs}
+        weight_grads = {w: out[GRAD + w] for w in wrt if w in self.graph.params}
+        input_grads = {w: out[GRAD + w] for w in wrt if w in self.graph.inputs}
+        return outputs, weight_grads, input_grads
+
     def random_inputs(self, dims: dict[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the declared shapes, free dims taken from `dims` (default 1)."""
         return self.random_feed(dims, seed).arrays

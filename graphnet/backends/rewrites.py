@@ -209,6 +209,8 @@ def _batchable(body: Graph, node: Node, sequences: set[str], invariant: set[str]
     """Whether applying the node to whole sequences (a time axis inserted where the scan slices)
     gives its per-step results stacked along that axis."""
     rank = body.types[node.outputs[0]].rank
+    if not -(rank + 1) <= axis <= rank:     # a result too small to hold the time axis (a gradient's sum)
+        return False
     at = axis_index(axis, rank + 1)
     ins = [t for t in node.inputs if t is not None]
     if not all(t in sequences or t in invariant for t in ins):

@@ -1,6 +1,6 @@
 """What every primitive op is: attributes (a frozen pydantic model), a shape rule, a NumPy kernel, an
-ONNX lowering and its diagram label, side by side. Helpers here are the shape algebra the rules share
-and the pieces the labels share.
+ONNX lowering, its diagram label and its vector-Jacobian product (vjp), side by side. Helpers here
+are the shape algebra the rules share and the pieces the labels share.
 
 An op never imports a back end. One that carries a body graph (scan) is handed what it needs by the
 back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
@@ -165,6 +165,40 @@ class Engine(Protocol):
     def peak(self, graph, binding: dict[str, int]) -> int: ...
 
 
+class NoVjp(Exception):
+    """The op has no vjp (its `no_vjp` says why), or none for these attributes; the autodiff
+    transform locates the message at the node."""
+
+
+class Grad(Protocol):
+    """What an op's `vjp` emits its backward through (graphnet/transforms/autodiff.py implements
+    it): Graph IR nodes of primitive ops, typed by their shape rules as they are added, so the
+    backward keeps free dims symbolic like any graph."""
+
+    def emit(self, op: str, *inputs: str | None, **attrs) -> Any:
+        """Add a node of the op named `op` with these attrs; its output's tensor name (a tuple of
+        names for an op of several outputs)."""
+        ...
+
+    def type_of(self, tensor: str) -> TensorType: ...
+
+    def const(self, value: float, dtype: str) -> str:
+        """A scalar constant."""
+        ...
+
+    def zeros(self, t: TensorType) -> str: ...
+
+    def unbroadcast(self, dy: str, like: TensorType) -> str:
+        """dy summed over the axes that broadcasting added or stretched, to the shape of `like`."""
+        ...
+
+    def body_gradient(self, body, wrt: list[str], cotangents: dict[str, str]) -> Any:
+        """The gradient graph of a body graph (a scan's), as autodiff makes it for the whole graph:
+        `wrt` its inputs and params to differentiate, `cotangents` output name -> the name of the
+        input that takes its cotangent; the gradients are outputs named 'grad.<name>'."""
+        ...
+
+
 class Op(BaseModel):
     """Base of every primitive op. Subclasses declare fields (attributes) and the verbs: infer, compute,
     to_onnx, and label for diagrams."""
@@ -187,6 +221,8 @@ class Op(BaseModel):
     joins: ClassVar[bool] = False
     residual: ClassVar[bool] = False
     convolution: ClassVar[bool] = False
+    # Why the op has no vjp, for the docs and the autodiff error; '' for an op that defines `vjp`.
+    no_vjp: ClassVar[str] = ""
 
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
@@ -209,6 +245,21 @@ class Op(BaseModel):
 
     def to_onnx(self, b, *xs: str | None):
         raise NotImplementedError
+
+    def vjp(self, g: Grad, xs: tuple[str | None, ...], ys: tuple[str, ...],
+            dys: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        """The vector-Jacobian product, emitted through `g` as nodes of primitive ops: given the
+        node's input tensors `xs` (None for an omitted one), its output tensors `ys` and their
+        cotangents `dys` (None for an output no gradient reaches), the cotangent of each input, of
+        its type, in the order of `xs`; None where no gradient flows (an integer input, indices,
+        an omitted input). Raises NoVjp for attributes it cannot differentiate."""
+        raise NoVjp(self.no_vjp or f"{self.name} has no vjp")
+
+    def for_backward(self) -> "Op":
+        """This op as the forward part of a gradient graph runs it: itself, or, for an op whose vjp
+        needs values of its steps beyond its outputs, an op giving those as extra outputs after its
+        own, which the vjp then receives in `ys` (scan: the carried states before every step)."""
+        return self
 
     def macs(self, ins: list[TensorType], outs: list[TensorType]) -> Dim:
         """Multiply-accumulates: counted for matmul and convolution only (see docs/spec.md)."""

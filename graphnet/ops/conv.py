@@ -9,8 +9,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..dims import Dim, dim_prod
 from ..types import ITEMSIZE, TensorType, nbytes
-from .base import (Drawn, Example, In, Op, ShapeError, as_list, const_int, label_ints, label_per_axis, label_window,
-                   ports, require_float, same_dtype)
+from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, as_list, const_int, label_ints, label_per_axis,
+                   label_window, ports, require_float, same_dtype)
 
 Pads = int | list[int] | Literal["same", "valid"]
 
@@ -204,6 +204,20 @@ class Conv(Op):
         w = ins[1]
         return dim_prod(outs[0].shape) * dim_prod(w.shape[1:])
 
+    def vjp(self, g, xs, ys, dys):
+        # the input's cotangent is the transposed convolution of dy; the weight's, per kernel tap,
+        # the product of dy with the input cells that tap read
+        x, w, b = (tuple(xs) + (None,))[:3]
+        tx, dy = g.type_of(x), dys[0]
+        n, kernel, strides, dilations, pads = self.geometry(tx, g.type_of(w))
+        geometry = explicit_geometry(tx, kernel, strides, dilations, pads, g.type_of(dy))
+        begins, ends, extra = geometry
+        dx = g.emit("conv_transpose", dy, w, strides=strides, pads=begins + ends, dilations=dilations,
+                    output_padding=extra, groups=self.groups)
+        dw = window_products(g, x, dy, kernel, strides, dilations, begins + ends, self.groups)
+        db = g.emit("reduce_sum", dy, axes=[0] + list(range(2, 2 + n)), keepdims=False) if b is not None else None
+        return dx, dw, db
+
     def scratch_bytes(self, ins, outs) -> int:
         # the padded images and their im2col matrix (every output position times C/groups * taps
         # for each group), for as many images at a time as compute takes
@@ -219,6 +233,50 @@ class Conv(Op):
 
     def call_label(self, node: Drawn) -> str:
         return conv_label(self, node)
+
+
+def explicit_geometry(x: TensorType, kernel, strides, dilations, pads, y: TensorType):
+    """A window op's pads as explicit begins and ends (with the cells ceil_mode's last windows
+    reach past them), and the cells at each end of x that no window reaches (the conv_transpose
+    output_padding that gives x's length back)."""
+    n = len(kernel)
+    if not all(d.is_const() for d in list(x.shape[2:]) + list(y.shape[2:])):
+        raise NoVjp("a window op over free spatial dims has no vjp")
+    sizes = [d.value for d in x.shape[2:]]
+    amounts = pad_amounts((0, 0, *sizes), kernel, strides, dilations, pads, [d.value for d in y.shape[2:]])
+    begins, ends = [a for a, _ in amounts], [e for _, e in amounts]
+    extra = [sizes[i] + begins[i] + ends[i] - ((y.shape[2 + i].value - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1)
+             for i in range(n)]
+    return begins, ends, extra
+
+
+def window_products(g, x: str, dy: str, kernel, strides, dilations, pads, groups: int) -> str:
+    """The weight cotangent of conv(x, w) for dy, [M, C/groups, *kernel]: per kernel tap, the cells
+    of padded x that tap reads (a strided slice) times dy, summed over the batch and positions
+    as one matmul per group. (Also conv_transpose's, whose weight plays conv's for dy.)"""
+    tx, ty = g.type_of(x), g.type_of(dy)
+    n = len(kernel)
+    channels, m = tx.shape[1], ty.shape[1]
+    if any(pads):
+        x = g.emit("pad", x, pads=[0, 0] + list(pads[:n]) + [0, 0] + list(pads[n:]))
+    front = [1, 0] + list(range(2, 2 + n))
+    per_group = lambda v, c: g.emit("reshape", g.emit("transpose", v, perm=front), shape=[groups, c // groups, -1])
+    dy_rows = _swap_last(g, per_group(dy, m))                              # [groups, N*positions, M/groups]
+    out = [d.value for d in ty.shape[2:]]
+    taps = []
+    for tap in np.ndindex(*kernel):
+        starts = [k * d for k, d in zip(tap, dilations)]
+        cells = g.emit("slice", x, starts=starts, ends=[s + (o - 1) * st + 1 for s, o, st in zip(starts, out, strides)],
+                       axes=list(range(2, 2 + n)), steps=list(strides))
+        product = g.emit("matmul", per_group(cells, channels), dy_rows)   # [groups, C/groups, M/groups]
+        taps.append(g.emit("unsqueeze", product, axes=[3]))
+    stacked = g.emit("concat", *taps, axis=3) if len(taps) > 1 else taps[0]
+    return g.emit("reshape", g.emit("transpose", stacked, perm=[0, 2, 1, 3]),
+                  shape=[m, channels // groups] + list(kernel))
+
+
+def _swap_last(g, v: str) -> str:
+    return g.emit("transpose", v, perm=[0, 2, 1])
 
 
 def conv_label(op, node: Drawn) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, const_int, ports, require_float, same_dtype
-from .conv import conv_label, resolve_pads
+from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, ports, require_float,
+                   same_dtype)
+from .conv import conv_label, resolve_pads, window_products
 
 
 class ConvTranspose(Op):
@@ -121,6 +122,19 @@ class ConvTranspose(Op):
         if any(output_padding):
             attrs["output_padding"] = output_padding
         return b.node("ConvTranspose", [x, w] + ([bias] if bias else []), **attrs)
+
+    def vjp(self, g, xs, ys, dys):
+        # the adjoint of conv: dx is the convolution of dy, and the weight's cotangent is conv's
+        # with dy as the input and x as the output's cotangent
+        x, w, b = (tuple(xs) + (None,))[:3]
+        dy = dys[0]
+        n, kernel, strides, dilations, pads, _ = self.geometry(g.type_of(x), g.type_of(w))
+        if not all(d.is_const() for d in g.type_of(dy).shape[2:]):
+            raise NoVjp("conv_transpose over free spatial dims has no vjp")
+        dx = g.emit("conv", dy, w, strides=strides, pads=pads, dilations=dilations, groups=self.groups)
+        dw = window_products(g, dy, x, kernel, strides, dilations, pads, self.groups)
+        db = g.emit("reduce_sum", dy, axes=[0] + list(range(2, 2 + n)), keepdims=False) if b is not None else None
+        return dx, dw, db
 
     def macs(self, ins, outs) -> Dim:
         """Every input element meets C_out/groups x kernel-area weights: N x C_in x input area x

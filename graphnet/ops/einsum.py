@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dims import Dim, dim_prod
-from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, same_dtype
+from ..types import FLOAT_DTYPES
+from .base import Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, ports, same_dtype
 
 ELLIPSIS = "..."
 LETTERS = frozenset(string.ascii_letters)
@@ -181,6 +182,39 @@ class Einsum(Op):
     def to_onnx(self, b, *xs):
         plan = self.plan(*(b.type_of(x) for x in xs))
         return b.node("Einsum", list(xs), equation=plan.equation)
+
+    def vjp(self, g, xs, ys, dys):
+        # input i's cotangent is the einsum of the other inputs and dy back to term i
+        types = [g.type_of(x) for x in xs]
+        plan = self.plan(*types)
+        if types[0].dtype not in FLOAT_DTYPES:
+            return (None,) * len(xs)
+        # '...' written out as letters of its own, so that a term may drop it
+        spare = [c for c in string.ascii_letters if c not in plan.letters][:len(plan.ellipsis)]
+        spelled = lambda term, rank: tuple(c for t in term for c in (spare[len(spare) - rank:] if t == ELLIPSIS else [t]))
+        terms = []
+        for i, (term, t) in enumerate(zip(plan.terms, types)):
+            rank = t.rank - sum(1 for c in term if c != ELLIPSIS)
+            if ELLIPSIS in term and tuple(t.shape[:term.index(ELLIPSIS) + rank][term.index(ELLIPSIS):]) != \
+                    plan.ellipsis[len(plan.ellipsis) - rank:]:
+                raise NoVjp(f"einsum '{self.equation}': input {i} broadcasts along '...', which its vjp does not cover")
+            terms.append(spelled(term, rank))
+        output = spelled(plan.output, len(plan.ellipsis))
+        out = []
+        for i, (term, t) in enumerate(zip(terms, types)):
+            if len(set(term)) != len(term):
+                raise NoVjp(f"einsum '{self.equation}': term '{''.join(plan.terms[i])}' repeats a letter (a diagonal), "
+                            "which its vjp does not cover")
+            others = [u for j, u in enumerate(terms) if j != i]
+            reached = set(output).union(*others)
+            kept = [c for c in term if c in reached]
+            equation = ",".join("".join(u) for u in others + [output]) + "->" + "".join(kept)
+            dx = g.emit("einsum", *[x for j, x in enumerate(xs) if j != i], dys[0], equation=equation)
+            if len(kept) < len(term):     # letters summed in this input alone: each cell had slope 1
+                dx = g.emit("unsqueeze", dx, axes=[k for k, c in enumerate(term) if c not in reached])
+                dx = g.emit("expand", dx, shape=list(t.shape))
+            out.append(dx)
+        return tuple(out)
 
     def macs(self, ins, outs) -> Dim:
         """One multiply-accumulate per point of the full index space: the product of every

@@ -8,7 +8,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from ..types import DTYPES
+from ..types import DTYPES, FLOAT_DTYPES
 from .base import (Bounds, Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, broadcast, label_folded, label_number,
                    ports, require_float, same_dtype, same_values)
 
@@ -18,12 +18,14 @@ class Elementwise(Op):
     inputs at that index, which lets rewrites batch such ops over a new leading axis."""
 
 
-def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_only: bool = True,
+def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, grad: Callable, numeric_only: bool = True,
             extra: tuple[Example, ...] = (), folds: bool = False, joins: bool = False,
             residual: bool = False, whole: Callable | None = None) -> type[Elementwise]:
-    """A binary op; `folds`: its label names the params and constants it reads; `joins`, `residual`:
-    how a diagram draws it (Op.joins, Op.residual); `whole`: the op on Python ints, when value bounds
-    follow it (its extremes over a box of inputs lie at the box's corners, as for +, - and *)."""
+    """A binary op; `grad(g, a, b, y, dy)`: the cotangents of a and b at the output's shape (the
+    vjp sums them back to the inputs' shapes); `folds`: its label names the params and constants it
+    reads; `joins`, `residual`: how a diagram draws it (Op.joins, Op.residual); `whole`: the op on
+    Python ints, when value bounds follow it (its extremes over a box of inputs lie at the box's
+    corners, as for +, - and *)."""
     class Binary(Elementwise):
         name = op_name
         onnx = onnx_type
@@ -51,6 +53,11 @@ def _binary(op_name: str, onnx_type: str, kernel: Callable, doc: str, numeric_on
         def to_onnx(self, b, x, y):
             return b.node(onnx_type, [x, y])
 
+        def vjp(self, g, xs, ys, dys):
+            if g.type_of(xs[0]).dtype not in FLOAT_DTYPES:
+                return None, None
+            return tuple(g.unbroadcast(d, g.type_of(x)) for d, x in zip(grad(g, *xs, ys[0], dys[0]), xs))
+
         def label(self, node: Drawn) -> str:
             return label_folded(node) if folds else ""
 
@@ -66,15 +73,33 @@ def _true_divide(a, b):
     return a / b
 
 
-Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", folds=True, joins=True,
-              residual=True, whole=operator.add)
-Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.", folds=True, whole=operator.sub)
-Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.", folds=True, joins=True,
+def _div_grad(g, a, b, y, dy):
+    da = g.emit("div", dy, b)
+    return da, g.emit("neg", g.emit("mul", da, y))
+
+
+def _pick(g, first, dy, y, a):
+    """dy where `first` is true, and 0 elsewhere, at the output's shape (y's)."""
+    zero = g.const(0.0, g.type_of(dy).dtype)
+    return g.emit("where", first, dy, zero), g.emit("where", first, zero, dy)
+
+
+Add = _binary("add", "Add", np.add, "a + b, with NumPy broadcasting; one dtype.", lambda g, a, b, y, dy: (dy, dy),
+              folds=True, joins=True, residual=True, whole=operator.add)
+Sub = _binary("sub", "Sub", np.subtract, "a - b, with NumPy broadcasting.",
+              lambda g, a, b, y, dy: (dy, g.emit("neg", dy)), folds=True, whole=operator.sub)
+Mul = _binary("mul", "Mul", np.multiply, "a * b, with NumPy broadcasting.",
+              lambda g, a, b, y, dy: (g.emit("mul", dy, b), g.emit("mul", dy, a)), folds=True, joins=True,
               whole=operator.mul)
 Div = _binary("div", "Div", _true_divide, "a / b, with NumPy broadcasting; integers truncate toward zero (ONNX Div).",
-              folds=True)
-Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
-Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.", extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
+              _div_grad, folds=True)
+# a tie sends the whole cotangent to b (PyTorch splits it): ties between floats are rare, and pick one side
+Max = _binary("max", "Max", np.maximum, "The elementwise maximum of a and b, with NumPy broadcasting.",
+              lambda g, a, b, y, dy: _pick(g, g.emit("greater", a, b), dy, y, a),
+              extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
+Min = _binary("min", "Min", np.minimum, "The elementwise minimum of a and b, with NumPy broadcasting.",
+              lambda g, a, b, y, dy: _pick(g, g.emit("less", a, b), dy, y, a),
+              extra=(Example((In((3, 4), "int64", -5, 5), In((4,), "int64", -5, 5))),))
 
 
 class Pow(Elementwise):
@@ -97,10 +122,20 @@ class Pow(Elementwise):
     def to_onnx(self, b, x, y):
         return b.node("Pow", [x, y])
 
+    def vjp(self, g, xs, ys, dys):
+        (a, b), dtype = xs, g.type_of(xs[0]).dtype
+        exponent = b if g.type_of(b).dtype == dtype else g.emit("cast", b, to=dtype)
+        slope = g.emit("mul", exponent, g.emit("pow", a, g.emit("sub", exponent, g.const(1.0, dtype))))
+        da = g.unbroadcast(g.emit("mul", dys[0], slope), g.type_of(a))
+        if g.type_of(b).dtype != dtype:
+            return da, None
+        return da, g.unbroadcast(g.emit("mul", g.emit("mul", dys[0], ys[0]), g.emit("log", a)), g.type_of(b))
 
-def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float = -3.0, high: float = 3.0,
-           writes_out: bool | None = None,
+
+def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, grad: Callable, low: float = -3.0,
+           high: float = 3.0, writes_out: bool | None = None,
            floats_only: bool = True, extra: tuple[Example, ...] = ()) -> type[Elementwise]:
+    """A unary op; `grad(g, x, y, dy)`: the cotangent of x."""
     if writes_out is None:     # whether kernel(x, out=...) writes its result there
         writes_out = isinstance(kernel, np.ufunc)
 
@@ -124,6 +159,11 @@ def _unary(op_name: str, onnx_type: str, kernel: Callable, doc: str, low: float 
         def to_onnx(self, b, x):
             return b.node(onnx_type, [x])
 
+        def vjp(self, g, xs, ys, dys):
+            if g.type_of(xs[0]).dtype not in FLOAT_DTYPES:
+                return (None,)
+            return (grad(g, xs[0], ys[0], dys[0]),)
+
     Unary.__name__ = Unary.__qualname__ = op_name.title().replace("_", "")
     Unary.__doc__ = doc
     return Unary
@@ -138,27 +178,59 @@ def _sigmoid(x, out=None):
         return np.reciprocal(y, out=y)
 
 
-Neg = _unary("neg", "Neg", np.negative, "-x.", floats_only=False)
-Exp = _unary("exp", "Exp", np.exp, "e to the x.")
-Log = _unary("log", "Log", np.log, "The natural logarithm.", low=0.05, high=5.0)
-Sqrt = _unary("sqrt", "Sqrt", np.sqrt, "The square root.", low=0.0, high=5.0)
-Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.")
-Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).", writes_out=True)
 def _relu(x, out=None):
     return np.maximum(x, x.dtype.type(0), out=out)
 
 
-Relu = _unary("relu", "Relu", _relu, "max(x, 0).", writes_out=True)
-Abs = _unary("abs", "Abs", np.abs, "|x|.", floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
-Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, "1 / x.", low=0.25, high=4.0,
+def _c(g, x, value: float) -> str:
+    return g.const(value, g.type_of(x).dtype)
+
+
+def _zero_unless(g, drop, dy) -> str:
+    """dy, with 0 where `drop` holds."""
+    return g.emit("where", drop, _c(g, dy, 0.0), dy)
+
+
+def _times(g, dy, *factors) -> str:
+    for f in factors:
+        dy = g.emit("mul", dy, f)
+    return dy
+
+
+def _hard_swish_grad(g, x, y, dy):
+    # x/3 + 1/2 on (-3, 3), 0 below, 1 above: PyTorch's hardswish_backward
+    inside = _times(g, dy, g.emit("add", g.emit("mul", x, _c(g, x, 1 / 3)), _c(g, x, 0.5)))
+    above = g.emit("where", g.emit("greater", x, _c(g, x, 3.0)), dy, inside)
+    return _zero_unless(g, g.emit("less", x, _c(g, x, -3.0)), above)
+
+
+Neg = _unary("neg", "Neg", np.negative, "-x.", lambda g, x, y, dy: g.emit("neg", dy), floats_only=False)
+Exp = _unary("exp", "Exp", np.exp, "e to the x.", lambda g, x, y, dy: g.emit("mul", dy, y))
+Log = _unary("log", "Log", np.log, "The natural logarithm.", lambda g, x, y, dy: g.emit("div", dy, x),
+             low=0.05, high=5.0)
+Sqrt = _unary("sqrt", "Sqrt", np.sqrt, "The square root.",
+              lambda g, x, y, dy: g.emit("div", dy, g.emit("mul", y, _c(g, y, 2.0))), low=0.0, high=5.0)
+Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.",
+              lambda g, x, y, dy: _times(g, dy, g.emit("sub", _c(g, y, 1.0), g.emit("mul", y, y))))
+Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).",
+                 lambda g, x, y, dy: _times(g, dy, y, g.emit("sub", _c(g, y, 1.0), y)), writes_out=True)
+Relu = _unary("relu", "Relu", _relu, "max(x, 0).",
+              lambda g, x, y, dy: _zero_unless(g, g.emit("less", x, _c(g, x, 0.0)), dy), writes_out=True)
+Abs = _unary("abs", "Abs", np.abs, "|x|.",
+             lambda g, x, y, dy: g.emit("where", g.emit("less", x, _c(g, x, 0.0)), g.emit("neg", dy), dy),
+             floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
+Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, "1 / x.",
+                    lambda g, x, y, dy: g.emit("neg", _times(g, dy, y, y)), low=0.25, high=4.0,
                     extra=(Example((In((4, 3), low=-4.0, high=-0.25),)),))
-Sin = _unary("sin", "Sin", np.sin, "The sine.", low=-7.0, high=7.0)
-Cos = _unary("cos", "Cos", np.cos, "The cosine.", low=-7.0, high=7.0)
+Sin = _unary("sin", "Sin", np.sin, "The sine.", lambda g, x, y, dy: g.emit("mul", dy, g.emit("cos", x)),
+             low=-7.0, high=7.0)
+Cos = _unary("cos", "Cos", np.cos, "The cosine.",
+             lambda g, x, y, dy: g.emit("neg", g.emit("mul", dy, g.emit("sin", x))), low=-7.0, high=7.0)
 Softplus = _unary("softplus", "Softplus", lambda x: np.logaddexp(x.dtype.type(0), x).astype(x.dtype),
-                  "log(1 + e^x).", low=-12.0, high=12.0)
+                  "log(1 + e^x).", lambda g, x, y, dy: g.emit("mul", dy, g.emit("sigmoid", x)), low=-12.0, high=12.0)
 HardSwish = _unary("hard_swish", "HardSwish",
                    lambda x: (x * np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1)).astype(x.dtype),
-                   "x * max(0, min(1, x / 6 + 1/2)): ONNX HardSwish, PyTorch's Hardswish.",
+                   "x * max(0, min(1, x / 6 + 1/2)): ONNX HardSwish, PyTorch's Hardswish.", _hard_swish_grad,
                    low=-5.0, high=5.0)
 
 
@@ -191,6 +263,14 @@ class Clip(Elementwise):
         hi = b.scalar(self.max, b.dtype_of(x)) if self.max is not None else ""
         return b.node("Clip", [x, lo, hi])
 
+    def vjp(self, g, xs, ys, dys):
+        x, dy = xs[0], dys[0]
+        if self.min is not None:
+            dy = _zero_unless(g, g.emit("less", x, _c(g, x, self.min)), dy)
+        if self.max is not None:
+            dy = _zero_unless(g, g.emit("greater", x, _c(g, x, self.max)), dy)
+        return (dy,)
+
     def label(self, node: Drawn) -> str:
         return f"{label_number(self.min)}..{label_number(self.max)}"
 
@@ -212,52 +292,9 @@ class LeakyRelu(Elementwise):
     def to_onnx(self, b, x):
         return b.node("LeakyRelu", [x], alpha=float(self.alpha))
 
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """Error function, computed in float64 from the Chebyshev fit of erfc in Numerical Recipes
-    (fractional error below 1.2e-7 everywhere, finer than float32 needs); NumPy has no erf."""
-    x64 = x.astype(np.float64)
-    z = np.abs(x64)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    erfc = t * np.exp(poly)
-    return np.where(x64 >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype)
-
-
-class Gelu(Elementwise):
-    """x * Phi(x), exactly with erf (`approximate: none`) or with the tanh approximation."""
-
-    name = "gelu"
-    onnx = "Gelu (opset 20) or Erf/Tanh arithmetic"
-    approximate: Literal["none", "tanh"] = "none"
-    examples = (Example((In((3, 7), low=-4, high=4),)),
-                Example((In((3, 7), low=-4, high=4),), {"approximate": "tanh"}))
-
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        return x
-
-    def compute(self, x):
-        if self.approximate == "tanh":
-            c = np.sqrt(2 / np.pi).astype(x.dtype)
-            return (0.5 * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x ** 3)))).astype(x.dtype)
-        return (0.5 * x * (1 + erf(x / x.dtype.type(math.sqrt(2))))).astype(x.dtype)
-
-    def to_onnx(self, b, x):
-        if b.opset >= 20:
-            return b.node("Gelu", [x], approximate=self.approximate)
-        dtype = b.dtype_of(x)
-        half = b.scalar(0.5, dtype)
-        one = b.scalar(1.0, dtype)
-        if self.approximate == "tanh":
-            cube = b.node("Mul", [b.node("Mul", [x, x]), x])
-            inner = b.node("Add", [x, b.node("Mul", [cube, b.scalar(0.044715, dtype)])])
-            core = b.node("Tanh", [b.node("Mul", [inner, b.scalar(math.sqrt(2 / math.pi), dtype)])])
-        else:
-            core = b.node("Erf", [b.node("Div", [x, b.scalar(math.sqrt(2), dtype)])])
-        return b.node("Mul", [b.node("Mul", [x, half]), b.node("Add", [core, one])])
+    def vjp(self, g, xs, ys, dys):
+        x, dy = xs[0], dys[0]
+        return (g.emit("where", g.emit("less", x, _c(g, x, 0.0)), g.emit("mul", dy, _c(g, x, self.alpha)), dy),)
 
 
 class Dropout(Elementwise):
@@ -278,6 +315,9 @@ class Dropout(Elementwise):
 
     def to_onnx(self, b, x):
         return b.node("Identity", [x])
+
+    def vjp(self, g, xs, ys, dys):
+        return dys[:1]
 
     def label(self, node: Drawn) -> str:
         return label_number(self.ratio)
@@ -302,74 +342,15 @@ class Where(Elementwise):
     def to_onnx(self, b, c, x, y):
         return b.node("Where", [c, x, y])
 
+    def vjp(self, g, xs, ys, dys):
+        cond, a, b = xs
+        if g.type_of(a).dtype not in FLOAT_DTYPES:
+            return None, None, None
+        da, db = _pick(g, cond, dys[0], ys[0], a)
+        return None, g.unbroadcast(da, g.type_of(a)), g.unbroadcast(db, g.type_of(b))
+
     def label(self, node: Drawn) -> str:
         return label_folded(node)
-
-Erf = _unary("erf", "Erf", erf, "The error function.")
-
-
-class Elu(Elementwise):
-    """x where x > 0, else alpha * (exp(x) - 1)."""
-
-    name = "elu"
-    onnx = "Elu"
-    alpha: OnnxFloat = 1.0
-    examples = (Example((In((3, 5), low=-4, high=3),)), Example((In((2, 3, 4), low=-4, high=3),), {"alpha": 0.5}))
-
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        return x
-
-    def compute(self, x):
-        negative = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
-        return np.where(x > 0, x, negative).astype(x.dtype)
-
-    def to_onnx(self, b, x):
-        return b.node("Elu", [x], alpha=float(self.alpha))
-
-
-class HardSigmoid(Elementwise):
-    """max(0, min(1, alpha * x + beta)), with ONNX's defaults alpha 0.2, beta 0.5. PyTorch's
-    hardsigmoid (relu6(x + 3) / 6) is alpha 1/6, beta 0.5: write `alpha: 0.16666666666666666`
-    when porting a PyTorch model."""
-
-    name = "hard_sigmoid"
-    onnx = "HardSigmoid"
-    alpha: OnnxFloat = 0.2
-    beta: OnnxFloat = 0.5
-    examples = (Example((In((3, 7), low=-5, high=5),)),
-                Example((In((2, 3, 4), low=-5, high=5),), {"alpha": 1 / 6}),
-                Example((In((4, 4), low=-3, high=3),), {"alpha": 0.5, "beta": 0.25}))
-
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        return x
-
-    def compute(self, x):
-        t = x.dtype.type
-        return np.clip(x * t(self.alpha) + t(self.beta), 0, 1).astype(x.dtype)
-
-    def to_onnx(self, b, x):
-        return b.node("HardSigmoid", [x], alpha=float(self.alpha), beta=float(self.beta))
-
-
-class Silu(Elementwise):
-    """x * sigmoid(x), also called swish; lowered as Mul(x, Sigmoid(x)) (ONNX has no Silu)."""
-
-    name = "silu"
-    onnx = "Mul(x, Sigmoid(x))"
-    examples = (Example((In((2, 3, 5), low=-8, high=8),)),)
-
-    def infer(self, x: TensorType) -> TensorType:
-        require_float(x)
-        return x
-
-    def compute(self, x):
-        return (x * _sigmoid(x)).astype(x.dtype)
-
-    def to_onnx(self, b, x):
-        return b.node("Mul", [x, b.node("Sigmoid", [x])])
-
 
 class Identity(Elementwise):
     """y = x."""
@@ -388,6 +369,9 @@ class Identity(Elementwise):
 
     def to_onnx(self, b, x):
         return b.node("Identity", [x])
+
+    def vjp(self, g, xs, ys, dys):
+        return dys[:1]
 
 
 class Cast(Elementwise):
@@ -418,6 +402,13 @@ class Cast(Elementwise):
     def to_onnx(self, b, x):
         return b.node("Cast", [x], to=b.onnx_dtype(self.to))
 
+    def vjp(self, g, xs, ys, dys):
+        # between floats the cotangent is cast back; a cast to or from integers passes none
+        dtype = g.type_of(xs[0]).dtype
+        if dtype not in FLOAT_DTYPES or self.to not in FLOAT_DTYPES:
+            return (None,)
+        return (g.emit("cast", dys[0], to=dtype),)
+
 
 def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra: tuple[Example, ...]) -> type[Elementwise]:
     class Compare(Elementwise):
@@ -437,6 +428,9 @@ def _compare(op_name: str, onnx_type: str, kernel: Callable, bools: bool, extra:
 
         def to_onnx(self, b, x, y):
             return b.node(onnx_type, [x, y])
+
+        def vjp(self, g, xs, ys, dys):
+            return None, None      # a bool output: the slope is zero wherever it is defined
 
     Compare.__doc__ = f"Elementwise {onnx_type} with broadcasting; the result is a bool tensor."
     Compare.__name__ = Compare.__qualname__ = op_name.title().replace("_", "")

@@ -78,6 +78,9 @@ class Constant(Op):
             return np.full([int(d) for d in self.shape], self.value, dtype=self.dtype)
         return np.asarray(self.value, dtype=self.dtype)
 
+    def vjp(self, g, xs, ys, dys):
+        return ()       # no inputs: nothing to pass a cotangent to
+
     def to_onnx(self, b):
         if self.shape is not None and not all(as_dim(d).is_const() for d in self.shape):
             fill = np.asarray([self.value], dtype=self.dtype)
@@ -132,6 +135,9 @@ class Range(Op):
 
     def compute(self):
         return np.arange(_num(self.start), _num(self.limit), _num(self.delta), dtype=self.dtype)
+
+    def vjp(self, g, xs, ys, dys):
+        return ()
 
     def to_onnx(self, b):
         if all(not isinstance(v, Dim) or v.is_const() for v in (self.start, self.limit, self.delta)):
@@ -188,3 +194,8 @@ class Trilu(Op):
 
     def to_onnx(self, b, x):
         return b.node("Trilu", [x, b.ints([self.k], scalar=True)], upper=int(self.upper))
+
+    def vjp(self, g, xs, ys, dys):
+        if g.type_of(xs[0]).dtype not in FLOAT_DTYPES:
+            return (None,)
+        return (g.emit("trilu", dys[0], upper=self.upper, k=self.k),)

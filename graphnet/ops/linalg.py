@@ -53,6 +53,27 @@ class Matmul(Op):
     def to_onnx(self, b, x, y):
         return b.node("MatMul", [x, y])
 
+    def vjp(self, g, xs, ys, dys):
+        a, b = xs
+        ta, tb, dy = g.type_of(a), g.type_of(b), dys[0]
+        if ta.rank == 1 and tb.rank == 1:
+            return g.emit("mul", dy, b), g.emit("mul", dy, a)
+        # a vector is a matrix of one row (a) or one column (b), its axis squeezed from dy
+        a2 = g.emit("unsqueeze", a, axes=[0]) if ta.rank == 1 else a
+        b2 = g.emit("unsqueeze", b, axes=[1]) if tb.rank == 1 else b
+        dy2 = g.emit("unsqueeze", dy, axes=[-2] if ta.rank == 1 else [-1]) if 1 in (ta.rank, tb.rank) else dy
+        da = g.emit("matmul", dy2, _last_two_swapped(g, b2))
+        if tb.rank == 2 and g.type_of(a2).rank > 2:
+            # a weight shared by every row (a linear layer): one [K, rows] @ [rows, N] product
+            k, n = tb.shape
+            db = g.emit("matmul", _last_two_swapped(g, g.emit("reshape", a2, shape=[-1, k])),
+                        g.emit("reshape", dy2, shape=[-1, n]))
+        else:
+            db = g.unbroadcast(g.emit("matmul", _last_two_swapped(g, a2), dy2), g.type_of(b2))
+        da = g.unbroadcast(da, g.type_of(a2))
+        return (g.emit("squeeze", da, axes=[0]) if ta.rank == 1 else da,
+                g.emit("squeeze", db, axes=[1]) if tb.rank == 1 else db)
+
     def macs(self, ins, outs) -> Dim:
         return dim_prod(outs[0].shape) * ins[0].shape[-1]
 
@@ -62,6 +83,11 @@ class Matmul(Op):
 
     def call_label(self, node: Drawn) -> str | None:
         return node.dim(node.outs[0].shape[-1]) if node.folded[1] is not None else None
+
+def _last_two_swapped(g, x: str) -> str:
+    rank = g.type_of(x).rank
+    return g.emit("transpose", x, perm=list(range(rank - 2)) + [rank - 1, rank - 2])
+
 
 def _fmt(t: TensorType) -> str:
     return "[" + ", ".join(str(d) for d in t.shape) + "]"

@@ -40,6 +40,24 @@ class BatchNorm(Op):
     def to_onnx(self, b, x, scale, bias, mean, var):
         return b.node("BatchNormalization", [x, scale, bias, mean, var], epsilon=float(self.epsilon))
 
+    def vjp(self, g, xs, ys, dys):
+        # the inference form, an affine map per channel of its statistics; train mode's batch
+        # statistics are a rewrite into primitives before autodiff (transforms/mode.py)
+        x, scale, bias, mean, var = xs
+        dy, t = dys[0], g.type_of(x)
+        per_channel = [0] + list(range(2, t.rank))
+        shape = [1, t.shape[1]] + [1] * (t.rank - 2)
+        column = lambda v: g.emit("reshape", v, shape=shape)
+        rstd = g.emit("reciprocal", g.emit("sqrt", g.emit("add", var, g.const(self.epsilon, t.dtype))))
+        inv = g.emit("mul", scale, rstd)
+        total = lambda v: g.emit("reduce_sum", v, axes=per_channel, keepdims=False)
+        centered = g.emit("sub", x, column(mean))
+        dy_centered = total(g.emit("mul", dy, centered))
+        dbias = total(dy)
+        dvar = g.emit("mul", dy_centered, g.emit("mul", inv, g.emit("mul", rstd, rstd)))
+        return (g.emit("mul", dy, column(inv)), g.emit("mul", dy_centered, rstd), dbias,
+                g.emit("neg", g.emit("mul", dbias, inv)), g.emit("mul", dvar, g.const(-0.5, t.dtype)))
+
 
 class LayerNorm(Op):
     """Normalize over the axes from `axis` to the last; scale and bias have those axes' shape."""
@@ -79,3 +97,19 @@ class LayerNorm(Op):
     def to_onnx(self, b, x, scale, bias=None):
         return b.node("LayerNormalization", [x, scale] + ([bias] if bias else []),
                       axis=self.axis, epsilon=float(self.epsilon))
+
+    def vjp(self, g, xs, ys, dys):
+        # the statistics are recomputed (two reductions) rather than kept from the forward
+        x, scale, bias = (tuple(xs) + (None,))[:3]
+        dy, t = dys[0], g.type_of(x)
+        axes = list(range(axis_index(self.axis, t.rank), t.rank))
+        mean = lambda v: g.emit("reduce_mean", v, axes=axes, keepdims=True)
+        centered = g.emit("sub", x, mean(x))
+        rstd = g.emit("reciprocal", g.emit("sqrt", g.emit("add", mean(g.emit("mul", centered, centered)),
+                                                          g.const(self.epsilon, t.dtype))))
+        normed = g.emit("mul", centered, rstd)
+        dnormed = g.emit("mul", dy, scale)
+        inner = g.emit("add", mean(dnormed), g.emit("mul", normed, mean(g.emit("mul", dnormed, normed))))
+        dx = g.emit("mul", rstd, g.emit("sub", dnormed, inner))
+        dscale = g.unbroadcast(g.emit("mul", dy, normed), g.type_of(scale))
+        return dx, dscale, (g.unbroadcast(dy, g.type_of(bias)) if bias is not None else None)

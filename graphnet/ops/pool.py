@@ -7,8 +7,11 @@ import numpy as np
 
 from ..dims import Dim
 from ..types import ITEMSIZE
-from .base import Drawn, Example, In, Op, ShapeError, TensorType, as_list, label_per_axis, label_window, require_float
-from .conv import Pads, onnx_pads, pad_amounts, resolve_pads, window_output, windows
+from ..dims import dim_prod
+from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, label_per_axis,
+                   label_window, require_float)
+from .conv import Pads, explicit_geometry, onnx_pads, pad_amounts, resolve_pads, window_output, windows
+from .reduce import ReduceMax, ReduceMean
 
 
 class _Pool(Op):
@@ -138,6 +141,48 @@ class MaxPool(_Pool):
     def to_onnx(self, b, x):
         return b.node("MaxPool", [x], **self._onnx_attrs(b.type_of(x)))
 
+    def vjp(self, g, xs, ys, dys):
+        # each window's cotangent goes to the cell that won it (the first of equal ones, as in
+        # PyTorch): scatter_nd adds them at the winners' flat indices into a flat x
+        x, t = xs[0], g.type_of(xs[0])
+        winners = g.emit("max_pool_indices", x, **self.model_dump())
+        rows = g.emit("reshape", winners, shape=[-1, 1])
+        flat = g.zeros(TensorType(t.dtype, (dim_prod(t.shape),)))
+        placed = g.emit("scatter_nd", flat, rows, g.emit("reshape", dys[0], shape=[-1]), reduction="add")
+        return (g.emit("reshape", placed, shape=list(t.shape)),)
+
+
+class MaxPoolIndices(_Pool):
+    """Where each max_pool window's maximum is: ONNX MaxPool's Indices output, the flat index into
+    x [N, C, *spatial] (row-major over all of x) of the window's first maximal cell. max_pool's vjp
+    places the cotangents there."""
+
+    name = "max_pool_indices"
+    fresh = True
+    onnx = "MaxPool (output Indices)"
+    no_vjp = "its output is integer indices"
+    examples = (Example((In((2, 3, 6, 6)),), {"kernel": 2}),
+                Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),
+                Example((In((1, 2, 8, 8)),), {"kernel": 3, "strides": 2, "ceil_mode": True}),
+                Example((In((1, 2, 11)),), {"kernel": 3, "strides": 2, "dilations": 2}))
+
+    def infer(self, x: TensorType) -> TensorType:
+        return TensorType("int64", super().infer(x).shape)
+
+    def compute(self, x):
+        view, (n, kernel, strides, dilations, pads, out, amounts) = self._windows(x, -np.inf)
+        lead = view.shape[:2 + n]
+        best = view.reshape(lead + (-1,)).argmax(axis=-1)       # the first maximum, row-major in the window
+        taps = np.unravel_index(best, kernel)
+        flat = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2] + (1,) * n)
+        for i in range(n):
+            start = np.arange(out[i]).reshape((-1,) + (1,) * (n - 1 - i)) * strides[i] - amounts[i][0]
+            flat = flat * x.shape[2 + i] + start + taps[i] * dilations[i]
+        return flat.astype(np.int64)
+
+    def to_onnx(self, b, x):
+        return b.node("MaxPool", [x], n_out=2, **self._onnx_attrs(b.type_of(x)))[1]
+
 
 class AvgPool(_Pool):
     """Mean over each window; padded cells are left out of the count unless count_include_pad."""
@@ -188,6 +233,30 @@ class AvgPool(_Pool):
         attrs = self._onnx_attrs(b.type_of(x))
         return b.node("AveragePool", [x], count_include_pad=int(self.count_include_pad), **attrs)
 
+    def vjp(self, g, xs, ys, dys):
+        # a depthwise convolution by ones, divided by each window's count: its adjoint spreads
+        # dy / count back over each window (conv_transpose by ones)
+        x, dy = xs[0], dys[0]
+        t = g.type_of(x)
+        n, kernel, strides, dilations, pads = self.geometry(t.rank)
+        begins, ends, extra = explicit_geometry(t, kernel, strides, dilations, pads, g.type_of(dy))
+        channels = t.shape[1]
+        ones = lambda shape: g.emit("constant", value=1.0, dtype=t.dtype, shape=shape)
+        # each window's count: the cells of the counted region it covers (the input, with the
+        # declared padding if count_include_pad; never the cells ceil_mode reaches past it)
+        declared = self._layout((0, 0) + tuple(d.value for d in t.shape[2:]))[4]
+        counted = list(t.shape[2:])
+        reach = [(b, e) for b, e in zip(begins, ends)]
+        if self.count_include_pad and declared not in ("valid",):
+            own = [(begins[i], ends[i] if declared == "same" else declared[i + n]) for i in range(n)]
+            counted = [d + b + e for d, (b, e) in zip(counted, own)]
+            reach = [(0, e - own_e) for (_, e), (_, own_e) in zip(reach, own)]
+        counts = g.emit("conv", ones([1, 1] + counted), ones([1, 1] + kernel), strides=strides,
+                        pads=[b for b, _ in reach] + [e for _, e in reach])
+        share = g.emit("div", dy, counts)
+        return (g.emit("conv_transpose", share, ones([channels, 1] + kernel), strides=strides, pads=begins + ends,
+                       output_padding=extra, groups=const_int(channels, "channels")),)
+
 
 class _GlobalPool(Op):
     fresh = True
@@ -212,6 +281,10 @@ class GlobalAvgPool(_GlobalPool):
     def compute(self, x):
         return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
 
+    def vjp(self, g, xs, ys, dys):
+        # the mean over the spatial axes, kept: reduce_mean's vjp
+        return ReduceMean(axes=list(range(2, g.type_of(xs[0]).rank))).vjp(g, xs, ys, dys)
+
 
 class GlobalMaxPool(_GlobalPool):
     """The maximum over every spatial axis of [N, C, *spatial], kept with size 1."""
@@ -225,6 +298,9 @@ class GlobalMaxPool(_GlobalPool):
     def compute(self, x):
         return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
 
+    def vjp(self, g, xs, ys, dys):
+        return ReduceMax(axes=list(range(2, g.type_of(xs[0]).rank))).vjp(g, xs, ys, dys)
+
 
 class LpPool(_Pool):
     """The p-norm of each window, (sum |x|^p)^(1/p); p = 2 is L2-norm pooling (PyTorch's lp_pool2d
@@ -233,6 +309,7 @@ class LpPool(_Pool):
 
     name = "lp_pool"
     onnx = "LpPool"
+    no_vjp = "not written yet"
     p: int = 2
     examples = (Example((In((2, 3, 8, 8)),), {"kernel": 2}),
                 Example((In((1, 2, 9, 7)),), {"kernel": 3, "strides": 2, "pads": 1}),

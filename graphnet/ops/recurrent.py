@@ -26,6 +26,8 @@ from .linalg import matmul
 
 class _Recurrent(Op):
     inputs = ports("x", "w", "r", optional=("b", "initial_h"))
+    no_vjp = ("not its own yet: a spec's recurrent layer is a scan of a cell, differentiated before it is "
+              "fused into this op, so only a spec that calls the op by name lacks a gradient")
     gates: ClassVar[int]
     gate_names: ClassVar[tuple[str, ...]]     # ONNX's names of the gate blocks, in ONNX's order
     hidden_size: int

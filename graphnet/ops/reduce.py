@@ -6,13 +6,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..dims import Dim
+from ..dims import Dim, dim_prod
+from ..types import FLOAT_DTYPES
 from .base import Example, In, Op, ShapeError, TensorType, axis_index, require_float
 
 
-def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats_only: bool = False,
+def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, grad: Callable, floats_only: bool = False,
                over_none: str = "Identity") -> type[Op]:
-    # over_none: the ONNX op that is this reduction over no axes, element by element
+    # over_none: the ONNX op that is this reduction over no axes, element by element; grad(g, x,
+    # y, dy, axes): the cotangent of x from y and dy with the reduced axes kept
     class Reduce(Op):
         name = op_name
         onnx = onnx_type
@@ -47,20 +49,53 @@ def _reduction(op_name: str, onnx_type: str, kernel: Callable, what: str, floats
                 return b.node(over_none, [x])
             return b.reduce(onnx_type, x, list(self.normalized(b.type_of(x).rank)), self.keepdims)
 
+        def vjp(self, g, xs, ys, dys):
+            x = g.type_of(xs[0])
+            if x.dtype not in FLOAT_DTYPES:
+                return (None,)
+            axes = list(self.normalized(x.rank))
+            kept = [(d if self.keepdims or not axes else g.emit("unsqueeze", d, axes=axes)) for d in (ys[0], dys[0])]
+            return (grad(g, xs[0], kept[0], kept[1], axes),)
+
     Reduce.__name__ = Reduce.__qualname__ = op_name.title().replace("_", "")
     Reduce.__doc__ = (f"The {what} over `axes` (every axis when none are listed); with keepdims the "
                       "reduced axes stay, with size 1.")
     return Reduce
 
 
-ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean, "mean")
-ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum, "sum")
-ReduceMax = _reduction("reduce_max", "ReduceMax", np.max, "maximum")
-ReduceMin = _reduction("reduce_min", "ReduceMin", np.min, "minimum")
+def _spread(g, x: str, dy: str) -> str:
+    return g.emit("expand", dy, shape=list(g.type_of(x).shape))
+
+
+def _mean_grad(g, x, y, dy, axes):
+    t = g.type_of(x)
+    count = dim_prod(t.shape[a] for a in axes)
+    if count.is_const():
+        return g.emit("mul", _spread(g, x, dy), g.const(1 / count.value, t.dtype))
+    # a mean over a free dim: its length is counted at run time
+    ones = g.emit("constant", value=1.0, dtype=t.dtype, shape=list(t.shape))
+    return g.emit("div", _spread(g, x, dy), g.emit("reduce_sum", ones, axes=axes, keepdims=True))
+
+
+def _extreme_grad(g, x, y, dy, axes):
+    # every element equal to the extreme gets the cotangent (PyTorch's amax/amin split it on ties)
+    zero = g.const(0.0, g.type_of(x).dtype)
+    return g.emit("where", g.emit("equal", x, _spread(g, x, y)), _spread(g, x, dy), zero)
+
+
+def _l2_grad(g, x, y, dy, axes):
+    return g.emit("mul", x, _spread(g, x, g.emit("div", dy, y)))
+
+
+ReduceMean = _reduction("reduce_mean", "ReduceMean", np.mean, "mean", _mean_grad)
+ReduceSum = _reduction("reduce_sum", "ReduceSum", np.sum, "sum", lambda g, x, y, dy, axes: _spread(g, x, dy))
+ReduceMax = _reduction("reduce_max", "ReduceMax", np.max, "maximum", _extreme_grad)
+ReduceMin = _reduction("reduce_min", "ReduceMin", np.min, "minimum", _extreme_grad)
 
 
 def _l2(x, axis, keepdims):
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
 
 
-ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", floats_only=True, over_none="Abs")
+ReduceL2 = _reduction("reduce_l2", "ReduceL2", _l2, "L2 norm, sqrt(sum x^2),", _l2_grad, floats_only=True,
+                      over_none="Abs")

@@ -12,13 +12,14 @@ ONNX builder lowers the body (`b.subgraph`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..dims import Dim
-from ..types import nbytes
-from .base import Drawn, Engine, Op, ShapeError, TensorType, axis_index, ports
+from ..types import FLOAT_DTYPES, nbytes
+from .base import Drawn, Engine, NoVjp, Op, ShapeError, TensorType, axis_index, ports
 from .recurrent import CellFusion
 
 
@@ -38,6 +39,7 @@ class Scan(Op):
     reverse: bool = False
     binding: dict[str, int] = {}
     fuses_to: CellFusion | None = None   # the fused op a scan of this cell is, as the cell declares it
+    saved: tuple[str, ...] = ()          # stacked outputs that keep each step's carried states (vjp)
 
     def output_names(self) -> tuple[str, ...]:
         return self.carried + self.stacked
@@ -107,6 +109,51 @@ class Scan(Op):
                       scan_input_directions=[int(self.reverse)] * ns,
                       scan_output_directions=[int(self.reverse)] * no)
         return (outs,) if isinstance(outs, str) else tuple(outs)
+
+    def for_backward(self) -> "Scan":
+        """The scan also stacking the carried states each step starts from, 'saved.<state>': what
+        the reverse scan of the vjp recomputes each step's body from (backpropagation through time)."""
+        states = self.body_inputs()[:len(self.carried)]
+        saved = {f"saved.{n}": t for n, t in zip(self.carried, states)}
+        body = dataclasses.replace(self.body, outputs={**self.body.outputs, **saved})
+        return self.model_copy(update={"body": body, "stacked": self.stacked + tuple(saved),
+                                       "saved": tuple(saved), "fuses_to": None})
+
+    def vjp(self, g, xs, ys, dys):
+        # A reverse scan over the body's gradient: it carries the states' cotangents and the params'
+        # running sums, and steps over the saved states, the sequences and the stacked outputs'
+        # cotangents, recomputing each step's body from its saved states.
+        if not self.saved:
+            raise NoVjp("scan was not prepared for its vjp (for_backward)")
+        nc, ns = len(self.carried), len(self.sequences)
+        names = self.body_inputs()
+        if any(self.body.inputs[n].dtype not in FLOAT_DTYPES for n in names):
+            raise NoVjp("a scan carrying or stepping over integers has no vjp")
+        stacked = [n for n in self.stacked if n not in self.saved]
+        outputs = {k: v for k, v in self.body.outputs.items() if k not in self.saved}
+        params = [p for p in self.params if self.body.params[p].type.dtype in FLOAT_DTYPES]
+        ds = {n: f"d.{n}" for n in self.carried + tuple(stacked)}
+        acc = {p: f"acc.{p}" for p in params}
+        grad = g.body_gradient(dataclasses.replace(self.body, outputs=outputs), names + params, ds, acc)
+        order = [ds[n] for n in self.carried] + list(acc.values()) + names + [ds[n] for n in stacked]
+        new_outputs = {**{ds[n]: grad.outputs[f"grad.{t}"] for n, t in zip(self.carried, names)},
+                       **{a: grad.outputs[f"grad.{p}"] for p, a in acc.items()},
+                       **{f"d.{n}": grad.outputs[f"grad.{t}"] for n, t in zip(self.sequences, names[nc:])}}
+        body = dataclasses.replace(grad, name=f"{self.body.name}/grad", inputs={n: grad.inputs[n] for n in order},
+                                   outputs=new_outputs)
+        zeros = lambda d, y: d if d is not None else g.zeros(g.type_of(y))
+        by_name = dict(zip(self.output_names(), zip(ys, dys)))
+        initial = [zeros(*by_name[n][::-1]) for n in self.carried] + [g.zeros(self.body.params[p].type) for p in params]
+        steps = ([by_name[s][0] for s in self.saved] + list(xs[nc:nc + ns])
+                 + [zeros(*by_name[n][::-1]) for n in stacked])
+        carried_out = tuple(ds[n] for n in self.carried) + tuple(acc.values())
+        outs = g.emit("scan", *initial, *steps, *xs[nc + ns:], body=body, carried=carried_out,
+                      sequences=tuple(order[len(carried_out):]), stacked=tuple(f"d.{n}" for n in self.sequences),
+                      params=self.params, axis=self.axis, reverse=not self.reverse)
+        outs = (outs,) if isinstance(outs, str) else outs
+        param_grads = dict(zip(params, outs[nc:nc + len(params)]))
+        return (tuple(outs[:nc]) + tuple(outs[len(carried_out):])
+                + tuple(param_grads.get(p) for p in self.params))
 
     def scratch_in(self, engine: Engine, ins, outs) -> int:
         # one step's peak, plus the per-step outputs held until they are stacked (the outputs' size)

@@ -1,19 +1,22 @@
-"""Ops that move data without arithmetic: reshape, transpose, flatten, concat, split, slice, gather,
-squeeze, unsqueeze, expand, tile, pad, flip. Their shape rules keep free dims symbolic."""
+"""Ops that move data without arithmetic: reshape, transpose, flatten, concat, split, squeeze,
+unsqueeze, expand, tile (slice, gather, pad and flip are in slicing.py). Their shape rules keep free
+dims symbolic; their vjps move the cotangent back the other way."""
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 
-from ..dims import Dim, as_dim, dim_max, dim_min, dim_prod, format_shape
+from ..dims import Dim, as_dim, dim_prod, format_shape
 from ..types import FLOAT_DTYPES, TensorType
-from .base import (Bounds, Drawn, Example, In, KernelError, Op, ShapeError, axis_index, label_axis, label_folded, ports,
-                   same_dtype, same_values, some_values)
+from .base import Bounds, Drawn, Example, In, Op, ShapeError, axis_index, label_axis, ports, same_dtype, same_values
 
 DimValue = int | Dim
-TO_END = 2**31   # slice ends at or beyond this mean "to the end", as ONNX's INT64_MAX does
+
+
+def reshape_back(g, dy: str, x: str) -> str:
+    """dy reshaped to x's shape: the vjp of every op that only regroups its input's elements."""
+    return g.emit("reshape", dy, shape=list(g.type_of(x).shape))
 
 
 class Reshape(Op):
@@ -56,6 +59,9 @@ class Reshape(Op):
 
     def compute(self, x):
         return x.reshape([int(d) for d in self.shape])
+
+    def vjp(self, g, xs, ys, dys):
+        return (reshape_back(g, dys[0], xs[0]),)
 
     def to_onnx(self, b, x):
         return b.node("Reshape", [x, b.dims_tensor(self.onnx_target(b.type_of(x).shape))])
@@ -103,6 +109,10 @@ class Transpose(Op):
     def to_onnx(self, b, x):
         return b.node("Transpose", [x], perm=self.axes(b.type_of(x).rank))
 
+    def vjp(self, g, xs, ys, dys):
+        perm = self.axes(g.type_of(xs[0]).rank)
+        return (g.emit("transpose", dys[0], perm=[perm.index(i) for i in range(len(perm))]),)
+
 
 class Flatten(Op):
     """ONNX Flatten: a 2-D result, the axes before `axis` and from `axis` on each multiplied out."""
@@ -126,6 +136,9 @@ class Flatten(Op):
 
     def to_onnx(self, b, x):
         return b.node("Flatten", [x], axis=self.axis)
+
+    def vjp(self, g, xs, ys, dys):
+        return (reshape_back(g, dys[0], xs[0]),)
 
     def label(self, node: Drawn) -> str:
         return label_axis(self.axis, node)
@@ -168,6 +181,13 @@ class Concat(Op):
 
     def to_onnx(self, b, *xs):
         return b.node("Concat", list(xs), axis=self.axis)
+
+    def vjp(self, g, xs, ys, dys):
+        if g.type_of(xs[0]).dtype not in FLOAT_DTYPES:
+            return (None,) * len(xs)
+        axis = axis_index(self.axis, g.type_of(xs[0]).rank)
+        parts = g.emit("split", dys[0], axis=axis, sizes=[g.type_of(x).shape[axis] for x in xs])
+        return parts if isinstance(parts, tuple) else (parts,)
 
     def label(self, node: Drawn) -> str:
         return label_axis(self.axis, node)
@@ -230,121 +250,12 @@ class Split(Op):
             return (b.node("Identity", [x]),)
         return tuple(b.node("Split", [x, b.dims_tensor(sizes)], n_out=len(sizes), axis=self.axis))
 
+    def vjp(self, g, xs, ys, dys):
+        parts = [d if d is not None else g.zeros(g.type_of(y)) for d, y in zip(dys, ys)]
+        return (g.emit("concat", *parts, axis=self.axis),)
+
     def label(self, node: Drawn) -> str:
         return label_axis(self.axis, node)
-
-class Slice(Op):
-    """ONNX Slice: per listed axis, start (inclusive), end (exclusive), step; negatives count from the end."""
-
-    name = "slice"
-    onnx = "Slice"
-    starts: list[DimValue]
-    ends: list[DimValue]
-    axes: list[int] | None = None
-    steps: list[int] | None = None
-    examples = (Example((In((5, 6)),), {"starts": [1, 0], "ends": [4, 6], "steps": [1, 2]}),
-                Example((In((4, 7)),), {"starts": [-2], "ends": [-10], "axes": [1], "steps": [-1]}),
-                Example((In((3, 8)),), {"starts": [2], "ends": [2**40], "axes": [-1]}))
-
-    def plan(self, rank: int):
-        n = len(self.starts)
-        axes = self.axes if self.axes is not None else list(range(n))
-        steps = self.steps if self.steps is not None else [1] * n
-        if not (len(self.ends) == len(axes) == len(steps) == n):
-            raise ShapeError("starts, ends, axes and steps must have one length")
-        if any(s == 0 for s in steps):
-            raise ShapeError("a slice step cannot be 0")
-        axes = [axis_index(a, rank) for a in axes]
-        if len(set(axes)) != len(axes):
-            raise ShapeError(f"axes {axes} repeat an axis")
-        return list(zip(axes, self.starts, self.ends, steps))
-
-    def infer(self, x: TensorType) -> TensorType:
-        shape = list(x.shape)
-        for axis, start, end, step in self.plan(x.rank):
-            shape[axis] = _slice_length(x.shape[axis], as_dim(start), as_dim(end), step)
-        return TensorType(x.dtype, tuple(shape))
-
-    value_bounds = some_values
-
-    def compute(self, x):
-        index = [slice(None)] * x.ndim
-        for axis, start, end, step in self.plan(x.ndim):
-            # Python's clamping of out-of-range bounds is ONNX's; a stop of -1 (before index 0, on
-            # a negative step) must not reach NumPy, which reads it as the last element.
-            r = range(*slice(int(start), int(end), step).indices(x.shape[axis]))
-            index[axis] = slice(r.start, r.stop if r.stop >= 0 else None, step)
-        return x[tuple(index)]
-
-    def to_onnx(self, b, x):
-        rank = b.type_of(x).rank
-        plan = self.plan(rank)
-        ints = lambda vals: b.dims_tensor([as_dim(v) if not (isinstance(v, int) and v >= TO_END) else Dim(2**62)
-                                           for v in vals])
-        return b.node("Slice", [x, ints([p[1] for p in plan]), ints([p[2] for p in plan]),
-                                b.ints([p[0] for p in plan]), b.ints([p[3] for p in plan])])
-
-
-def _slice_length(n: Dim, start: Dim, end: Dim, step: int) -> Dim:
-    if n.is_const() and start.is_const() and end.is_const():
-        s, e = start.value, min(end.value, 2**62)
-        return Dim(len(range(*slice(s, e, step).indices(n.value))))
-    if step < 0:
-        raise ShapeError(f"a negative step over the free dim {n} is not supported")
-    def clamp(v: Dim) -> Dim:
-        if v.is_const() and v.value < 0:
-            v = n + v.value
-            return dim_max(v, 0)
-        if v.is_const() and v.value >= TO_END:
-            return n
-        return dim_min(v, n)
-    s, e = clamp(start), clamp(end)
-    length = dim_max(e - s, 0)
-    return length if step == 1 else (length + step - 1) // step
-
-
-class Gather(Op):
-    """Take `indices` along `axis` (ONNX Gather): an embedding lookup on axis 0."""
-
-    name = "gather"
-    fresh = True
-    onnx = "Gather"
-    inputs = ports("data", "indices")
-    axis: int = 0
-    examples = (Example((In((10, 4)), In((2, 3), "int64", 0, 10))),
-                Example((In((3, 5, 2)), In((4,), "int64", -5, 5)), {"axis": 1}))
-
-    def infer(self, data: TensorType, indices: TensorType) -> TensorType:
-        if indices.dtype not in ("int64", "int32"):
-            raise ShapeError(f"indices must be int64 or int32, got {indices}")
-        axis = axis_index(self.axis, data.rank)
-        return TensorType(data.dtype, data.shape[:axis] + indices.shape + data.shape[axis + 1:])
-
-    def value_bounds(self, ins, bounds) -> Bounds | None:
-        n, given = ins[0].shape[self.axis], bounds[1]
-        if given is not None and given.exact and n.is_const():
-            bad = given.hi if given.hi >= n.value else given.lo if given.lo < -n.value else None
-            if bad is not None:
-                raise ShapeError(f"indices reach {bad} (they run from {given.lo} to {given.hi}), "
-                                 + self.valid(n.value))
-        return some_values(self, ins, bounds)
-
-    def compute(self, data, indices):
-        n = data.shape[self.axis]
-        if indices.size and (indices.min() < -n or indices.max() >= n):
-            where = tuple(int(i) for i in np.argwhere((indices < -n) | (indices >= n))[0])
-            at = f"indices[{', '.join(map(str, where))}] is" if where else "the index is"
-            raise KernelError(f"{at} {indices[where]}, " + self.valid(n))
-        return np.take(data, indices, axis=self.axis)
-
-    def valid(self, n: int) -> str:
-        return f"out of range for the {n} entries of data along axis {self.axis} (valid: {-n} to {n - 1})"
-
-    def to_onnx(self, b, data, indices):
-        return b.node("Gather", [data, indices], axis=self.axis)
-
-    def label(self, node: Drawn) -> str:
-        return label_folded(node)
 
 class Unsqueeze(Op):
     """Insert axes of size 1 at the listed positions of the result."""
@@ -373,6 +284,9 @@ class Unsqueeze(Op):
     def to_onnx(self, b, x):
         return b.node("Unsqueeze", [x, b.ints(self.axes)])
 
+    def vjp(self, g, xs, ys, dys):
+        return (g.emit("squeeze", dys[0], axes=list(self.axes)),)
+
 
 class Squeeze(Op):
     """Remove the listed axes, each of which must be 1."""
@@ -400,6 +314,9 @@ class Squeeze(Op):
         if not self.axes:        # ONNX Squeeze without axes removes every 1; ours removes none
             return b.node("Identity", [x])
         return b.node("Squeeze", [x, b.ints(self.axes)])
+
+    def vjp(self, g, xs, ys, dys):
+        return (reshape_back(g, dys[0], xs[0]),)
 
 
 class Expand(Op):
@@ -444,6 +361,11 @@ class Expand(Op):
     def to_onnx(self, b, x):
         return b.node("Expand", [x, b.dims_tensor(self.shape)])
 
+    def vjp(self, g, xs, ys, dys):
+        if g.type_of(xs[0]).dtype not in FLOAT_DTYPES:
+            return (None,)
+        return (g.unbroadcast(dys[0], g.type_of(xs[0])),)
+
 
 class Tile(Op):
     """ONNX Tile: repeat x `repeats[i]` times along axis i; one positive repeat per axis."""
@@ -472,94 +394,11 @@ class Tile(Op):
     def to_onnx(self, b, x):
         return b.node("Tile", [x, b.dims_tensor(self.repeats)])
 
-
-class Pad(Op):
-    """ONNX Pad: `pads` is [begin_0, begin_1, ..., end_0, end_1, ...], one begin and one end per axis,
-    none negative. mode constant fills with `value`; reflect mirrors without repeating the edge
-    (each pad at most dim - 1); edge repeats the edge."""
-
-    name = "pad"
-    onnx = "Pad"
-    pads: list[DimValue]
-    mode: Literal["constant", "reflect", "edge"] = "constant"
-    value: float = 0.0
-    examples = (Example((In((2, 3)),), {"pads": [1, 0, 0, 2]}),
-                Example((In((1, 2, 4, 5)),), {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "value": -1.5}),
-                Example((In((2, 4, 5)),), {"pads": [0, 3, 1, 0, 2, 4], "mode": "reflect"}),
-                Example((In((3, 4)),), {"pads": [2, 1, 0, 3], "mode": "edge"}),
-                Example((In((3, 2), "int64", -5, 5),), {"pads": [1, 1, 1, 1], "value": 7}))
-
-    def amounts(self, rank: int) -> list[tuple[Dim, Dim]]:
-        pads = [as_dim(p) for p in self.pads]
-        if len(pads) != 2 * rank:
-            raise ShapeError(f"pads has {len(pads)} values but a rank-{rank} input needs {2 * rank} "
-                             "(begins for every axis, then ends)")
-        for p in pads:
-            if p.known_sign() not in (0, 1):
-                raise ShapeError(f"pads {format_shape(pads)} has a negative value: {p}")
-        return list(zip(pads[:rank], pads[rank:]))
-
-    def infer(self, x: TensorType) -> TensorType:
-        amounts = self.amounts(x.rank)
-        if self.mode != "constant" and self.value != 0:
-            raise ShapeError(f"value {self.value} is used only with mode constant, not {self.mode}")
-        if x.dtype not in FLOAT_DTYPES and not float(self.value).is_integer():
-            raise ShapeError(f"value {self.value} is not a whole number, but x is {x}")
-        if x.dtype == "bool" and self.value not in (0, 1):
-            raise ShapeError(f"value {self.value} must be 0 or 1 to pad a bool tensor")
-        if self.mode == "reflect":
-            for axis, (d, (begin, end)) in enumerate(zip(x.shape, amounts)):
-                for p in (begin, end):
-                    if d.is_const() and p.is_const() and p.value > d.value - 1:
-                        raise ShapeError(f"reflect pad {p} on axis {axis} of {x} is too large: at most {d.value - 1} "
-                                         "(the dim - 1)")
-        return TensorType(x.dtype, tuple(d + begin + end for d, (begin, end) in zip(x.shape, amounts)))
-
-    def compute(self, x):
-        widths = [(int(begin), int(end)) for begin, end in self.amounts(x.ndim)]
-        if self.mode == "constant":
-            return np.pad(x, widths, constant_values=np.asarray(self.value).astype(x.dtype))
-        return np.pad(x, widths, mode=self.mode)
-
-    def to_onnx(self, b, x):
-        inputs = [x, b.dims_tensor(self.pads)]
-        if self.mode == "constant" and self.value != 0:
-            inputs.append(b.const(np.asarray(self.value).astype(b.dtype_of(x))))
-        return b.node("Pad", inputs, mode=self.mode)
-
-
-class Flip(Op):
-    """Reverse the order of elements along `axes` (every axis when none are listed); lowered to an
-    ONNX Slice with step -1."""
-
-    name = "flip"
-    onnx = "Slice (steps -1)"
-    axes: list[int] | None = None
-    examples = (Example((In((3, 4)),), {"axes": [1]}),
-                Example((In((2, 3, 4)),), {"axes": [0, -1]}),
-                Example((In((2, 5)),)),
-                Example((In((5,), "int64", 0, 9),), {"axes": [0]}))
-
-    def normalized(self, rank: int) -> list[int]:
-        if self.axes is None:
-            return list(range(rank))
-        axes = [axis_index(a, rank) for a in self.axes]
-        if len(set(axes)) != len(axes):
-            raise ShapeError(f"axes {self.axes} repeat an axis")
-        return axes
-
-    def infer(self, x: TensorType) -> TensorType:
-        self.normalized(x.rank)
-        return x
-
-    value_bounds = same_values
-
-    def compute(self, x):
-        return np.flip(x, self.normalized(x.ndim)).copy()
-
-    def to_onnx(self, b, x):
-        axes = self.normalized(b.type_of(x).rank)
-        if not axes:
-            return b.node("Identity", [x])
-        n = len(axes)
-        return b.node("Slice", [x, b.ints([-1] * n), b.ints([-2**63] * n), b.ints(axes), b.ints([-1] * n)])
+    def vjp(self, g, xs, ys, dys):
+        # y along axis i is repeats[i] copies of x: split each axis into (copy, index), sum the copies
+        x = g.type_of(xs[0])
+        if x.dtype not in FLOAT_DTYPES:
+            return (None,)
+        split = [v for r, d in zip(self.repeats, x.shape) for v in (as_dim(r), d)]
+        grouped = g.emit("reshape", dys[0], shape=split)
+        return (g.emit("reduce_sum", grouped, axes=list(range(0, 2 * x.rank, 2)), keepdims=False),)

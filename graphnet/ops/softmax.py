@@ -35,6 +35,11 @@ class Softmax(_AlongAxis):
         e /= e.sum(axis=self.axis, keepdims=True)
         return e
 
+    def vjp(self, g, xs, ys, dys):
+        y, dy = ys[0], dys[0]
+        inner = g.emit("reduce_sum", g.emit("mul", dy, y), axes=[self.axis], keepdims=True)
+        return (g.emit("mul", y, g.emit("sub", dy, inner)),)
+
 
 class LogSoftmax(_AlongAxis):
     """log(softmax(x)) along `axis`, computed stably."""
@@ -46,3 +51,7 @@ class LogSoftmax(_AlongAxis):
     def compute(self, x):
         shifted = x - x.max(axis=self.axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+
+    def vjp(self, g, xs, ys, dys):
+        total = g.emit("reduce_sum", dys[0], axes=[self.axis], keepdims=True)
+        return (g.emit("sub", dys[0], g.emit("mul", g.emit("exp", ys[0]), total)),)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from graphnet.ops import OPS, ShapeError, TensorType
-from graphnet.ops.elementwise import Cast, Elu, Equal, HardSigmoid, Less
+from graphnet.ops.activations import Elu, HardSigmoid
+from graphnet.ops.elementwise import Cast, Equal, Less
 
 X = np.linspace(-7, 7, 141, dtype=np.float32)
 

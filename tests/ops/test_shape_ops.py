@@ -12,7 +12,8 @@ from graphnet.dims import Dim
 from graphnet.ops import ShapeError, TensorType
 from graphnet.ops.base import KernelError
 from graphnet.ops.reduce import ReduceL2, ReduceMin
-from graphnet.ops.shape import Expand, Flip, Gather, Pad, Tile
+from graphnet.ops.shape import Expand, Tile
+from graphnet.ops.slicing import Flip, Gather, Pad
 
 B, T = Dim("B"), Dim("T")
 
