@@ -79,6 +79,9 @@ class Graph:
     input_locs: dict[str, Location] = field(default_factory=dict)
     source: str = ""
     output_locs: dict[str, Location] = field(default_factory=dict)
+    # What a transform records about the graph it made (train mode's `graphnet.mode`), as text that
+    # the ONNX export writes into the model's metadata_props.
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def producers(self) -> dict[str, Node]:

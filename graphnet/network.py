@@ -18,6 +18,7 @@ from .expand import expand
 from .graph import Graph
 from .load import load_program
 from .init import init_weights
+from .transforms.train_mode import MODES, ModeExtras, apply_mode
 from .types import format_bytes
 from .weights import check_weights
 
@@ -87,6 +88,13 @@ def _seed(seed) -> int:
     if seed < 0:
         raise ValueError(f"seed must be 0 or more, got {seed}")
     return int(seed)
+
+
+def _mode(mode) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'eval' (inference: running statistics, no dropout) or 'train' "
+                         f"(batch statistics, active dropout), got {mode!r}")
+    return mode
 
 
 def _shape_view(t) -> tuple:
@@ -190,32 +198,58 @@ class Network:
         _arrays(weights, "weights")
         return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
+    def in_mode(self, mode: str = "eval", seed: int = 0) -> tuple["Network", ModeExtras]:
+        """This network as `mode` runs it, a new Network (this one is not changed), and what the
+        mode adds: in train mode batch statistics, the running statistics' updates as outputs named
+        after their params, and dropout masks as inputs (transforms/train_mode.py)."""
+        graph, extras = apply_mode(self.graph, _mode(mode), _seed(seed))
+        return Network(graph), extras
+
+    def _moded(self, mode: str, seed: int, weights, source, allow_nonfinite):
+        """The network in `mode`, its extras, and the weights checked against it (a train-mode
+        counter the weights lack starts at 0)."""
+        net, extras = self.in_mode(mode, seed)
+        if weights is not None and extras.new_params:
+            source = source or getattr(weights, "source", None)
+            _arrays(weights, "weights")
+            weights = extras.complete(weights)
+        return net, extras, net._checked(weights, source, allow_nonfinite)
+
     def session(self, weights: dict[str, np.ndarray] | None = None, *, optimize: bool = True,
                 allow_nonfinite: bool = False, source: str | None = None,
-                max_memory: int | None = DEFAULT_MAX_MEMORY) -> "Session":
+                max_memory: int | None = DEFAULT_MAX_MEMORY, mode: str = "eval", seed: int = 0) -> "Session":
         """A NumPy-backend session over fixed weights (checked once), compiling a plan per binding
         of the free dims. `optimize=False` runs the graph exactly as written, without plan-time
         rewrites (for debugging them). A binding whose estimated peak memory is over `max_memory`
-        bytes (None: no limit) is refused before anything is allocated."""
+        bytes (None: no limit) is refused before anything is allocated. `mode="train"` runs batch
+        norm on batch statistics, returning the updated running statistics as outputs named after
+        their params, and dropout with masks drawn from `seed`, fresh on each run."""
         _memory(max_memory)
-        return Session(self, self._checked(weights, source, allow_nonfinite), optimize, max_memory)
+        net, extras, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return Session(net, checked, optimize, max_memory, extras)
 
-    def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, Any], weights: dict[str, np.ndarray] | None = None, *,
+            mode: str = "eval", seed: int = 0) -> dict[str, np.ndarray]:
         """Run once on the NumPy back end; for repeated runs, keep a `session()`."""
-        return self.session(weights).run(inputs)
+        return self.session(weights, mode=mode, seed=seed).run(inputs)
 
     def to_onnx(self, weights: dict[str, np.ndarray] | None = None, opset: int = 17, *,
-                allow_nonfinite: bool = False, source: str | None = None):
+                allow_nonfinite: bool = False, source: str | None = None, mode: str = "eval", seed: int = 0):
+        """The ModelProto of the network in `mode`, which its metadata_props record (`graphnet.mode`;
+        in train mode also the mask inputs and state outputs, transforms/train_mode.py)."""
         from .backends.onnx_export import to_onnx
-        return to_onnx(self.graph, self._checked(weights, source, allow_nonfinite), opset)
+        net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return to_onnx(net.graph, checked, opset)
 
     def export_onnx(self, path: str | Path, weights: dict[str, np.ndarray] | None = None, opset: int = 17,
-                    external_data: bool | None = None, **checks):
+                    external_data: bool | None = None, *, allow_nonfinite: bool = False,
+                    source: str | None = None, mode: str = "eval", seed: int = 0):
         """Write the model atomically after onnx's full checker accepts it, its weights in
         '<path>.data' when over 2 GB or when `external_data` asks (backends/onnx_export.export);
-        returns the ModelProto. `checks` are to_onnx's allow_nonfinite and source."""
+        returns the ModelProto. allow_nonfinite, source and mode are to_onnx's."""
         from .backends.onnx_export import export
-        return export(self.graph, self._checked(weights, **checks), path, opset, external_data)
+        net, _, checked = self._moded(mode, seed, weights, source, allow_nonfinite)
+        return export(net.graph, checked, path, opset, external_data)
 
     def gradient_graph(self, wrt: list[str] | None = None, mode: str = "train") -> Graph:
         """The Graph IR computing the outputs and the gradients of `wrt` (params and inputs; by
@@ -294,11 +328,13 @@ class Session:
     """Fixed weights and one compiled plan per binding of the free dims, like an ORT session."""
 
     def __init__(self, net: Network, weights: dict[str, np.ndarray], optimize: bool = True,
-                 max_memory: int | None = DEFAULT_MAX_MEMORY):
+                 max_memory: int | None = DEFAULT_MAX_MEMORY, extras: ModeExtras | None = None):
         self.net = net
         self.weights = weights
         self.optimize = optimize
         self.max_memory = max_memory
+        self.extras = extras or ModeExtras("eval", 0)
+        self.steps = 0                    # runs so far: each train-mode run draws its own dropout masks
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, binding: dict[str, int]) -> Plan:
@@ -316,10 +352,32 @@ class Session:
     def run(self, inputs: "dict[str, Any] | Feed", timings: list | None = None) -> dict[str, np.ndarray]:
         """The outputs for these inputs (arrays by name, checked here, or a Feed, checked already);
         with `timings`, the seconds of each step of the plan are appended."""
-        feed = self.net.feed(inputs)
+        feed = self._with_masks(inputs)
         plan = self.plan(feed.dims)
         with np.errstate(all="ignore"):   # IEEE results (inf, nan) without warnings, as onnxruntime gives
             return run_plan(plan, feed.arrays, timings)
 
+    def _with_masks(self, inputs: "dict[str, Any] | Feed") -> Feed:
+        """The inputs checked, with this run's dropout masks in train mode where they are not given."""
+        if not self.extras.dropouts:
+            return self.net.feed(inputs)
+        arrays = inputs.arrays if isinstance(inputs, Feed) else inputs
+        _arrays(arrays, "inputs")
+        arrays = dict(arrays)
+        user = _without(self.net.graph, {d.mask for d in self.extras.dropouts})
+        try:
+            dims = bind_dims(user, {k: np.shape(arrays[k]) for k in user.inputs})
+        except (KeyError, InputMismatch):
+            return self.net.feed(arrays)          # the full check says what is wrong with them
+        drawn = self.extras.dropout_masks(dims, self.steps)
+        self.steps += 1
+        return self.net.feed({**drawn, **arrays})
+
     def plan_for(self, inputs: "dict[str, Any] | Feed") -> Plan:
         return self.plan(self.net.feed(inputs).dims)
+
+
+def _without(graph: Graph, inputs: set[str]) -> Graph:
+    """The graph less some inputs, for binding dims from the others."""
+    from dataclasses import replace
+    return replace(graph, inputs={k: t for k, t in graph.inputs.items() if k not in inputs})

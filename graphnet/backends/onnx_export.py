@@ -235,6 +235,8 @@ def to_onnx(graph: Graph, weights: dict[str, np.ndarray], opset: int = 17, exter
     g = lower_graph(graph, opset, graph.outputs, graph.name, params)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="graphnet")
     model.ir_version = min(model.ir_version, 10)
+    if graph.metadata:   # what made the graph (train mode's mask inputs and state outputs), for its readers
+        helper.set_model_props(model, graph.metadata)
     return model
 
 

@@ -298,7 +298,8 @@ class LeakyRelu(Elementwise):
 
 
 class Dropout(Elementwise):
-    """Inference semantics: the identity. The ratio is kept for training back ends."""
+    """Inference semantics, the identity; in train mode (transforms/train_mode.py) it drops each entry
+    with probability `ratio`, on a keep mask fed as an input, and scales the rest by 1 / (1 - ratio)."""
 
     name = "dropout"
     onnx = "Identity"
