@@ -40,17 +40,23 @@ class Trainer:
         if not self.trained:
             raise SpecError.at(Location(net.graph.source), f"'{net.name}' has no trainable float params")
         cotangent = COTANGENT + TOTAL
+        extras = self.obj.extras
         grads = differentiate(self.obj.train, self.trained, {TOTAL: cotangent})
-        keep = [TOTAL] + [loss_output(o) for o in self.obj.losses] + list(net.graph.outputs)
-        self.fixed = {k: v for k, v in weights.items() if k not in self.trained}
+        # the running statistics train mode updates are carried from step to step like the weights
+        self.carried = dict(extras.state)            # param -> the output with its new value
+        keep = list(dict.fromkeys([TOTAL] + [loss_output(o) for o in self.obj.losses] + list(net.graph.outputs)
+                                  + list(self.carried.values())))
+        weights = extras.complete(dict(weights))
+        self.fixed = {k: v for k, v in weights.items() if k not in self.trained and k not in self.carried}
         self.weights = {k: np.asarray(weights[k]) for k in self.trained}
+        self.running = {k: np.asarray(weights[k]) for k in self.carried}
         self.lbfgs = resolved.optimizer if isinstance(resolved.optimizer, LBFGS) else None
         refuse = None
         if max_memory is not None:
             def refuse(need, binding):
                 type(net)(self.graph).refuse_over(need, binding, max_memory)
         if self.lbfgs is not None:
-            self.graph = gradient_step(grads, self.trained, cotangent)
+            self.graph = gradient_step(grads, self.trained + list(self.carried), cotangent)
             self.graph = dataclasses.replace(
                 self.graph, outputs={**{k: self.graph.outputs[k] for k in keep},
                                      **{GRAD + p: self.graph.outputs[GRAD + p] for p in self.trained}})
@@ -60,7 +66,7 @@ class Trainer:
             types = {p: net.graph.params[p].type for p in self.trained}
             self.update: Update = update_graph(resolved.groups, types, self.config.clip_grad_norm)
             self.graph = training_step(grads, self.update, {p: grads.outputs[GRAD + p] for p in self.trained},
-                                       cotangent, keep)
+                                       cotangent, keep, tuple(self.carried))
             self.state = init_state(self.update, resolved.groups, self.weights)
         self.runner = Runner(self.graph, self.fixed, backend, device, max_memory, refuse)
         self.position = Position()
@@ -69,7 +75,7 @@ class Trainer:
     # -- state a checkpoint holds ------------------------------------------------------------------
 
     def all_weights(self) -> dict[str, np.ndarray]:
-        return {**self.fixed, **self.weights}
+        return {**self.fixed, **self.running, **self.weights}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return self.state.arrays() if self.lbfgs is not None else self.state
@@ -80,6 +86,7 @@ class Trainer:
             raise SpecError.at(Location("<checkpoint>"), f"the checkpoint has no weight '{missing[0]}'")
         self.weights = {k: np.array(checkpoint.weights[k]) for k in self.trained}
         self.fixed.update({k: v for k, v in checkpoint.weights.items() if k in self.fixed})
+        self.running.update({k: np.array(v) for k, v in checkpoint.weights.items() if k in self.running})
         if self.lbfgs is not None:
             self.state = LBFGSState.from_arrays(checkpoint.state)
         else:
@@ -105,14 +112,19 @@ class Trainer:
         dtype = self.net.graph.params[self.trained[0]].type.dtype
         if self.lbfgs is not None:
             return self._lbfgs_step(batch, binding)
-        feed = {**batch, **self.weights, **self.state,
+        feed = {**batch, **self.weights, **self.state, **self.running, **self.masks(binding),
                 **{lr_name(i): np.asarray(lr, dtype) for i, lr in enumerate(self.lrs())}}
         out = self.runner(feed, binding)
         if not np.isfinite(out[TOTAL]):
             self._stop(feed, binding, out[TOTAL])
         self.weights = {k: out[new(k)] for k in self.weights}
         self.state = {k: out[new(k)] for k in self.state}
+        self.running = {k: out[o] for k, o in self.carried.items()}
         return out
+
+    def masks(self, binding: dict[str, int]) -> dict[str, np.ndarray]:
+        """This step's dropout masks, drawn from the seed and the step (train_mode's rule)."""
+        return self.obj.extras.dropout_masks(binding, self.position.steps) if self.obj.extras.dropouts else {}
 
     def _lbfgs_step(self, batch, binding):
         shapes = [(k, self.weights[k].shape, self.weights[k].size) for k in self.trained]
@@ -126,16 +138,20 @@ class Trainer:
                 i += n
             return out
 
+        masks = self.masks(binding)
+
         def closure(x):
-            feed = {**batch, **unflat(x)}
+            feed = {**batch, **unflat(x), **self.running, **masks}
             out = self.runner(feed, binding)
             if not np.isfinite(out[TOTAL]):
                 self._stop(feed, binding, out[TOTAL])
+            last.clear()
             last.update(out)
             return float(out[TOTAL]), np.concatenate([out[self.GRAD + k].ravel() for k in self.trained])
         x0 = np.concatenate([self.weights[k].ravel() for k in self.trained])
         x, loss = lbfgs_step(opt, self.state, x0, closure)
         self.weights = unflat(x)
+        self.running = {k: last[o] for k, o in self.carried.items()}
         return {**last, TOTAL: np.asarray(loss, x.dtype)}
 
     def _stop(self, feed, binding, value):

@@ -130,19 +130,22 @@ class Objective:
 
     train: Graph
     eval: Graph
-    losses: dict            # output -> LossSpec
+    losses: dict             # output -> LossSpec
     targets: dict[str, str]  # classifier output -> its target's name (for accuracy)
+    extras: object           # train mode's ModeExtras: running statistics, dropout masks
 
 
 def objective(net, resolved) -> Objective:
-    from ..transforms.mode import for_mode
+    """The objective of `net` under the config's losses (train mode seeded by the config's seed)."""
+    from ..transforms.train_mode import apply_mode
     g = net.graph
     losses = resolved.losses_for(list(g.outputs))
     per_output = isinstance(resolved.config.loss, dict) and "name" not in resolved.config.loss
     locs = {o: resolved.loc("loss", o) if per_output else resolved.loc("loss") for o in losses}
     targets = {o: s.target for o, s in losses.items() if s.name in ("cross_entropy", "cross_entropy_probs", "nll_loss")}
-    return Objective(with_losses(for_mode(g, "train"), losses, locs), with_losses(for_mode(g, "eval"), losses, locs),
-                     losses, targets)
+    train, extras = apply_mode(g, "train", resolved.config.seed)
+    evaluation, _ = apply_mode(g, "eval", resolved.config.seed)
+    return Objective(with_losses(train, losses, locs), with_losses(evaluation, losses, locs), losses, targets, extras)
 
 
 def trained_params(graph: Graph) -> list[str]:

@@ -15,7 +15,8 @@ from .optim import Update, grad_name
 
 
 def gradient_step(grads: Graph, trained: list[str], cotangent: str) -> Graph:
-    """`grads` with the `trained` params as inputs and the loss's `cotangent` input the constant 1:
+    """`grads` with the `trained` params (and any other param that changes from step to step, such
+    as batch norm's running statistics) as inputs, and the loss's `cotangent` input the constant 1:
     what a host-driven optimizer (L-BFGS) evaluates, and what training_step adds the update to."""
     inputs = {k: t for k, t in grads.inputs.items() if k != cotangent}
     trace = (dataclasses.replace(grads.nodes[0].trace[-1], path=cotangent, block=""),) if grads.nodes else ()
@@ -29,11 +30,12 @@ def gradient_step(grads: Graph, trained: list[str], cotangent: str) -> Graph:
 
 
 def training_step(grads: Graph, update: Update, gradient_of: dict[str, str], cotangent: str,
-                  keep: list[str]) -> Graph:
+                  keep: list[str], carried: tuple[str, ...] = ()) -> Graph:
     """The step graph. `gradient_of`: trained param -> the tensor of `grads` holding its gradient;
     `cotangent`: the input of `grads` that is the loss's cotangent; `keep`: the outputs of `grads`
-    the step still gives (the loss, the network's outputs)."""
-    base = gradient_step(grads, list(update.params), cotangent)
+    the step still gives (the loss, the network's outputs, the new running statistics); `carried`:
+    the further params that become inputs, their new values among `keep`."""
+    base = gradient_step(grads, list(update.params) + list(carried), cotangent)
     inputs, types, nodes = dict(base.inputs), dict(base.types), list(base.nodes)
     trained = set(update.params)
     taken = set(types)
