@@ -250,6 +250,9 @@ def cmd_export(args) -> int:
         raise SpecError.at(Location("<command line>"), f"--opset {args.opset} is not supported; use {MIN_OPSET} to {MAX_OPSET}")
     net = _load(args.spec, _dims(args.dim))
     weights, checks = _weights(net, args)
+    if args.train:      # one training step, graphnet/training/step_export.py
+        from .training.step_export import export_step
+        return export_step(net, args.train, weights, args.output, args.opset)
     model = net.export_onnx(args.output, weights, args.opset, args.external_data or None, **checks)
     data = next((e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"), None)
     print(f"wrote {args.output}{f' and {os.path.join(os.path.dirname(args.output), data)}' if data else ''} "
@@ -349,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--external-data", action="store_true",
                    help="weights in FILE.onnx.data beside the model (automatic above 2 GB)")
+    e.add_argument("--train", metavar="CONFIG", help="export one training step by this training config: inputs a "
+                   "batch, the weights, the optimizer state; outputs the loss, new weights, new state")
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
