@@ -24,6 +24,7 @@ class Runner:
         self.graph, self.values, self.backend = graph, values, backend
         self.max_memory, self.refuse = max_memory, refuse
         self.plans: dict = {}
+        self.bodies = any(type(node.op).takes_body for node in graph.nodes)
         if backend == "onnxruntime":
             from ..backends.onnx_export import to_onnx
             import onnxruntime as ort
@@ -39,6 +40,15 @@ class Runner:
         if self.backend == "onnxruntime":
             return dict(zip(self.names, self.session.run(None, feed)))
         key = tuple(sorted(binding.items()))
+        if self.bodies:
+            # A scan's body reads its params from the values its plan is compiled with, not from the
+            # enclosing graph's inputs: with the trained params fed as inputs, the plan is compiled
+            # for each step's values (graphs without a body keep one plan per binding).
+            check = None if self.refuse is None else (lambda need: self.refuse(need, binding))
+            plan = compile_plan(self.graph, binding, {**self.values, **feed}, True, check if key not in self.plans else None)
+            self.plans[key] = None
+            with np.errstate(all="ignore"):
+                return run_plan(plan, feed)
         if key not in self.plans:
             check = None if self.refuse is None else (lambda need: self.refuse(need, binding))
             self.plans[key] = compile_plan(self.graph, binding, self.values, True, check)
@@ -50,7 +60,7 @@ def first_nonfinite(graph: Graph, values: dict, feed: dict, binding: dict) -> Sp
     """The located error of the first node (in graph order: forward, then backward, then update)
     whose output holds a NaN or an infinity on this feed; every tensor is kept to look."""
     every = {t: t for node in graph.nodes for t in node.outputs if graph.types[t].dtype in FLOAT_DTYPES}
-    plan = compile_plan(dataclasses.replace(graph, outputs=every), binding, values, False)
+    plan = compile_plan(dataclasses.replace(graph, outputs=every), binding, {**values, **feed}, False)
     with np.errstate(all="ignore"):
         out = run_plan(plan, feed)
     for node in graph.nodes:

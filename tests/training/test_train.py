@@ -152,6 +152,24 @@ def test_onnxruntime_steps_equal_numpy(digits, tmp_path):
     assert not np.allclose(results[0]["fc1.weight"], net.init_weights(0)["fc1.weight"])
 
 
+def test_a_recurrent_network_trains_the_same_on_both_back_ends(tmp_path):
+    """The LSTM's scans (whose bodies read the trained params) through 3 Adam steps, NumPy and onnxruntime."""
+    net = gn.load(SPECS / "lstm.yaml", {"d_in": 3, "hidden": 4})
+    resolved = load_config(None, [("loss", {"y": "mse_loss"}), ("optimizer.lr", 0.05)])
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.standard_normal((2, 5, 3)).astype(np.float32), "target": rng.standard_normal((2, 5, 4)).astype(np.float32)}
+    results, losses = [], []
+    for backend in ("numpy", "onnxruntime"):
+        trainer = Trainer(net, resolved, net.init_weights(0), backend=backend)
+        for _ in range(3):
+            losses.append(float(trainer.step(batch)["loss"]))
+            trainer.position.steps += 1
+        results.append(trainer.all_weights())
+    for k, ours in results[0].items():
+        assert np.linalg.norm(ours - results[1][k]) <= 1e-5 * np.linalg.norm(ours), k
+    assert losses[2] < losses[0] and losses[:3] == pytest.approx(losses[3:], rel=1e-5)
+
+
 def test_export_train_writes_a_standard_onnx_step(digits, tmp_path, capsys):
     out = _run(capsys, "export", SPECS / "digits_mlp.yaml", "--train", SPECS / "training" / "digits_mlp.yaml",
                "-o", tmp_path / "step.onnx")
