@@ -315,6 +315,9 @@ def cmd_export(args) -> int:
     options = ExportOptions(args.fold_batch_norm, args.drop_zero_states, args.fold_constants, args.dtype, args.io_dtype)
     net = _load(args.spec, _dims(args.dim), args.grad)
     weights, checks = _weights(net, args)
+    if args.train:      # one training step, graphnet/training/step_export.py
+        from .training.step_export import export_step
+        return export_step(net, args.train, weights, args.output, args.opset)
     progress = _progress_line(f"exporting {net.name}")
     if args.triton_repo is not None:
         model_path, config = net.export_triton(args.triton_repo, weights, args.opset, args.external_data or None,
@@ -497,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "DIR/NAME/1/model.onnx and DIR/NAME/config.pbtxt (docs/serving.md)")
     e.add_argument("--max-batch-size", type=int, default=32, metavar="N",
                    help="with --triton-repo, the largest batch Triton may form (default: 32)")
+    e.add_argument("--train", metavar="CONFIG", help="export one training step by this training config: inputs a "
+                   "batch, the weights, the optimizer state; outputs the loss, new weights, new state")
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("init-weights", help="write initial weights to .npz or .safetensors")
@@ -527,11 +532,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     def cmd_schema(args) -> int:
+        if args.training:
+            from .training.config import config_schema_json
+            print(config_schema_json(), end="")
+            return 0
         from .schema import print_schema
         return print_schema(args.library)
 
     s = sub.add_parser("schema", help="print the JSON Schema of spec files, for editors")
-    s.add_argument("--library", action="store_true", help="the schema of block library files instead")
+    kind = s.add_mutually_exclusive_group()
+    kind.add_argument("--library", action="store_true", help="the schema of block library files instead")
+    kind.add_argument("--training", action="store_true", help="the schema of training configs instead")
     s.set_defaults(func=cmd_schema)
     register_all(sub)
     return p

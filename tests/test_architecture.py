@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*")),
     ("transforms", ("graphnet.transforms*",)),
     ("back ends", ("graphnet.backends*", "graphnet.render", "graphnet.summary")),
+    # the host side of training: it drives the back ends, and the CLI drives it
+    ("training", ("graphnet.training*",)),
     ("surface", ("graphnet", "graphnet.__main__", "graphnet.network", "graphnet.cli", "graphnet.commands*", "graphnet.docgen",
                  "graphnet.schema")),
 ]

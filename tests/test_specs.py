@@ -43,6 +43,10 @@ PUBLISHED_PARAMS = {
     "bert_base": (30522 + 512 + 2) * 768 + 2 * 768
     + 12 * (4 * (768 * 768 + 768) + 768 * 3072 + 3072 + 3072 * 768 + 768 + 4 * 768) + 768 * 768 + 768,
     "vit_b16": 86_567_656,  # torchvision vit_b_16
+    # the digits specs (8x8 images, 10 classes), counted as their torch.nn equivalents: Conv2d(1, 16, 3)
+    # 16*9+16, Conv2d(16, 32, 3) 32*16*9+32, Linear(128, 64), Linear(64, 10); Linear(64, 128), Linear(128, 10)
+    "digits_lenet": 16 * 9 + 16 + 32 * 16 * 9 + 32 + 128 * 64 + 64 + 64 * 10 + 10,
+    "digits_mlp": 64 * 128 + 128 + 128 * 10 + 10,
     # local_attention (no published model): 2 post-norm layers, d 256, d_ff 1024, each
     # 4 * (256*256 + 256) + 256*1024 + 1024 + 1024*256 + 256 + 4 * 256
     "local_attention": 2 * (4 * (256 * 256 + 256) + 256 * 1024 + 1024 + 1024 * 256 + 256 + 4 * 256),

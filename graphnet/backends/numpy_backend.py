@@ -217,7 +217,8 @@ class _Buffers:
         out_type = self.types[node.outputs[0]]
         for position in op.inplace:
             t = node.inputs[position] if position < len(node.inputs) else None
-            if t is None or t not in self.group or self.group[t] not in self.owned:
+            # a ufunc's 0-d result is a NumPy scalar, which out= cannot write into
+            if t is None or t not in self.group or self.group[t] not in self.owned or not out_type.rank:
                 continue
             members = self.members[self.group[t]]
             if any(self.last_use.get(m, -1) > i or m in self.keep for m in members):
