@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import Location, SpecError, is_std_location  # noqa: F401 (expand reads it here)
-from .source import load_yaml
+from .source import load_yaml, parse_yaml
 from .spec import BlockSpec, LibraryFile, SpecFile, validate_model
 
 STD_DIR = Path(__file__).parent / "std"
@@ -46,6 +46,15 @@ def load_program(path: str | Path) -> Program:
     library = Library(spec.name, dict(spec.blocks), {}, {})
     library.uses = _load_uses(spec.use, spec, path.parent, cache, 0)
     return Program(spec, library, path)
+
+
+def load_program_text(text: str, display: str, folder: str | Path = ".") -> Program:
+    """A spec given as text (an ONNX import's), named `display` in its errors; its `use` paths are
+    relative to `folder`."""
+    spec = validate_model(SpecFile, parse_yaml(text, display), display)
+    library = Library(spec.name, dict(spec.blocks), {}, {})
+    library.uses = _load_uses(spec.use, spec, Path(folder), {}, 0)
+    return Program(spec, library, Path(display))
 
 
 _std_cache: dict[tuple, Library] = {}

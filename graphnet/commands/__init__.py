@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("import_onnx",)
 
 
 def register_all(sub) -> None:
