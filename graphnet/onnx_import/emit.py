@@ -111,7 +111,7 @@ def inputs_lines(imp: Imported) -> list[str]:
     lines = []
     if imp.dims:
         lines.append("dims: " + flow({d: None for d in imp.dims}))
-    lines.append("inputs:")
+    lines.append("inputs:" + ("" if imp.inputs else " {}"))
     for name, t in imp.inputs.items():
         shape = shape_list(t.shape)
         lines.append(f"  {name}: " + (flow(shape) if t.dtype == "float32" else flow({"shape": shape, "dtype": t.dtype})))
@@ -124,7 +124,7 @@ def flat_spec(imp: Imported) -> str:
     if params:
         lines.append("params:")
         lines += [f"  {k}: {flow(v)}" for k, v in params.items()]
-    lines.append("nodes:")
+    lines.append("nodes:" + ("" if imp.nodes else " []"))
     previous = None
     for node in imp.nodes:
         lines.append("  - " + flow(node_line(node, previous)))

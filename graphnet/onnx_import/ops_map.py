@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from .args import arg, converter, float_of, input_at, inputs, refuse_attrs, unused_outputs
-from .convert import Const, ImportFailure, Value
+from .convert import Const, Dims, ImportFailure, Value
 from .ops_shape import dims_arithmetic
 
 # -- elementwise --------------------------------------------------------------------------------
