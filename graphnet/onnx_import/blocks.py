@@ -176,7 +176,7 @@ def _optional(inst: Instance) -> dict[int, int]:
     out = {}
     for j, m in enumerate(inst.members):
         refs = _refs_in(m)
-        if isinstance(m, Item) or len(refs) != 1 or refs[0] not in inst.inputs:
+        if (isinstance(m, Item) and m.kind != "call") or len(refs) != 1 or refs[0] not in inst.inputs:
             continue
         others = [o for o in inst.members if o is not m and refs[0] in _refs_in(o)]
         consumers = [o for o in inst.members if m.outputs[0] in _refs_in(o)]
@@ -209,7 +209,9 @@ def _with_inputs(m, inputs):
 
 def _block_name(insts: list[Instance], taken: set[str]) -> str:
     inst = insts[0]
-    convs = sum(1 for m in inst.members if isinstance(m, Item) and m.what == "std.conv2d")
+    skip = _optional(inst)
+    convs = sum(1 for j, m in enumerate(inst.members)
+                if isinstance(m, Item) and m.what == "std.conv2d" and j not in skip)
     joins = any(isinstance(m, Item) and m.what == "add" for m in inst.members)
     if joins and convs == 2:
         base = "basic_block"
@@ -289,7 +291,8 @@ def _twin(inst: Instance, full: Instance, j: int):
 
 
 def _short(member) -> str:
-    seg = member.path.rpartition(".")[2]
+    segs = member.path.split(".")
+    seg = next((s for s in reversed(segs) if not s.isdigit()), segs[-1])
     return re.sub(r"[^A-Za-z0-9_]", "_", seg) if re.match(r"[A-Za-z_]", seg) else f"m{seg}"
 
 

@@ -110,9 +110,12 @@ def module_of(onnx_node_name: str) -> str:
     """The module path in a PyTorch export's node name: '/layer1/layer1.0/conv1/Conv' ->
     'layer1.0.conv1' (a scope repeats its parent's qualified name, or adds a segment)."""
     parts = [p for p in onnx_node_name.split("/") if p][:-1]
-    current = ""
+    current, previous = "", ""
     for p in parts:
-        current = p if (current and p.startswith(current + ".")) else (f"{current}.{p}" if current else p)
+        # a scope names its module relative to its parent's ('layer1', then 'layer1.0')
+        current = current + p[len(previous):] if previous and p.startswith(previous + ".") else \
+            (f"{current}.{p}" if current else p)
+        previous = p
     return path_name(current) if current else ""
 
 
@@ -134,6 +137,7 @@ class Converter:
         self.node: onnx.NodeProto | None = None
         self.frozen: set[str] = set()      # initializers that are buffers (batch norm statistics)
         self._types: dict[str, TensorType] = {}
+        self.renamed: dict[str, str] = {}  # a name given from its node's module -> the ONNX name
 
     # -- errors ------------------------------------------------------------------------------
     def error(self, message: str) -> SpecError:
@@ -234,6 +238,7 @@ class Converter:
         onnx_name = c.name or (f"{self.node.name or self.node.op_type}.value" if self.node else "value")
         path = self.fresh_path(onnx_name)
         key = self.fresh(path.replace(".", "_"))
+        onnx_name = self.renamed.get(onnx_name, onnx_name)
         if path != onnx_name:
             self.names[path] = onnx_name
         self.params[key] = IParam(key, path, np.ascontiguousarray(array), onnx_name,
@@ -337,6 +342,7 @@ class Converter:
             self.values[t.name] = Const(numpy_helper.to_array(t), None if literal else t.name)
         if ours:
             self._untidy_transposes()
+        self._scope_names(graph)
         for vi in graph.input:
             if vi.name not in initialized:
                 self.add_input(vi)
@@ -376,6 +382,21 @@ class Converter:
         return Imported(name, doc, list(self.dims), self.inputs, self.params, self.nodes, outputs, self.names)
 
 
+    def _scope_names(self, graph) -> None:
+        """An initializer the exporter named for itself ('onnx::Conv_193': PyTorch's name for a
+        conv weight with its batch norm folded in) is named by the module of the node that reads
+        it and its role there: 'layer1.0.conv1.weight'."""
+        uses = Counter(i for n in graph.node for i in n.input)
+        for node in graph.node:
+            roles = _ROLES.get(node.op_type, ())
+            module = module_of(node.name) if node.name.startswith("/") else ""
+            for name, role in zip(node.input, roles):
+                v = self.values.get(name)
+                if (role and module and isinstance(v, Const) and v.name == name and uses[name] == 1
+                        and re.match(r"onnx::|_v_|\d+$", name)):
+                    self.values[name] = Const(v.array, f"{module}.{role}")
+                    self.renamed[f"{module}.{role}"] = name
+
     def _untidy_transposes(self) -> None:
         """graphnet's exporter stores a weight read only through a Transpose transposed, under the
         Transpose's name ('fc1.weight_t/1', onnx_tidy.py); its own files import back to the param
@@ -385,6 +406,12 @@ class Converter:
             if isinstance(v, Const) and m and v.array.ndim == 2:
                 param = self.materialize(Const(np.ascontiguousarray(v.array.T), m.group(1)))
                 self.values[name] = self.add_node(OPS["transpose"](), [param.ref], f"{m.group(1)}_t")[0]
+
+
+_ROLES = {"Conv": (None, "weight", "bias"), "ConvTranspose": (None, "weight", "bias"),
+          "Gemm": (None, "weight", "bias"), "MatMul": (None, "weight"),
+          "BatchNormalization": (None, "weight", "bias", "running_mean", "running_var"),
+          "LayerNormalization": (None, "weight", "bias")}
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
