@@ -137,7 +137,7 @@ class Converter:
         self.node: onnx.NodeProto | None = None
         self.frozen: set[str] = set()      # initializers that are buffers (batch norm statistics)
         self._types: dict[str, TensorType] = {}
-        self.renamed: dict[str, str] = {}  # a name given from its node's module -> the ONNX name
+        self.scoped: dict[str, str] = {}   # ONNX name -> the name its node's module gives it
 
     # -- errors ------------------------------------------------------------------------------
     def error(self, message: str) -> SpecError:
@@ -236,9 +236,8 @@ class Converter:
         if id(c) in self.param_of:
             return self.param_of[id(c)]
         onnx_name = c.name or (f"{self.node.name or self.node.op_type}.value" if self.node else "value")
-        path = self.fresh_path(onnx_name)
+        path = self.fresh_path(self.scoped.get(onnx_name, onnx_name))
         key = self.fresh(path.replace(".", "_"))
-        onnx_name = self.renamed.get(onnx_name, onnx_name)
         if path != onnx_name:
             self.names[path] = onnx_name
         self.params[key] = IParam(key, path, np.ascontiguousarray(array), onnx_name,
@@ -348,13 +347,17 @@ class Converter:
                 self.add_input(vi)
         self._types.update({t.ref: t.type for t in self.values.values() if isinstance(t, Tensor)})
         diags = []
-        for node in graph.node:
+        for i, node in enumerate(graph.node):
             self.node = node
             try:
                 outs = converters[node.op_type](self, node, _attrs(node))
-            except ImportFailure as e:
-                diags.append(Diagnostic(Location(self.display),
-                                        f"node '{node.name or '#' + str(len(self.nodes))}' ({node.op_type}): {e}"))
+            except (ImportFailure, ShapeError) as e:
+                diags.append(Diagnostic(Location(self.display), f"node '{node.name or '#' + str(i)}' ({node.op_type}): {e}"))
+                break
+            except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as e:
+                # an attribute or input of a shape this converter did not foresee: said, not a traceback
+                diags.append(Diagnostic(Location(self.display), f"node '{node.name or '#' + str(i)}' ({node.op_type}): "
+                                        f"cannot be imported ({type(e).__name__}: {e})"))
                 break
             for name, v in zip(node.output, outs):
                 if name:
@@ -386,16 +389,15 @@ class Converter:
         """An initializer the exporter named for itself ('onnx::Conv_193': PyTorch's name for a
         conv weight with its batch norm folded in) is named by the module of the node that reads
         it and its role there: 'layer1.0.conv1.weight'."""
-        uses = Counter(i for n in graph.node for i in n.input)
+        uses = Counter(i for n in graph.node if n.op_type != "Identity" for i in n.input)
+        constant = {t.name for t in graph.initializer}
+        constant.update(n.output[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in constant)
         for node in graph.node:
             roles = _ROLES.get(node.op_type, ())
             module = module_of(node.name) if node.name.startswith("/") else ""
             for name, role in zip(node.input, roles):
-                v = self.values.get(name)
-                if (role and module and isinstance(v, Const) and v.name == name and uses[name] == 1
-                        and re.match(r"onnx::|_v_|\d+$", name)):
-                    self.values[name] = Const(v.array, f"{module}.{role}")
-                    self.renamed[f"{module}.{role}"] = name
+                if role and module and name in constant and uses[name] == 1 and re.match(r"onnx::|_v_|\d+$", name):
+                    self.scoped[name] = f"{module}.{role}"
 
     def _untidy_transposes(self) -> None:
         """graphnet's exporter stores a weight read only through a Transpose transposed, under the
