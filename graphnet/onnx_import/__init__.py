@@ -76,8 +76,11 @@ def _normalized(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
 def import_model(source, flat: bool = False) -> ImportResult:
     """Spec text and weights for an ONNX model (a path, bytes or a ModelProto); raises SpecError."""
     model, display = read_source(source)
+    original = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     model = _normalized(model, display)
-    imported = Converter(model, display).run(CONVERTERS, check_supported)
+    converter = Converter(model, display)
+    converter.original_opset = original
+    imported = converter.run(CONVERTERS, check_supported)
     if isinstance(source, (str, Path)):
         stem = Path(source).stem
         imported.name = _spec_name(imported.name, stem)

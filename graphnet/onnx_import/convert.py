@@ -124,6 +124,7 @@ class Converter:
         self.model = model
         self.display = display
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        self.original_opset = self.opset     # before onnx's version converter brought it up
         self.values: dict[str, Value] = {}
         self.nodes: list[INode] = []
         self.params: dict[str, IParam] = {}
@@ -423,7 +424,3 @@ def _attrs(node: onnx.NodeProto) -> dict:
             raise ImportFailure(f"attribute '{a.name}' refers to a function attribute")
         out[a.name] = helper.get_attribute_value(a)
     return out
-
-
-def count_ops(graph: onnx.GraphProto) -> Counter:
-    return Counter(n.op_type for n in graph.node)

@@ -92,6 +92,11 @@ def _gelu(cv, node, attrs):
 @converter("PRelu")
 def _prelu(cv, node, attrs):
     x, slope = inputs(cv, node)
+    xt, st = cv.type_of(x), cv.type_of(slope)
+    if cv.original_opset < 7 and st.rank == 1 and xt.rank > 2 and st.shape[0] == xt.shape[1] != xt.shape[-1]:
+        # PRelu-6 applied a [C] slope per channel; onnx's version converter leaves it for opset
+        # 7's NumPy broadcasting, which would read it along the last axis
+        slope = cv.emit("reshape", [slope], {"shape": [st.shape[0]] + [1] * (xt.rank - 2)})[0]
     zero = Const(np.zeros((), dtype=cv.type_of(x).dtype))
     neg = cv.emit("min", [x, zero])[0]
     return cv.emit("add", [cv.emit("relu", [x])[0], cv.emit("mul", [neg, slope])[0]])

@@ -10,7 +10,6 @@ before it can hang or exhaust memory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -154,15 +153,3 @@ def _external_bytes(t: onnx.TensorProto, what: str, claimed: int, display: str, 
     if len(data) != claimed:
         raise SpecError.at(where, f"{what}: external data '{location}' ended early")
     return data
-
-
-def tensor_array(t: onnx.TensorProto) -> np.ndarray:
-    from onnx import numpy_helper
-    return numpy_helper.to_array(t)
-
-
-def file_size_ok(path: str) -> bool:
-    try:
-        return os.stat(path).st_size <= MAX_MODEL_BYTES
-    except OSError:
-        return False
