@@ -10,8 +10,8 @@
 
 from . import openblas  # noqa: F401  (first: it must run before NumPy loads)
 from .errors import SpecError
-from .network import Network, load
+from .network import Network, import_onnx, load
 from .weights import load_weights, save_weights
 
-__all__ = ["Network", "SpecError", "load", "load_weights", "save_weights"]
+__all__ = ["Network", "SpecError", "import_onnx", "load", "load_weights", "save_weights"]
 __version__ = "0.1.0"

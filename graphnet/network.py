@@ -53,6 +53,17 @@ def load(path: str | Path, dims: dict[str, int] | None = None, *, text: str | No
     return Network(graph)
 
 
+def import_onnx(source, dims: dict[str, int] | None = None, flat: bool = False) -> "tuple[Network, dict]":
+    """An ONNX model (a path, bytes or an onnx.ModelProto) as a Network and its weights (qualified
+    param name -> array), through the spec text `graphnet import` writes. Raises SpecError."""
+    from .load import load_program
+    from .onnx_import import import_model
+    result = import_model(source, flat=flat)
+    graph = expand(load_program(result.display, result.text), _dims(dims))
+    value_bounds(graph)
+    return Network(graph), result.weights
+
+
 # What the API is handed is checked where it comes in, so that a wrong type is a TypeError that
 # says what was expected, not an error from deep inside (difflib, a comparison, numpy's seeding).
 

@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "graphnet.files", "graphnet.openblas")),
     ("ops", ("graphnet.ops*",)),
     ("ir", ("graphnet.graph", "graphnet.init", "graphnet.infer", "graphnet.bounds", "graphnet.weights*")),
-    ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*")),
+    ("front ends", ("graphnet.source", "graphnet.spec", "graphnet.load", "graphnet.expand*",
+                    "graphnet.onnx_import*")),
     ("transforms", ("graphnet.transforms*",)),
     ("back ends", ("graphnet.backends*", "graphnet.render", "graphnet.summary")),
     # the host side of training: it drives the back ends, and the CLI drives it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS: tuple[str, ...] = ("completion", "train", "evaluate", "plot")
+COMMANDS: tuple[str, ...] = ("completion", "train", "evaluate", "plot", "import_onnx")
 
 
 def register_all(sub) -> None:
