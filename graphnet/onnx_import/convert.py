@@ -292,6 +292,10 @@ class Converter:
         for v in inputs:
             if isinstance(v, Tensor) or (isinstance(v, Dims) and not all(d.is_const() for d in v.dims)):
                 return False
+            # a float initializer is a weight: kept as the param of its name (Gemm's transB reads
+            # it transposed), not folded into an anonymous constant
+            if isinstance(v, Const) and v.name and v.array.dtype.kind == "f" and v.array.size > 1:
+                return False
         if not all(d.is_const() for t in outs for d in t.shape):
             return False
         return sum(int(np.prod([d.value for d in t.shape])) for t in outs) <= FOLD_LIMIT
