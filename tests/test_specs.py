@@ -64,6 +64,8 @@ PUBLISHED_PARAMS = {
     "mobilenet_v3_large": 5_483_032,
     "mobilenet_v3_small": 2_542_856,
     "efficientnet_b0": 5_288_548,
+    # torchvision's weights meta num_params (tests/test_upstream_zoo2.py loads each module by name)
+    "squeezenet1_0": 1_248_424,
     # MobileNet V1 (Howard et al. 2017): 4.2 million in the paper (Tables 4 and 8), 4,231,976 in
     # PyTorch implementations with bias-free convs and affine batch norm:
     # stem conv 3*9*32 + BN 2*32; per block (C -> C') a depthwise 9*C + BN 2*C and a pointwise
@@ -118,6 +120,8 @@ PUBLISHED_GMACS = {
     # torchvision's meta "_ops" (three decimals; its docs table rounds them to 0.22, 0.06 and 0.39,
     # and 0.06 is 6% off the 0.0565 that conv and linear MACs, SE's 1x1 convs included, add up to)
     "mobilenet_v3_large": 0.217, "mobilenet_v3_small": 0.057, "efficientnet_b0": 0.386,
+    # the same meta "_ops" for the networks issue 12 added
+    "squeezenet1_0": 0.819,
 }
 
 # Free dims for the two runs of each spec (small, to keep the suite fast).
@@ -143,6 +147,8 @@ SMALL_DIMS = {
         "resnext50_32x4d", "mobilenet_v1", "mobilenet_v2", "googlenet")},
     **{name: {"H": 32, "W": 48, "classes": 10} for name in (
         "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0")},
+    # the classifier is a conv, which the variants keep: all 1000 classes
+    **{name: {"H": 39, "W": 45, "classes": 1000} for name in ("squeezenet1_0",)},
     **{name: {"H": 64, "W": 96, "classes": 10} for name in ("alexnet", "zfnet")},
     # The big Transformers also shrink in depth, width and vocabulary (2 layers, d_model 32, 4 heads):
     # fewer layers of the same graph, a few milliseconds to run instead of seconds to export.

