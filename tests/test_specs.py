@@ -66,6 +66,7 @@ PUBLISHED_PARAMS = {
     "efficientnet_b0": 5_288_548,
     # torchvision's weights meta num_params (tests/test_upstream_zoo2.py loads each module by name)
     "squeezenet1_0": 1_248_424,
+    "inception_v3": 27_161_264 - 3_326_696,  # torchvision's count less the auxiliary head (its spec says how)
     "efficientnet_v2_s": 21_458_488,
     "regnet_x_400mf": 5_495_976,
     "mnasnet1_0": 4_383_312,
@@ -126,6 +127,7 @@ PUBLISHED_GMACS = {
     "mobilenet_v3_large": 0.217, "mobilenet_v3_small": 0.057, "efficientnet_b0": 0.386,
     # the same meta "_ops" for the networks issue 12 added
     "squeezenet1_0": 0.819, "shufflenet_v2_x0_5": 0.0405,  # 0.04 in the meta, two digits
+    "inception_v3": 5.713,
     "efficientnet_v2_s": 8.366,
     "regnet_x_400mf": 0.414,
     "mnasnet1_0": 0.314,
@@ -156,6 +158,7 @@ SMALL_DIMS = {
         "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0")},
     # the classifier is a conv, which the variants keep: all 1000 classes
     **{name: {"H": 39, "W": 45, "classes": 1000} for name in ("squeezenet1_0",)},
+    "inception_v3": {"H": 75, "W": 91, "classes": 10},  # 75 pixels: the least its stride-2 stages take
     **{name: {"H": 32, "W": 48, "classes": 10} for name in ("shufflenet_v2_x0_5", "efficientnet_v2_s", "regnet_x_400mf", "mnasnet1_0")},
     **{name: {"H": 64, "W": 96, "classes": 10} for name in ("alexnet", "zfnet")},
     # The big Transformers also shrink in depth, width and vocabulary (2 layers, d_model 32, 4 heads):

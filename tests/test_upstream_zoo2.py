@@ -22,6 +22,7 @@ from tests.test_upstream_weights import _check_cli, _library, _redraw_constants,
 TORCHVISION = {
     # 39x45: every ceil_mode pool rounds up somewhere
     "squeezenet1_0": ("squeezenet1_0", {}, (2, 39, 45)),
+    "inception_v3": ("inception_v3", {"aux_logits": False, "transform_input": False, "init_weights": False}, (1, 75, 91)),
     "efficientnet_v2_s": ("efficientnet_v2_s", {}, (2, 64, 48)),
     "regnet_x_400mf": ("regnet_x_400mf", {}, (2, 64, 48)),
     "mnasnet1_0": ("mnasnet1_0", {}, (2, 64, 48)),
