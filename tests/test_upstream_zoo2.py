@@ -44,3 +44,30 @@ def test_torchvision_state_dict_loads_by_name(tmp_path, spec):
     with torch.no_grad():
         logits = module(torch.from_numpy(image)).numpy()
     _check_cli(tmp_path, spec, {"H": h, "W": w}, module, {"image": image}, {"logits": logits})
+
+
+# -- Hugging Face -----------------------------------------------------------------------------------
+
+# A small LlamaConfig of the spec's graph (the spec's dims are TinyLlama-1.1B's): 2 layers, width 32,
+# 4 query heads sharing 2 key/value heads, which is what makes the grouped-query path matter.
+LLAMA_SMALL = {"vocab": 100, "d": 32, "d_ff": 64, "heads": 4, "kv_heads": 2, "layers": 2}
+
+
+def _llama_config(transformers, vocab, d, d_ff, heads, kv_heads, layers):
+    return transformers.LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=d_ff, num_hidden_layers=layers,
+                                    num_attention_heads=heads, num_key_value_heads=kv_heads, rms_norm_eps=1e-5,
+                                    rope_theta=10000.0, max_position_embeddings=64, tie_word_embeddings=False,
+                                    attn_implementation="eager")
+
+
+def test_llama_tiny_loads_hugging_face_llama_for_causal_lm(tmp_path):
+    transformers = _library("transformers")
+    tiny = {"vocab": 32000, "d": 2048, "d_ff": 5632, "heads": 32, "kv_heads": 4, "layers": 22}  # TinyLlama-1.1B
+    with torch.device("meta"):
+        assert _same_names("llama_tiny", transformers.LlamaForCausalLM(_llama_config(transformers, **tiny))) == 2 + 22 * 9 + 1
+    torch.manual_seed(6)
+    module = _redraw_constants(transformers.LlamaForCausalLM(_llama_config(transformers, **LLAMA_SMALL)), seed=7)
+    ids = np.random.default_rng(8).integers(0, LLAMA_SMALL["vocab"], (2, 7)).astype(np.int64)
+    with torch.no_grad():
+        logits = module(torch.from_numpy(ids)).logits.numpy()
+    _check_cli(tmp_path, "llama_tiny", LLAMA_SMALL, module, {"input_ids": ids}, {"logits": logits})
