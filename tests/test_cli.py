@@ -611,7 +611,6 @@ def test_version(capsys):
     (["validate"], "the following arguments are required: SPEC"),
     (["run", MLP, "--inputs", "x.npz", "--random"], "argument --random: not allowed with argument --inputs"),
     (["run", MLP, "--backend", "tf"], "argument --backend: invalid choice: 'tf'"),
-    (["export", MLP], "export needs one of -o FILE.onnx and --triton-repo DIR"),
     (["run", MLP, "--max-memory", "lots"], "argument --max-memory: 'lots' is not a size like 8G, 512M or none"),
 ])
 def test_command_line_errors_have_one_format(capsys, argv, message):
@@ -620,6 +619,12 @@ def test_command_line_errors_have_one_format(capsys, argv, message):
     assert err[0] == f"<command line>:1:1: error: {message}" or err[0].startswith(f"<command line>:1:1: error: {message}")
     prog = "graphnet" if argv[0] == "frobnicate" else f"graphnet {argv[0]}"
     assert err[1:] == [f"<command line>:1:1: note: '{prog} -h' lists the options"]
+
+
+def test_export_needs_a_file_or_a_triton_repository(capsys):
+    assert _exit_code(["export", MLP]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "<command line>:1:1: error: export needs one of -o FILE.onnx and --triton-repo DIR"]
 
 
 def test_every_option_has_help_and_shows_its_default():
