@@ -7,7 +7,7 @@ from __future__ import annotations
 def register(sub) -> None:
     from .train import add_config_flags
     p = sub.add_parser("evaluate", help="the loss and metrics of weights on a data file (.npz)")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", help="the spec whose trained weights are evaluated")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
     p.add_argument("--weights", required=True, metavar="W", help="the weights (any format graphnet reads)")
     p.add_argument("--data", required=True, metavar="TEST.npz", help="one array per spec input, plus the targets")

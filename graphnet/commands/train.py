@@ -21,7 +21,7 @@ FLAGS = {
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a spec on a data file (.npz) by a training config")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", help="the spec to train")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="bind or override a dim")
     p.add_argument("--data", required=True, metavar="TRAIN.npz", help="one array per spec input, plus the targets")
     p.add_argument("--val", metavar="VAL.npz", help="validation data (config: validation.file)")
@@ -33,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint written by an earlier run")
     p.add_argument("--backend", choices=["numpy", "onnxruntime"], default="numpy",
                    help="where the training step runs: the NumPy back end, or its exported ONNX model on onnxruntime")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="with --backend onnxruntime, its provider (default: cpu)")
     p.add_argument("--max-memory", type=_size, default="default", metavar="SIZE",
                    help="refuse a step estimated to need more (e.g. 8G; 'none'; default: three quarters of the RAM)")
     p.set_defaults(func=cmd_train)
@@ -58,7 +59,7 @@ def add_config_flags(p, training: bool = True) -> None:
     p.add_argument("--clip-grad-norm", type=float, metavar="X", help="config: clip_grad_norm")
     p.add_argument("--epochs", type=int, metavar="N", help="config: epochs")
     p.add_argument("--shuffle", action="store_true", default=None, help="config: shuffle")
-    p.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="config: shuffle, off")
     p.add_argument("--seed", type=int, metavar="N", help="initial weights, shuffling, dropout (config: seed)")
     p.add_argument("--checkpoint", metavar="CKPT.npz", help="config: checkpoint.path")
     p.add_argument("--checkpoint-every", type=int, metavar="EPOCHS", help="config: checkpoint.every")
