@@ -249,8 +249,8 @@ class Conv(Op):
                              f"x {self.groups} group{'s' if self.groups > 1 else ''} = {w.shape[1] * self.groups}")
         if out_channels.is_const() and out_channels.value % self.groups:
             raise ShapeError(f"{out_channels} output channels do not divide into {self.groups} groups")
-        if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
-            raise ShapeError(f"bias must be [{out_channels}], got {b}")
+        if b is not None and (b.rank != 1 or b.shape[0] != out_channels or b.dtype != dtype):
+            raise ShapeError(f"bias must be {dtype}[{out_channels}], got {b}")
         check_same(pads, x.shape[2:], kernel, strides, dilations)
         spatial = [window_output(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads, i, n)[0]
                    for i in range(n)]

@@ -84,7 +84,7 @@ class ConvTranspose(Op):
         if channels.is_const() and channels.value % self.groups:
             raise ShapeError(f"{channels} input channels do not divide into {self.groups} groups")
         out_channels = w.shape[1] * self.groups
-        if b is not None and (b.rank != 1 or b.shape[0] != out_channels):
+        if b is not None and (b.rank != 1 or b.shape[0] != out_channels or b.dtype != dtype):
             raise ShapeError(f"bias must be [{out_channels}] (C_out = {w.shape[1]} per group x {self.groups} "
                              f"group{'s' if self.groups > 1 else ''}), got {b}")
         return TensorType(dtype, (x.shape[0], out_channels, *self.spatial(x.shape[2:], geometry)))

@@ -239,8 +239,8 @@ class Clip(Elementwise):
 
     name = "clip"
     onnx = "Clip"
-    min: float | None = None
-    max: float | None = None
+    min: OnnxFloat | None = None
+    max: OnnxFloat | None = None
     examples = (Example((In((3, 4), low=-8, high=8),), {"min": 0.0, "max": 6.0}),
                 Example((In((5,)),), {"min": -0.5}))
 
@@ -341,6 +341,8 @@ class Where(Elementwise):
         return np.where(cond, a, b)
 
     def to_onnx(self, b, c, x, y):
+        if b.dtype_of(x) == "bool":     # onnxruntime has no bool Where: (c and x) or (not c and y)
+            return b.node("Or", [b.node("And", [c, x]), b.node("And", [b.node("Not", [c]), y])])
         return b.node("Where", [c, x, y])
 
     def vjp(self, g, xs, ys, dys):

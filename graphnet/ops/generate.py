@@ -134,6 +134,8 @@ class Range(Op):
         return Bounds(min(start, last), max(start, last), exact=True).within(self.dtype)
 
     def compute(self):
+        if self.infer().shape[0].value == 0:   # np.arange refuses an empty span past int64 (limit -9.2e18)
+            return np.zeros(0, self.dtype)
         return np.arange(_num(self.start), _num(self.limit), _num(self.delta), dtype=self.dtype)
 
     def vjp(self, g, xs, ys, dys):

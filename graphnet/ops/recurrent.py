@@ -50,6 +50,8 @@ class _Recurrent(Op):
         for port in self.inputs[4:]:      # initial states
             expected[port.name] = state
         for name, t in zip([port.name for port in self.inputs[1:]], (w, r) + rest):
+            if t is not None and t.dtype != x.dtype:
+                raise ShapeError(f"{name} must be {x.dtype} like x, got {t}")
             if t is not None and t.shape != tuple(Dim(v) if isinstance(v, int) else v for v in expected[name]):
                 want = ", ".join(str(v) for v in expected[name])
                 raise ShapeError(f"{name} must be [{want}] for {self.dirs} direction(s) and hidden size "

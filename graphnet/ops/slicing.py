@@ -53,9 +53,9 @@ class Slice(Op):
     def compute(self, x):
         index = [slice(None)] * x.ndim
         for axis, start, end, step in self.plan(x.ndim):
-            # Python's clamping of out-of-range bounds is ONNX's; a stop of -1 (before index 0, on
+            # ONNX's clamping (onnx_slice_range); a stop of -1 (before index 0, on
             # a negative step) must not reach NumPy, which reads it as the last element.
-            r = range(*slice(int(start), int(end), step).indices(x.shape[axis]))
+            r = onnx_slice_range(int(start), int(end), step, x.shape[axis])
             index[axis] = slice(r.start, r.stop if r.stop >= 0 else None, step)
         return x[tuple(index)] if index else x
 
@@ -117,10 +117,20 @@ def _spread(g, dy: str, axis: int, step: int, m: int) -> str:
     return g.emit("slice", flat, starts=[0], ends=[(m - 1) * step + 1], axes=[axis])
 
 
+def onnx_slice_range(start: int, end: int, step: int, n: int) -> range:
+    """The indices ONNX's Slice takes along an axis of n: a negative bound counts from the end, then
+    start is clamped to [0, n] ([0, n - 1] stepping back) and end to [0, n] ([-1, n - 1]). Python's
+    own clamping differs stepping back from before the start: slice(-2, -10, -1) of one element is
+    empty in Python and holds it in ONNX."""
+    s, e = (start + n if start < 0 else start), (end + n if end < 0 else end)
+    if step > 0:
+        return range(min(max(s, 0), n), min(max(e, 0), n), step)
+    return range(min(max(s, 0), n - 1), min(max(e, -1), n - 1), step)
+
+
 def _slice_length(n: Dim, start: Dim, end: Dim, step: int) -> Dim:
     if n.is_const() and start.is_const() and end.is_const():
-        s, e = start.value, min(end.value, 2**62)
-        return Dim(len(range(*slice(s, e, step).indices(n.value))))
+        return Dim(len(onnx_slice_range(start.value, end.value, step, n.value)))
     if step < 0:
         raise ShapeError(f"a negative step over the free dim {n} is not supported")
     def clamp(v: Dim) -> Dim:
