@@ -258,14 +258,14 @@ def _best_errors(errors: list[dict], raw: Any) -> list[dict]:
     # A union reports one error per alternative at the same place; keep the first per place.
     seen, out = set(), []
     for err in errors:
-        key = _data_path(err, raw)
+        key = data_path(err, raw)
         if key not in seen:
             seen.add(key)
             out.append(err)
     return out
 
 
-def _data_path(err: dict, raw: Any) -> tuple:
+def data_path(err: dict, raw: Any) -> tuple:
     """The error's location as keys and indices into the YAML data. Pydantic puts union branch
     tags ('list[...]', 'function-after[...]') between them; a step that names nothing in the data is
     such a tag, whatever it looks like (a user's key may well be '[]'). The last step of an unknown
@@ -285,7 +285,7 @@ def _data_path(err: dict, raw: Any) -> tuple:
 
 
 def _diagnostic(err: dict, raw: Any, file: str, model: type[Located]) -> Diagnostic:
-    path = _data_path(err, raw)
+    path = data_path(err, raw)
     where = ".".join(str(p) for p in path) or "top level"
     if err["type"] == "extra_forbidden":
         parent = location_of(raw, path[:-1], Location(file))

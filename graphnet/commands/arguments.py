@@ -1,5 +1,5 @@
-"""What the command modules' flags share: --dim and --max-memory read as graphnet/cli.py reads them
-(the command modules cannot import the CLI, which imports them)."""
+"""How the command line's values are read, for graphnet/cli.py and the command modules alike:
+--dim, memory sizes, operation counts, seeds."""
 
 from __future__ import annotations
 
@@ -53,3 +53,29 @@ def positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
     return n
+
+
+def count(text: str) -> int | None:
+    """A count of operations: a number, or with a K, M, G, T or P suffix (powers of 1000); 'none' for no limit."""
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text and text[-1].upper() in units else (text, 1)
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count like 10T, 500G or none") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a compute limit must be positive, got '{text}'")
+    return int(value * unit)
+
+
+def seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {seed}")
+    return seed

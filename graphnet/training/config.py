@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import Diagnostic, Location, SpecError, did_you_mean
 from ..source import LocDict, key_location, load_yaml, location_of, parse_yaml
+from ..spec import data_path
 from ..transforms.optim import GRAPH_OPTIMIZERS, Groups, Optimizer
 from .lbfgs import LBFGS
 from .schedules import SCHEDULES, Schedule
@@ -211,19 +212,8 @@ def _model(cls: type[BaseModel], data: dict, raw: Any, path: tuple, source: str)
 
 def _diagnostic(err: dict, raw: Any, prefix: tuple, source: str, model: type[BaseModel]) -> Diagnostic:
     """A pydantic error at `prefix` + its own path into the YAML, located there."""
-    steps = [s for s in err["loc"] if isinstance(s, (str, int))]
-    # keep the steps that name something in the data (pydantic adds union branch tags)
-    path, current = list(prefix), _at(raw, prefix)
-    for i, step in enumerate(steps):
-        if isinstance(current, dict) and step in current:
-            path.append(step)
-            current = current[step]
-        elif isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current):
-            path.append(step)
-            current = current[step]
-        elif i == len(steps) - 1 and err["type"] in ("extra_forbidden", "missing"):
-            path.append(step)
-            break
+    path = list(prefix) + list(data_path({**err, "loc": [s for s in err["loc"] if isinstance(s, (str, int))]},
+                                         _at(raw, prefix)))
     where = ".".join(str(p) for p in path) or "top level"
     fallback = Location(source)
     if err["type"] == "extra_forbidden":
