@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import sklearn  # noqa: F401  (the digits data; the test extra installs it)
 
 import graphnet as gn
 from graphnet.cli import main
@@ -24,7 +25,6 @@ from graphnet.weights import load_weights, save_npz
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SPECS = ROOT / "specs"
-pytest.importorskip("sklearn")
 _tool = importlib.util.spec_from_file_location("digits_data", ROOT / "tools" / "digits_data.py")
 digits_data = importlib.util.module_from_spec(_tool)
 _tool.loader.exec_module(digits_data)
