@@ -62,7 +62,6 @@ class Roll(Op):
     each rolled axis must be of known size."""
 
     name = "roll"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     onnx = "Slice + Concat"
     shifts: list[int]
     axes: list[int]
@@ -96,6 +95,10 @@ class Roll(Op):
         if not plan:
             return x
         return np.roll(x, [s for _, s in plan], [a for a, _ in plan])
+
+    def vjp(self, g, xs, ys, dys):
+        # a cyclic shift is undone by the opposite shift
+        return (g.emit("roll", dys[0], shifts=[-s for s in self.shifts], axes=list(self.axes)),)
 
     def to_onnx(self, b, x):
         y = x

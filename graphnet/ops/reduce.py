@@ -107,7 +107,6 @@ class CumSum(Op):
     element; with reverse, the sums run from the end."""
 
     name = "cumsum"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     fresh = True
     onnx = "CumSum"
     axis: int = 0
@@ -131,6 +130,12 @@ class CumSum(Op):
             total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)),
                                     np.take(total, np.arange(total.shape[axis] - 1), axis=axis)], axis=axis)
         return np.flip(total, axis).copy() if self.reverse else total
+
+    def vjp(self, g, xs, ys, dys):
+        # each input element counts in the sums that run past it: the same sum, run the other way
+        if g.type_of(xs[0]).dtype not in ("float32", "float64"):
+            return (None,)
+        return (g.emit("cumsum", dys[0], axis=self.axis, exclusive=self.exclusive, reverse=not self.reverse),)
 
     def to_onnx(self, b, x):
         return b.node("CumSum", [x, b.ints([self.axis], scalar=True)], exclusive=int(self.exclusive),

@@ -28,6 +28,13 @@ def _reduce(f):
     return run
 
 
+def _cumsum(op, x):
+    axis = op.axis % x.ndim
+    y = x.flip(axis) if op.reverse else x
+    total = torch.cumsum(y, axis) - (y if op.exclusive else 0)
+    return total.flip(axis) if op.reverse else total
+
+
 def _padded(x, op, kernel, strides, dilations, fill=0.0):
     """x padded as the op pads it (explicit, or 'same' worked out from the sizes), for torch's
     window ops, which take only symmetric padding."""
@@ -167,6 +174,8 @@ TORCH = {
     "max_pool": _max_pool, "avg_pool": _avg_pool, "lp_pool": _lp_pool,
     "global_avg_pool": lambda op, x: torch.mean(x, list(range(2, x.ndim)), keepdim=True),
     "global_max_pool": lambda op, x: torch.amax(x, list(range(2, x.ndim)), keepdim=True),
+    "roll": lambda op, x: torch.roll(x, list(op.shifts), list(op.axes)),
+    "cumsum": lambda op, x: _cumsum(op, x),
     # ONNX's 0 copies the input's dim; torch has no such entry
     "reshape": lambda op, x: torch.reshape(x, [int(d) or x.shape[i] for i, d in enumerate(op.shape)]),
     "transpose": lambda op, x: torch.permute(x, op.axes(x.ndim)),
