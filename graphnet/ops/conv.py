@@ -8,6 +8,8 @@ TensorFlow's asymmetric padding without asking for it."""
 
 from __future__ import annotations
 
+import math
+
 from typing import Literal
 
 import numpy as np
@@ -348,7 +350,10 @@ class Conv(Op):
         per_image = int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
             int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
         step = images_per_chunk(images, per_image)
-        return (nbytes(x) // max(images, 1) + per_image) * step
+        # the padded image, which pads 'same' with a huge dilation make huge
+        amounts = pad_amounts(shape, kernel, strides, dilations, pads, out)
+        padded = shape[1] * math.prod(shape[2 + i] + a + b for i, (a, b) in enumerate(amounts)) * ITEMSIZE[x.dtype]
+        return (padded + per_image) * step
 
     def label(self, node: Drawn) -> str:
         return conv_label(self, node)

@@ -115,6 +115,10 @@ class Range(Op):
             raise ShapeError("delta must be a known non-zero number")
         span = as_dim(self.limit) - as_dim(self.start)
         d = delta.value
+        # ONNX's shape inference and onnxruntime count the values in double precision, exact only to 2^53
+        if any(as_dim(v).is_const() and abs(as_dim(v).value) > 2**53 for v in (self.start, self.limit, self.delta)):
+            raise ShapeError("an int range's start, limit and delta must be at most 2^53 in size, where ONNX "
+                             "counts its values exactly")
         if span.is_const():
             return TensorType(self.dtype, (Dim(max(0, -(-span.value // d))),))
         if d < 0 or not span.is_positive():

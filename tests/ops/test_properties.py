@@ -53,6 +53,13 @@ MIN_RANK, MIN_DIM = 0, 1
 # Its Slice stepping back from a start before the axis's first element takes Python's clamping
 # (nothing) where ONNX's clamps the start to 0 (onnxruntime and onnx's shape inference agree).
 REFERENCE_WRONG = {"global_max_pool": lambda arrays, attrs: arrays[0].ndim != 4,
+                   # its grouped Conv with dilations reshapes the weight for one group and fails
+                   "conv": lambda arrays, attrs: attrs.get("groups", 1) > 1 and
+                                                 any(d != 1 for d in np.atleast_1d(attrs.get("dilations") or 1)),
+                   # its MaxPool's Indices count within each image plane, where the ONNX spec (and
+                   # onnxruntime) count over the whole tensor: they differ past the first plane
+                   "max_pool_indices": lambda arrays, attrs: arrays[0].ndim >= 2 and
+                                       arrays[0].shape[0] * arrays[0].shape[1] > 1,
                    "slice": lambda arrays, attrs: any(
                        step < 0 and start < -arrays[0].shape[axis] for start, step, axis in
                        zip(attrs.get("starts", []), attrs.get("steps") or [], attrs.get("axes") or range(99))
@@ -276,14 +283,13 @@ def check_op_case(cls, attrs, arrays, opset=17):
     from_ort = session.run(None, feeds)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        from_ref = ReferenceEvaluator(model).run(None, feeds)
+        reference_wrong = REFERENCE_WRONG.get(cls.name, lambda arrays, attrs: False)(arrays, attrs)
+        from_ref = from_ort if reference_wrong else ReferenceEvaluator(model).run(None, feeds)
     for value, t, o, r in zip(got, out_types, from_ort, from_ref):
         value = np.asarray(value)
         want = tuple(d.value for d in t.shape)
         assert (value.shape, str(value.dtype)) == (want, t.dtype), "NumPy kernel vs shape rule"
         assert (o.shape, str(o.dtype)) == (want, t.dtype), "onnxruntime vs shape rule"
-        if REFERENCE_WRONG.get(cls.name, lambda arrays, attrs: False)(arrays, attrs):
-            r = o
         r = np.asarray(r)
         assert (r.shape, str(r.dtype)) == (want, t.dtype), "onnx.reference vs shape rule"
         rtol, atol = TOLERANCE.get(t.dtype, (0, 0))
@@ -393,9 +399,18 @@ LONG_RUN_FINDINGS = [
     ("range", {"limit": -9.223372036854778e+18, "dtype": "float32"}, []),                  # empty, past int64
     ("slice", {"starts": [-2], "ends": [-10], "axes": [1], "steps": [-1]}, [_f32(3, 1)]),   # ONNX's clamping
     ("where", {}, [np.asarray(False), np.asarray(True), np.asarray(True)]),                # bool: no ORT kernel
+    # and the run over the ops added since
+    # its padded image was left out of the scratch estimate: the memory guard now sees 2^41 columns
+    ("conv", {"pads": "same", "dilations": 2**40}, [_f32(1, 4, 7, 7), _f32(4, 4, 3, 3)], "too big"),
+    ("range", {"start": -1, "limit": 2**62, "delta": 2**62}, []),                           # past 2^53
+    ("max_pool_indices", {"kernel": 1}, [_f32(1, 2, 11)]),
+    ("max_pool_indices", {"kernel": 2, "strides": 1}, [_f32(1, 2, 2)]),
+    ("conv", {"groups": 4, "dilations": 2, "pads": [1, 0, 2, 1]}, [_f32(1, 4, 5, 5), _f32(4, 1, 3, 3)]),
+    ("conv", {"pads": "same_lower", "strides": 2, "dilations": 2**62}, [_f32(1, 2, 6, 6), _f32(2, 2, 3, 3)], "too big"),
 ]
 
 
-@pytest.mark.parametrize("name,attrs,arrays", LONG_RUN_FINDINGS, ids=[f[0] for f in LONG_RUN_FINDINGS])
-def test_what_the_long_run_found_is_refused_or_agrees(name, attrs, arrays):
-    assert check_op_case(OPS[name], attrs, arrays) in ("agreed", "refused")
+@pytest.mark.parametrize("finding", LONG_RUN_FINDINGS, ids=[f[0] for f in LONG_RUN_FINDINGS])
+def test_what_the_long_run_found_is_refused_or_agrees(finding):
+    name, attrs, arrays, *expect = finding
+    assert check_op_case(OPS[name], attrs, arrays) in (expect or ["agreed", "refused"])
