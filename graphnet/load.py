@@ -71,7 +71,7 @@ def _parse_std(files: list[Path]) -> Library:
     lib = Library("std", {}, {}, is_std=True)
     lib.uses = {"std": lib}
     for file in files:
-        model = validate_model(LibraryFile, load_yaml(file, _std_display(file)), _std_display(file))
+        model = validate_model(LibraryFile, load_yaml(file, _std_display(file), trusted=True), _std_display(file))
         for name, block in model.blocks.items():
             if name in lib.blocks:
                 raise SpecError.at(block.loc, f"block 'std.{name}' is defined twice")

@@ -44,6 +44,9 @@ def _loc(file: str, mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+_TRUSTED = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Composer(yaml.SafeLoader):
     """Refuses aliases (alias bombs, shared mutable nodes) and unbounded nesting while composing."""
 
@@ -94,10 +97,12 @@ def decode_text(data: bytes, display: str) -> str:
         raise SpecError.at(Location(display, line, col), "file is not valid UTF-8") from None
 
 
-def parse_yaml(text: str, display: str) -> Any:
-    """Parse YAML text into LocDict/LocList/scalars; all YAML mistakes become located errors."""
+def parse_yaml(text: str, display: str, trusted: bool = False) -> Any:
+    """Parse YAML text into LocDict/LocList/scalars; all YAML mistakes become located errors.
+    `trusted` text (graphnet's own std library, parsed by every command) is composed by libyaml
+    where PyYAML has it, ten times faster, without the alias and nesting guards user files get."""
     try:
-        loader = _Composer(text, display)
+        loader = _TRUSTED(text) if trusted else _Composer(text, display)
     except yaml.reader.ReaderError as e:
         # The reader vets every character when the loader is made, before there are marks.
         raise SpecError.at(_offset_loc(text, e.position, display),
@@ -200,9 +205,9 @@ def _convert(node, file: str, loader) -> Any:
     return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
 
 
-def load_yaml(path: Path, display: str | None = None) -> Any:
+def load_yaml(path: Path, display: str | None = None, trusted: bool = False) -> Any:
     display = display or str(path)
-    return parse_yaml(read_text(path, display), display)
+    return parse_yaml(read_text(path, display), display, trusted)
 
 
 def location_of(raw: Any, path: tuple, fallback: Location) -> Location:
