@@ -10,7 +10,6 @@ saying so."""
 
 from __future__ import annotations
 
-import importlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import onnxruntime as ort
 import pytest
 
 import graphnet as gn
+from tests.test_upstream_weights import _library
 from graphnet.backends.onnx_export import to_onnx
 from graphnet.transforms.autodiff import COTANGENT, GRAD
 
@@ -27,11 +27,6 @@ nn = torch.nn
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def _library(name: str):
-    try:
-        return importlib.import_module(name)
-    except Exception as e:
-        pytest.skip(f"{name} cannot be imported here ({type(e).__name__}: {e}); its test needs it")
 
 
 def _redrawn(module: nn.Module, seed: int, train_norms: bool = True) -> nn.Module:

@@ -21,7 +21,6 @@ those cannot be imported.
 
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import onnxruntime as ort
 import pytest
 
 import graphnet as gn
+from tests.test_upstream_weights import _library
 from graphnet.cli import main
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install torch)")
@@ -37,11 +37,6 @@ nn = torch.nn
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def _library(name: str):
-    try:
-        return importlib.import_module(name)
-    except Exception as e:   # torchvision's wheel can fail to import beside another torch build
-        pytest.skip(f"{name} cannot be imported here ({type(e).__name__}: {e}); its test needs it")
 
 
 def _redraw_constants(module: nn.Module, seed: int) -> nn.Module:
