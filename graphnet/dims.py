@@ -107,6 +107,25 @@ class Dim:
         self.terms: dict = terms
         self._hash = self._key = self._str = None
 
+    @classmethod
+    def _of(cls, terms: dict) -> "Dim":
+        """A dim from terms already canonical (no zero coefficient): arithmetic's results, made
+        without __init__'s checks, since shape inference makes tens of thousands of them."""
+        dim = cls.__new__(cls)
+        dim.terms = terms
+        dim._hash = dim._key = dim._str = None
+        return dim
+
+    def _const(self) -> int | None:
+        """The value of a constant dim, else None."""
+        terms = self.terms
+        if not terms:
+            return 0
+        return terms.get(()) if len(terms) == 1 else None
+
+    def _scaled(self, k: int) -> "Dim":
+        return Dim._of({m: c * k for m, c in self.terms.items()}) if k else Dim._of({})
+
     # -- inspection -------------------------------------------------------------------------
     def key(self) -> tuple:
         if self._key is None:
@@ -114,7 +133,7 @@ class Dim:
         return self._key
 
     def is_const(self) -> bool:
-        return all(m == () for m in self.terms)
+        return self._const() is not None
 
     def is_symbol(self) -> bool:
         if len(self.terms) != 1:
@@ -158,6 +177,9 @@ class Dim:
     # -- arithmetic -------------------------------------------------------------------------
     def __add__(self, other: DimLike) -> "Dim":
         other = as_dim(other)
+        a, b = self._const(), other._const()
+        if a is not None and b is not None:
+            return Dim._of({(): a + b} if a + b else {})
         terms = dict(self.terms)
         for m, c in other.terms.items():
             terms[m] = terms.get(m, 0) + c
@@ -175,7 +197,14 @@ class Dim:
         return as_dim(other) - self
 
     def __mul__(self, other: DimLike) -> "Dim":
+        # most dims are constants (a channel count, a kernel size): scale the other's terms
+        k = other if type(other) is int else as_dim(other)._const()
+        if k is not None:
+            return self._scaled(k)
         other = as_dim(other)
+        k = self._const()
+        if k is not None:
+            return other._scaled(k)
         if len(self.terms) * len(other.terms) > 100 * MAX_TERMS:
             raise self._too_large(other)
         terms: dict = {}
@@ -374,10 +403,15 @@ def dim_sum(dims: Iterable[DimLike]) -> Dim:
 
 
 def dim_prod(dims: Iterable[DimLike]) -> Dim:
-    out = Dim(1)
+    # the constant factors multiply as ints; only the symbolic ones need polynomial products
+    const, out = 1, None
     for d in dims:
-        out = out * d
-    return out
+        k = d if type(d) is int else as_dim(d)._const()
+        if k is not None:
+            const *= k
+        else:
+            out = as_dim(d) if out is None else out * d
+    return Dim(const) if out is None else out._scaled(const)
 
 
 def format_shape(shape: Iterable[DimLike]) -> str:
