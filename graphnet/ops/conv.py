@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..dims import Dim, dim_prod
+from ..dims import Dim, dim_max, dim_prod
 from ..types import ITEMSIZE, TensorType, nbytes
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, as_list, const_int, label_ints, label_per_axis,
                    label_window, ports, require_float, same_dtype)
@@ -86,18 +86,42 @@ def check_same(pads, spatial, kernel: list[int], strides: list[int], dilations: 
                              "stride) or same_lower (at the start), or explicit pads")
 
 
-def onnx_pads(pads, spatial, kernel, strides, dilations) -> dict:
-    """The ONNX padding attributes of a window op over these spatial dims. 'same' is written out as
-    explicit pads wherever the dims are known: onnxruntime's SAME_UPPER disagrees with ours (and
-    ONNX's formula) with dilations, and with strides larger than the kernel."""
+def onnx_pads(pads, spatial, kernel, strides, dilations) -> dict | None:
+    """The ONNX padding attributes of a window op over these spatial dims, or None where no
+    attribute can say them: 'same' on a free dim where onnxruntime's auto_pad would pad otherwise.
+    'same' is written out as explicit pads wherever the dims are known."""
     if pads == "valid":
         return {}
     if pads not in SAME:
         return {"pads": pads}
-    if not all(d.is_const() for d in spatial):
+    # at stride 1 the pads are the dilated kernel's span less one, whatever the size
+    if not all(d.is_const() or s == 1 for d, s in zip(spatial, strides)):
+        if not auto_pad_agrees(kernel, strides, dilations):
+            return None
         return {"auto_pad": "SAME_LOWER" if pads == "same_lower" else "SAME_UPPER"}
-    amounts = [same_pads(d.value, k, s, dl, pads) for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
+    amounts = [same_pads(d.value if d.is_const() else 1, k, s, dl, pads)
+               for d, k, s, dl in zip(spatial, kernel, strides, dilations)]
     return {"pads": [a for a, _ in amounts] + [e for _, e in amounts]}
+
+
+def auto_pad_agrees(kernel, strides, dilations) -> bool:
+    """Whether onnxruntime can run auto_pad SAME_UPPER/SAME_LOWER as same_pads pads: it refuses
+    dilations with them when the model runs (and pads as same_pads does otherwise, strides past
+    the kernel included)."""
+    return all(d == 1 for d in dilations)
+
+
+def same_pads_tensor(b, spatial, kernel, strides, dilations, pads) -> str:
+    """ONNX Pad's pads input [0, 0, begins..., 0, 0, ends...] for 'same' on free dims, computed from
+    the input's shape at run time by same_pads' formula."""
+    begins, ends = [], []
+    for size, k, s, dl in zip(spatial, kernel, strides, dilations):
+        total = dim_max(size.ceil_div(s) * s - s + dl * (k - 1) + 1 - size, 0)
+        half = total // 2
+        begin, end = (total - half, half) if pads == "same_lower" else (half, total - half)
+        begins.append(begin)
+        ends.append(end)
+    return b.dims_tensor([0, 0] + begins + [0, 0] + ends)
 
 
 def windows(x: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int],
@@ -311,8 +335,11 @@ class Conv(Op):
 
     def to_onnx(self, b, x, w, bias=None):
         n, kernel, strides, dilations, pads = self.geometry(b.type_of(x), b.type_of(w))
-        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel,
-                     **onnx_pads(pads, b.type_of(x).shape[2:], kernel, strides, dilations))
+        spatial = b.type_of(x).shape[2:]
+        padding = onnx_pads(pads, spatial, kernel, strides, dilations)
+        if padding is None:
+            x, padding = b.node("Pad", [x, same_pads_tensor(b, spatial, kernel, strides, dilations, pads)]), {}
+        attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel, **padding)
         return b.node("Conv", [x, w] + ([bias] if bias else []), **attrs)
 
     def macs(self, ins, outs) -> Dim:

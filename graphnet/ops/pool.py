@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dims import Dim
+from ..dims import Dim, dim_prod, format_shape
 from ..types import ITEMSIZE
-from ..dims import dim_prod
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, label_per_axis,
                    label_window, require_float)
 from .conv import SAME, Pads, check_same, explicit_geometry, onnx_pads, pad_amounts, resolve_pads, window_output, windows
@@ -37,7 +36,13 @@ class _Pool(Op):
         check_same(pads, x.shape[2:], kernel, strides, dilations)
         if self.ceil_mode:
             self._refuse_window_past_input(x)
-        explicit = onnx_pads(pads, x.shape[2:], kernel, strides, dilations).get("pads")
+        padding = onnx_pads(pads, x.shape[2:], kernel, strides, dilations)
+        if padding is None:
+            # a Pad before the pool would count its cells in a mean and shift max_pool's indices
+            raise ShapeError(f"pads '{pads}' with dilations {dilations} and strides {strides} on the free spatial "
+                             f"dims {format_shape(x.shape[2:])}: the pads depend on the sizes, and onnxruntime "
+                             "refuses auto_pad with dilations; give explicit pads, stride 1, or fixed sizes")
+        explicit = padding.get("pads")
         if explicit:     # onnxruntime's rule, for 'same' too once it is written out (PyTorch's is half the kernel)
             for i in range(n):
                 if max(explicit[i], explicit[i + n]) >= kernel[i]:

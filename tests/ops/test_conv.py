@@ -42,3 +42,50 @@ def test_depthwise_matches_onnx_reference(channels, multiplier, size, pads, dila
     else:
         attrs["pads"] = [pads] * 4 if isinstance(pads, int) else pads
     np.testing.assert_allclose(y, _reference(x, w, b, **attrs), rtol=1e-5, atol=1e-5)
+
+
+# -- 'same' pads on free spatial dims in the export -----------------------------------------------
+
+FREE_SAME_SPEC = """\
+graphnet: 1
+name: free_same
+dims: {{B: ~, H: ~, W: ~}}
+inputs:
+  x: [B, 2, H, W]
+params:
+  w: {{shape: [3, 2, 3, 2], init: {{normal: {{std: 1}}}}}}
+nodes:
+  - {{name: c, op: conv, inputs: [x, w], attrs: {{pads: {pads}, dilations: {dilations}, strides: {strides}}}}}
+outputs: {{y: c}}
+"""
+
+
+@pytest.mark.parametrize("pads, dilations, strides", [
+    ("same_upper", 2, 2), ("same_lower", [3, 2], [2, 3]), ("same", 2, 1), ("same_lower", 1, 5)])
+def test_same_pads_on_free_dims_export_for_every_size(tmp_path, pads, dilations, strides):
+    # onnxruntime refuses auto_pad with dilations when the model runs, so where the pads depend
+    # on the sizes the export computes them from the input's shape; torch.nn.functional.conv2d on
+    # the input padded by the formula is the oracle, at every size the export has to cover
+    torch = pytest.importorskip("torch")
+    import onnx
+    import onnxruntime as ort
+
+    import graphnet as gn
+    from graphnet.ops.conv import same_pads
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(FREE_SAME_SPEC.format(pads=pads, dilations=dilations, strides=strides))
+    net = gn.load(spec)
+    weights = net.init_weights()
+    model = net.to_onnx(weights)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    dl, st = ([d] * 2 if isinstance(d, int) else d for d in (dilations, strides))
+    rng = np.random.default_rng(0)
+    for h, w in [(5, 7), (8, 8), (11, 6), (12, 13), (16, 9)]:
+        x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+        (top, bottom), (left, right) = (same_pads(size, k, s, d, pads) for size, k, s, d in zip((h, w), (3, 2), st, dl))
+        padded = torch.nn.functional.pad(torch.from_numpy(x), (left, right, top, bottom))
+        want = torch.nn.functional.conv2d(padded, torch.from_numpy(weights["w"]), stride=st, dilation=dl).numpy()
+        np.testing.assert_allclose(net.run({"x": x}, weights)["y"], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)

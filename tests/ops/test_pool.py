@@ -4,6 +4,7 @@ is wrong), lp_pool against PyTorch, and the lp_pool attributes it refuses."""
 import numpy as np
 import pytest
 
+from graphnet.dims import Dim
 from graphnet.ops import ShapeError, TensorType
 from graphnet.ops.conv import Conv
 from graphnet.ops.pool import AvgPool, GlobalMaxPool, LpPool, MaxPool
@@ -73,3 +74,33 @@ def test_window_geometry_refusals(op, attrs, message):
             op(**attrs).infer(x, TensorType("float32", (4, 4, 3, 3)))
         else:
             op(**attrs).infer(x)
+
+
+def test_same_pads_with_dilations_on_a_free_dim_are_refused_where_they_vary():
+    # a Pad before a pool would count its cells in a mean or shift max_pool's indices, and
+    # onnxruntime refuses auto_pad with dilations, so only a stride of 1 (fixed pads) is taken
+    x = TensorType("float32", (1, 2, Dim("H")))
+    with pytest.raises(ShapeError, match=r"pads 'same_upper' with dilations \[2\] and strides \[2\] on the free spatial "
+                                         r"dims \[H\]: the pads depend on the sizes"):
+        MaxPool(kernel=3, strides=2, pads="same_upper", dilations=2).infer(x)
+    assert MaxPool(kernel=3, strides=1, pads="same", dilations=2).infer(x).shape[2] == Dim("H")
+
+
+def test_same_pads_with_dilations_at_stride_1_run_in_onnxruntime_on_a_free_dim(tmp_path):
+    # at stride 1 the pads are fixed whatever the size, so the export writes them out
+    torch = pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    import graphnet as gn
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("graphnet: 1\nname: p\ndims: {B: ~, H: ~}\ninputs:\n  x: [B, 2, H]\nnodes:\n"
+                    "  - {name: p, op: max_pool, attrs: {kernel: 3, strides: 1, pads: same, dilations: 2}}\n"
+                    "outputs: {y: p}\n")
+    net = gn.load(spec)
+    session = ort.InferenceSession(net.to_onnx({}).SerializeToString(), providers=["CPUExecutionProvider"])
+    for size in (4, 9, 16):
+        x = np.random.default_rng(size).standard_normal((1, 2, size)).astype(np.float32)
+        padded = torch.nn.functional.pad(torch.from_numpy(x), (2, 2), value=-np.inf)
+        want = torch.nn.functional.max_pool1d(padded, 3, 1, dilation=2).numpy()
+        np.testing.assert_allclose(net.run({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
