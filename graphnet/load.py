@@ -37,16 +37,17 @@ class Program:
     digest: str = ""       # sha256 of the spec's text, as read
 
 
-def load_program(path: str | Path, text: str | None = None) -> Program:
+def load_program(path: str | Path, text: str | None = None, trusted: bool = False) -> Program:
     """The spec at `path`, or with `text` the spec read already (standard input), `path` then
-    naming it in errors (`<stdin>`) and its libraries looked up from the current folder."""
+    naming it in errors (`<stdin>`) and its libraries looked up from the current folder. `trusted`
+    text is graphnet's own writing (an imported model's spec), parsed as source.parse_yaml says."""
     if not str(path):
         # Path("") is the current folder; an empty argument is a mistake, not a request for "."
         raise SpecError.at(Location("<command line>"), "the spec path is empty")
     path = Path(path)
     display = str(path)
     text = read_text(path, display) if text is None else text
-    spec = validate_model(SpecFile, parse_yaml(text, display), display)
+    spec = validate_model(SpecFile, parse_yaml(text, display, trusted), display)
     cache: dict[Path, Library] = {}
     library = Library(spec.name, dict(spec.blocks), {}, {})
     library.uses = _load_uses(spec.use, spec, path.parent, cache, 0)

@@ -22,7 +22,7 @@ def run(args) -> int:
     from ..onnx_import import import_model
     from ..weights import weight_writer
     result = import_model(args.model, flat=args.flat)
-    graph = expand(load_program(args.output, result.text))     # a spec that loads, or nothing
+    graph = expand(load_program(args.output, result.text, trusted=True))     # a spec that loads, or nothing
     if args.weights_out:
         weight_writer(args.weights_out)(args.weights_out, result.weights)
     with atomic_write(args.output) as f:

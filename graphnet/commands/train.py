@@ -121,14 +121,21 @@ def cmd_train(args) -> int:
     from ..weights import weight_writer
     net, resolved = load_setup(args)
     cfg = resolved.config
-    for path in (args.data, cfg.validation.file if cfg.validation else None):
+    for path in (args.data, cfg.validation.file if cfg.validation else None, args.weights):
         if path:
-            note_input(path)        # no output may replace the data
+            note_input(path)        # no output may replace what the command reads
     write = weight_writer(args.output, Location("<command line>"))
-    if cfg.checkpoint.path:
-        check_output(cfg.checkpoint.path)
-        if os.path.abspath(cfg.checkpoint.path) == os.path.abspath(args.output):
-            raise SpecError.at(Location("<command line>"), f"'{args.output}' is both the output and the checkpoint")
+    outputs = {"the output": args.output, "the checkpoint": cfg.checkpoint.path, "the log": args.log}
+    # each its own file, and none the checkpoint resumed from but the checkpoint (the atomic write
+    # keeps its last complete version until the next is whole)
+    claimed = {os.path.realpath(args.resume): "the checkpoint resumed from"} if args.resume else {}
+    for role, path in outputs.items():
+        if not path:
+            continue
+        check_output(path)
+        other = claimed.setdefault(os.path.realpath(path), role)
+        if other != role and (role, other) != ("the checkpoint", "the checkpoint resumed from"):
+            raise SpecError.at(Location("<command line>"), f"'{path}' is both {other} and {role}")
     losses = resolved.losses_for(list(net.graph.outputs))
     locs = {o: resolved.loc("loss") for o in losses}
     train = load_data(args.data, net, losses, locs)        # refused before anything is built or run
@@ -143,10 +150,14 @@ def cmd_train(args) -> int:
     meta = {"spec": net.name, "optimizer": type(resolved.optimizer).name}
     if args.resume:
         trainer.restore(load_checkpoint(args.resume, meta))
+        per_epoch = -(-train.size // cfg.batch_size)
+        if trainer.position.batch > per_epoch:
+            raise SpecError.at(Location(args.resume), f"this checkpoint stopped after batch {trainer.position.batch} "
+                               f"of an epoch, where this run's epochs have {per_epoch} (other data or batch size?)")
         if trainer.position.epoch >= cfg.epochs:
             raise SpecError.at(Location(args.resume), f"this checkpoint has done {trainer.position.epoch} epochs, "
                                f"all the {cfg.epochs} the config asks for (raise --epochs to train on)")
-    log = open(args.log, "w") if args.log else None      # a log grows as training goes; it is not an output to replace
+    log = open(args.log, "w") if args.log else None      # a log grows as training goes: not written atomically
 
     def record(entry):
         if log:

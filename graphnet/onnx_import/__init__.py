@@ -100,7 +100,7 @@ def _loads(text: str, display: str) -> bool:
     from ..expand import expand
     from ..load import load_program
     try:
-        expand(load_program(display, text))
+        expand(load_program(display, text, trusted=True))
     except SpecError:
         return False
     return True

@@ -139,6 +139,8 @@ class Converter:
         self.frozen: set[str] = set()      # initializers that are buffers (batch norm statistics)
         self._types: dict[str, TensorType] = {}
         self.scoped: dict[str, str] = {}   # ONNX name -> the name its node's module gives it
+        self._suffixes: dict[str, int] = {}        # base -> the next suffix to try, for fresh
+        self._path_suffixes: dict[str, int] = {}   # and for fresh_path
 
     # -- errors ------------------------------------------------------------------------------
     def error(self, message: str) -> SpecError:
@@ -146,22 +148,10 @@ class Converter:
 
     # -- names -------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        base = identifier(base, "n")
-        name, k = base, 2
-        while name in self.taken:
-            name = f"{base}_{k}"
-            k += 1
-        self.taken.add(name)
-        return name
+        return _unused(identifier(base, "n"), self.taken, self._suffixes)
 
     def fresh_path(self, base: str) -> str:
-        base = path_name(base)
-        name, k = base, 2
-        while name in self.paths:
-            name = f"{base}_{k}"
-            k += 1
-        self.paths.add(name)
-        return name
+        return _unused(path_name(base), self.paths, self._path_suffixes)
 
     # -- inputs ------------------------------------------------------------------------------
     def add_input(self, vi: onnx.ValueInfoProto) -> None:
@@ -428,3 +418,15 @@ def _attrs(node: onnx.NodeProto) -> dict:
             raise ImportFailure(f"attribute '{a.name}' refers to a function attribute")
         out[a.name] = helper.get_attribute_value(a)
     return out
+
+
+def _unused(base: str, taken: set[str], suffixes: dict) -> str:
+    """`base`, else `base_2`, `base_3`... the first not in `taken`, which takes it. Where the next
+    suffix to try is kept per base, so that thousands of nodes of one op type cost linear time."""
+    name, k = base, suffixes.get(base, 2)
+    while name in taken:
+        name = f"{base}_{k}"
+        k += 1
+    suffixes[base] = k
+    taken.add(name)
+    return name

@@ -33,6 +33,27 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     position: Position
     meta: dict
+    path: str = "<checkpoint>"
+
+    def refuse(self, message: str) -> SpecError:
+        return SpecError.at(Location(self.path), message)
+
+    def state_like(self, expected: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Its optimizer state as `expected` holds it (the state a new run starts from): every key,
+        each of its shape and dtype and finite, or one located error."""
+        out = {}
+        for key, want in expected.items():
+            if key not in self.state:
+                raise self.refuse(f"the checkpoint has no optimizer state '{key}' (written with other optimizer "
+                                  "options?)")
+            got = self.state[key]
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise self.refuse(f"the checkpoint's optimizer state '{key}' is {got.dtype}{list(got.shape)}, where "
+                                  f"this run's is {want.dtype}{list(want.shape)}")
+            if got.dtype.kind == "f" and not np.isfinite(got).all():
+                raise self.refuse(f"the checkpoint's optimizer state '{key}' holds NaN or infinity")
+            out[key] = np.array(got)
+        return out
 
 
 def save_checkpoint(path: str, weights: dict, state: dict, position: Position, meta: dict) -> None:
@@ -54,17 +75,20 @@ def load_checkpoint(path: str, expect: dict) -> Checkpoint:
                                   "`graphnet train` (checkpoint.path in the training config)")
     try:
         meta = json.loads(arrays["meta"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:      # not UTF-8, not JSON, nested or numbered past parsing
         raise SpecError.at(where, f"a checkpoint whose 'meta' is not JSON: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise SpecError.at(where, f"not a graphnet checkpoint of version {VERSION}")
     for key, value in expect.items():
         if meta.get(key) != value:
             raise SpecError.at(where, f"this checkpoint was written for {key} '{meta.get(key)}', not '{value}'")
-    try:
-        position = Position(int(meta["epoch"]), int(meta["batch"]), int(meta["steps"]), list(meta["history"]))
-    except (KeyError, TypeError, ValueError):
-        raise SpecError.at(where, "a checkpoint whose 'meta' lacks its position (epoch, batch, steps)") from None
+    counts = [meta.get(key) for key in ("epoch", "batch", "steps")]
+    if not all(type(n) is int and 0 <= n < 2**62 for n in counts):
+        raise SpecError.at(where, "a checkpoint whose 'meta' lacks its position (epoch, batch and steps, whole "
+                                  "numbers from 0)")
+    history = meta.get("history")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise SpecError.at(where, "a checkpoint whose 'meta' lacks its history (a list of epoch records)")
     weights = {k[len("weights/"):]: v for k, v in arrays.items() if k.startswith("weights/")}
     state = {k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")}
-    return Checkpoint(weights, state, position, meta)
+    return Checkpoint(weights, state, Position(*counts, history), meta, path)

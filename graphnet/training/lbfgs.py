@@ -134,19 +134,35 @@ class LBFGSState:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LBFGSState":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], size: int, history_size: int, refuse) -> "LBFGSState":
+        """The state a checkpoint holds, for `size` flat params and at most `history_size` pairs;
+        anything else is `refuse(message)`d (a located error at the checkpoint)."""
+        def get(key: str, shape: tuple, kind: str, optional: bool = False) -> np.ndarray | None:
+            if key not in arrays:
+                if optional:
+                    return None
+                raise refuse(f"the checkpoint has no L-BFGS state '{key}'")
+            a = arrays[key]
+            if a.shape != shape or a.dtype.kind != kind or (kind == "f" and not np.isfinite(a).all()):
+                raise refuse(f"the checkpoint's L-BFGS state '{key}' is {a.dtype}{list(a.shape)}, where this run "
+                             f"needs {'finite floats' if kind == 'f' else 'integers'} of shape {list(shape)}")
+            return np.array(a)
+
         s = cls()
-        s.n_iter, s.func_evals = int(arrays["n_iter"]), int(arrays["func_evals"])
-        s.H_diag = np.float32(arrays["H_diag"])
-        for key in ("d", "prev_flat_grad"):
-            if key in arrays:
-                setattr(s, key, np.array(arrays[key]))
+        counts = [int(get(key, (), "i")) for key in ("n_iter", "func_evals", "history")]
+        if not all(0 <= n < 2**62 for n in counts) or counts[2] > history_size:
+            raise refuse(f"the checkpoint's L-BFGS counts {counts} (iterations, evaluations, pairs) are not of "
+                         f"this run, which keeps at most {history_size} pairs")
+        (s.n_iter, s.func_evals, pairs) = counts
+        s.H_diag = np.float32(get("H_diag", (), "f"))
+        s.d, s.prev_flat_grad = (get(key, (size,), "f", optional=True) for key in ("d", "prev_flat_grad"))
         for key in ("t", "prev_loss"):
-            if key in arrays:
-                setattr(s, key, float(arrays[key]))     # Python numbers, which keep float32 float32
-        if int(arrays["history"]):
-            s.old_dirs, s.old_stps = list(np.array(arrays["old_dirs"])), list(np.array(arrays["old_stps"]))
-            s.ro = [np.float32(r) for r in arrays["ro"]]
+            value = get(key, (), "f", optional=True)
+            if value is not None:
+                setattr(s, key, float(value))     # Python numbers, which keep float32 float32
+        if pairs:
+            s.old_dirs, s.old_stps = (list(get(key, (pairs, size), "f")) for key in ("old_dirs", "old_stps"))
+            s.ro = [np.float32(r) for r in get("ro", (pairs,), "f")]
         return s
 
 

@@ -33,6 +33,8 @@ def read_log(path: str) -> tuple[list[dict], list[dict]]:
             entry = json.loads(line)
         except json.JSONDecodeError as e:
             raise SpecError.at(Location(path, number, e.colno), f"not a JSON object: {e.msg}") from None
+        except (ValueError, RecursionError) as e:   # an integer of 5,000 digits; arrays nested 100,000 deep
+            raise SpecError.at(Location(path, number), f"not a readable JSON object: {e}") from None
         kind = entry.get("kind") if isinstance(entry, dict) else None
         fields = {"step": ("step", "loss"), "epoch": ("epoch",)}.get(kind)
         if fields is None:

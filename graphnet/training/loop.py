@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..errors import Location, SpecError
+from ..weights.check import check_weights
 from ..transforms.optim import Update, init_state, lr_name, new, update_graph
 from ..transforms.train_step import gradient_step, training_step
 from .checkpoint import Position, save_checkpoint
@@ -81,20 +82,18 @@ class Trainer:
         return self.state.arrays() if self.lbfgs is not None else self.state
 
     def restore(self, checkpoint) -> None:
-        missing = [k for k in self.trained if k not in checkpoint.weights]
-        if missing:
-            raise SpecError.at(Location("<checkpoint>"), f"the checkpoint has no weight '{missing[0]}'")
-        self.weights = {k: np.array(checkpoint.weights[k]) for k in self.trained}
-        self.fixed.update({k: v for k, v in checkpoint.weights.items() if k in self.fixed})
-        self.running.update({k: np.array(v) for k, v in checkpoint.weights.items() if k in self.running})
+        """Continue from a checkpoint, every part of it checked against this run first (a
+        checkpoint is a file like any other: its weights as the spec declares them, its optimizer
+        state as this run's is made)."""
+        weights = check_weights(self.net.graph, checkpoint.weights, checkpoint.path)
+        self.weights = {k: np.array(weights[k]) for k in self.trained}
+        self.fixed.update({k: v for k, v in weights.items() if k in self.fixed})
+        self.running.update({k: np.array(v) for k, v in weights.items() if k in self.running})
         if self.lbfgs is not None:
-            self.state = LBFGSState.from_arrays(checkpoint.state)
+            size = sum(self.weights[k].size for k in self.trained)
+            self.state = LBFGSState.from_arrays(checkpoint.state, size, self.lbfgs.history_size, checkpoint.refuse)
         else:
-            absent = [k for k in self.state if k not in checkpoint.state]
-            if absent:
-                raise SpecError.at(Location("<checkpoint>"), f"the checkpoint has no optimizer state '{absent[0]}' "
-                                   "(written with other optimizer options?)")
-            self.state = {k: np.array(checkpoint.state[k]) for k in self.state}
+            self.state = checkpoint.state_like(self.state)
         self.position = checkpoint.position
 
     # -- one step ----------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_lbfgs_follows_torch(options):
         opt.step(torch_closure)
         x, _ = lbfgs_step(ours, state, x, closure)
         if step == 2:    # the state as a checkpoint stores it
-            state = LBFGSState.from_arrays(state.arrays())
+            state = LBFGSState.from_arrays(state.arrays(), x.size, ours.history_size, AssertionError)
         theirs = p.detach().numpy()
         assert np.linalg.norm(x - theirs) <= 1e-5 * np.linalg.norm(theirs), step
     assert state.func_evals == opt.state[p]["func_evals"]
