@@ -55,6 +55,11 @@ class ConvTranspose(Op):
             if output_padding[i] >= max(strides[i], dilations[i]):
                 raise ShapeError(f"output_padding {output_padding[i]} on spatial axis {i} must be smaller than "
                                  f"the stride {strides[i]} or the dilation {dilations[i]}")
+            if output_padding[i] - pads[i + n] >= strides[i]:
+                # onnxruntime refuses output_padding >= stride; the export crops less at the end instead
+                raise ShapeError(f"output_padding {output_padding[i]} on spatial axis {i}, past the end pad "
+                                 f"{pads[i + n]}, must be smaller than the stride {strides[i]} (onnxruntime's "
+                                 "ConvTranspose refuses more, where PyTorch allows less than the dilation)")
         return n, kernel, strides, dilations, pads, output_padding
 
     def spatial(self, sizes, geometry) -> list[Dim]:
@@ -118,6 +123,14 @@ class ConvTranspose(Op):
 
     def to_onnx(self, b, x, w, bias=None):
         n, kernel, strides, dilations, pads, output_padding = self.geometry(b.type_of(x), b.type_of(w))
+        pads, output_padding = list(pads), list(output_padding)
+        for i in range(n):
+            if output_padding[i] >= strides[i]:
+                # onnxruntime refuses it; cropping fewer cells at the end gives the same ones
+                # (geometry refused what remains past the end pad unless it is under the stride)
+                take = min(output_padding[i], pads[i + n])
+                pads[i + n] -= take
+                output_padding[i] -= take
         attrs = dict(strides=strides, dilations=dilations, group=self.groups, kernel_shape=kernel, pads=pads)
         if any(output_padding):
             attrs["output_padding"] = output_padding

@@ -90,3 +90,28 @@ def test_shape_errors_say_what_was_expected(x, w, b, attrs, message):
     op = ConvTranspose(**attrs)
     with pytest.raises(ShapeError, match=message):
         op.infer(*args)
+
+
+@pytest.mark.parametrize("strides, dilations, output_padding, pads", [
+    (1, 2, 1, 1), (1, 3, 2, 2), (2, 3, 2, 1), (1, 3, 1, 2), (2, 3, 2, 2)])
+def test_output_padding_past_the_stride_exports_as_less_cropping(strides, dilations, output_padding, pads,
+                                                                   onnxruntime_run):
+    # PyTorch allows output_padding under the stride or the dilation, onnxruntime only under the
+    # stride: the export crops fewer cells at the end instead, which are the same cells
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 6)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    want = torch.nn.functional.conv_transpose1d(torch.from_numpy(x), torch.from_numpy(w), stride=strides,
+                                                padding=pads, output_padding=output_padding,
+                                                dilation=dilations).numpy()
+    op = ConvTranspose(strides=strides, dilations=dilations, output_padding=output_padding, pads=pads)
+    np.testing.assert_allclose(op.compute(x, w), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(onnxruntime_run(op, {"x": x, "w": w}), want, rtol=1e-5, atol=1e-5)
+
+
+def test_output_padding_past_the_end_pad_and_the_stride_is_refused():
+    op = ConvTranspose(strides=1, dilations=3, output_padding=2, pads=[0, 1])
+    with pytest.raises(ShapeError, match=r"output_padding 2 on spatial axis 0, past the end pad 1, must be smaller "
+                                         r"than the stride 1 \(onnxruntime's ConvTranspose refuses more"):
+        op.infer(TensorType("float32", (1, 2, 6)), TensorType("float32", (2, 3, 3)))
