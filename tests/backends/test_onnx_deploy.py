@@ -28,6 +28,8 @@ SMALL = {
     "transformer_encoder": {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2},
     "bert_base": {"vocab": 100, "max_positions": 16, "d_model": 32, "heads": 4, "d_ff": 64, "layers": 2},
     "vit_b16": {"H": 32, "W": 48, "classes": 10, "d_model": 32, "heads": 4, "d_ff": 64, "layers": 2},
+    # TinyLlama-1.1B's configuration: 1.1 G params to make and export, 175 s of this test alone
+    "llama_tiny": {"vocab": 100, "d": 32, "d_ff": 64, "heads": 4, "kv_heads": 2, "layers": 2},
 }
 
 
