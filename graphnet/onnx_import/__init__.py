@@ -3,7 +3,7 @@ weights. DESIGN "ONNX import".
 
 - reader.py: the file read under limits (size, nesting, external data confined and sized);
 - convert.py: ONNX values and nodes -> a flat list of typed graphnet op nodes (Imported);
-  ops_map.py and ops_shape.py: one converter per ONNX op;
+  ops_map.py, ops_shape.py and ops_resize.py: one converter per ONNX op;
 - blocks.py: repeated subgraphs and known layers folded into blocks and std calls;
 - emit.py: the spec text.
 
@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ..errors import Location, SpecError
-from . import ops_map  # noqa: F401  (registers the converters, ops_shape's too)
+from . import ops_map, ops_resize  # noqa: F401  (register the converters, ops_shape's too)
 from .args import CONVERTERS, check_supported
 from .convert import Converter, Imported
 from .emit import flat_spec, weights_of

@@ -139,6 +139,7 @@ class Converter:
         self.frozen: set[str] = set()      # initializers that are buffers (batch norm statistics)
         self._types: dict[str, TensorType] = {}
         self.scoped: dict[str, str] = {}   # ONNX name -> the name its node's module gives it
+        self.read: set[str] = set()        # the values some node or the graph's outputs read
 
     # -- errors ------------------------------------------------------------------------------
     def error(self, message: str) -> SpecError:
@@ -226,9 +227,9 @@ class Converter:
     def materialize(self, c: Const) -> Tensor:
         array = c.array
         dtype = self.dtype_of(array)
-        small = array.size <= LITERAL_LIMIT and (dtype not in ("float32", "float64", "float16")
-                                                 or np.isfinite(array).all())
-        if c.name is None and small:
+        # a non-finite literal (an attention mask's -inf) is written .inf / .nan: the spec holds it
+        literal_dtypes = OPS["constant"].model_fields["dtype"].annotation.__args__
+        if c.name is None and array.size <= LITERAL_LIMIT and dtype in literal_dtypes:
             key = (dtype, array.shape, array.tobytes())
             if key not in self.literals:
                 op = OPS["constant"](value=array.tolist(), dtype=dtype)
@@ -335,6 +336,7 @@ class Converter:
         refuses a graph with ops none converts before any is converted."""
         graph = self.model.graph
         check_supported(self, graph)
+        self.read = {i for n in graph.node for i in n.input if i} | {o.name for o in graph.output}
         for node in graph.node:
             if node.op_type == "BatchNormalization":
                 self.frozen.update(node.input[3:5])
