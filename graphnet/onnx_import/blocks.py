@@ -100,21 +100,28 @@ class _Tree:
 
     # -- blocks ------------------------------------------------------------------------------
     def define_blocks(self) -> list[Block]:
-        blocks: list[Block] = []
+        blocks: dict[tuple, Block] = {}
         names: set[str] = set()
-        # innermost first, so that a member's block is named when its parent's signature is made
+        # innermost first, so that a member's block is named when its parent's signature is made;
+        # one signature at two depths (mobilenet_v2's conv + relu6 as its stem and inside each
+        # inverted residual) is one block
         for depth in sorted({i.path.count(".") for i in self.instances}, reverse=True):
             groups: dict[tuple, list[Instance]] = defaultdict(list)
             for inst in self.instances:
                 if inst.path.count(".") == depth:
                     groups[_skeleton(inst)].append(inst)
             for key, insts in groups.items():
-                block = Block(_block_name(insts, names), key, insts)
+                if key in blocks:
+                    blocks[key].instances.extend(insts)
+                else:
+                    blocks[key] = Block(_block_name(insts, names), key, insts)
                 for inst in insts:
-                    inst.block = block
-                _block_args(block)
-                blocks.append(block)
-        return blocks
+                    inst.block = blocks[key]
+        # args once every instance is known, innermost blocks first (a parent's args read its
+        # members' values)
+        for block in blocks.values():
+            _block_args(block)
+        return list(blocks.values())
 
     def block_lines(self, block: Block) -> list[str]:
         inst = max(block.instances, key=lambda i: len(i.members))
@@ -213,10 +220,17 @@ def _block_name(insts: list[Instance], taken: set[str]) -> str:
     convs = sum(1 for j, m in enumerate(inst.members)
                 if isinstance(m, Item) and m.what == "std.conv2d" and j not in skip)
     joins = any(isinstance(m, Item) and m.what == "add" for m in inst.members)
+    kept = [m for j, m in enumerate(inst.members) if j not in skip]
+    act = _activation(kept[-1]) if len(kept) == 2 and isinstance(kept[0], Item) else None
     if joins and convs == 2:
         base = "basic_block"
     elif joins and convs == 3:
         base = "bottleneck"
+    elif act and kept[0].what in ("std.conv2d", "conv"):
+        base = f"conv_{act}"
+    elif (len(inst.members) == 2 and isinstance(inst.members[0], Instance) and isinstance(inst.members[1], Item)
+          and inst.members[1].what == "add" and inst.inputs[0] in _refs_in(inst.members[1])):
+        base = f"residual_{inst.members[0].block.name}"       # x + f(x)
     else:
         segs = [s for s in inst.path.split(".") if not s.isdigit()]
         base = re.sub(r"\d+$", "", segs[-1] if segs else "block").strip("_") or "block"
@@ -228,6 +242,18 @@ def _block_name(insts: list[Instance], taken: set[str]) -> str:
         name, k = f"{base}{k}", k + 1
     taken.add(name)
     return name
+
+
+_ACTIVATIONS = {"relu", "sigmoid", "tanh", "silu", "gelu", "hard_swish", "hard_sigmoid", "leaky_relu", "elu"}
+
+
+def _activation(m) -> str | None:
+    """The activation an op item is, by the name PyTorch gives it (clip to [0, 6] is relu6)."""
+    if not isinstance(m, Item) or m.kind != "op":
+        return None
+    if m.what == "clip" and m.args.get("min") == 0.0 and m.args.get("max") == 6.0:
+        return "relu6"
+    return m.what if m.what in _ACTIVATIONS else None
 
 
 def _block_args(block: Block) -> None:

@@ -11,6 +11,8 @@ import onnxruntime as ort
 import pytest
 
 import graphnet as gn
+from graphnet.cli import main
+from graphnet.onnx_import import import_model
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
@@ -82,6 +84,24 @@ MODELS = {"mobilenet_v2": _mobilenet_v2, "efficientnet_b0": _efficientnet_b0, "v
           "lstm": _lstm}
 
 
+# (at most this many lines, blocks the spec must define and call with repeat)
+READABLE = {"mobilenet_v2": (60, ["conv_relu6", "residual_conv2"])}
+
+
+def _check_readable(path, most: int, blocks: list[str], tmp_path, capsys):
+    text = import_model(path).text
+    assert len(text.splitlines()) <= most, text
+    for b in blocks:
+        assert f"  {b}:" in text
+    assert any(f"block: {b}, repeat:" in text for b in blocks)
+    spec = tmp_path / "imported.yaml"
+    spec.write_text(text)
+    capsys.readouterr()
+    assert main(["render", str(spec), "--format", "mermaid"]) == 0
+    diagram = capsys.readouterr().out
+    assert all(b in diagram for b in blocks)          # the diagram shows the recovered blocks
+
+
 def _feeds(shapes: dict, rng) -> dict[str, np.ndarray]:
     feeds = {}
     for name, shape in shapes.items():
@@ -105,7 +125,7 @@ def _close(got, want):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_torch_export_imports_runs_and_round_trips(tmp_path, name):
+def test_torch_export_imports_runs_and_round_trips(tmp_path, capsys, name):
     model, shapes = MODELS[name]()
     model = _lively(model)
     feeds = _feeds(shapes, np.random.default_rng(0))
@@ -118,6 +138,8 @@ def test_torch_export_imports_runs_and_round_trips(tmp_path, name):
     assert np.abs(want).max() > 1e-2                  # a model whose output says something
     net, weights = gn.import_onnx(path)
     _close(net.run(feeds, weights=weights)["y"], want)
+    if name in READABLE:
+        _check_readable(path, *READABLE[name], tmp_path, capsys)
     again = tmp_path / "again.onnx"
     net.export_onnx(again, weights)
     _close(ort.InferenceSession(str(again)).run(None, feeds)[0], want)
