@@ -62,6 +62,7 @@ class _Tree:
         self.users: dict[str, int] = Counter(r for it in items for r in it.inputs if r is not None)
         self.users.update(imp.outputs.values())
         self.loose_params = {r for it in items if it.kind == "op" for r in it.inputs if r in imp.params}
+        self.param_users = Counter(r for it in items if it.kind == "op" for r in it.inputs if r in imp.params)
         self.instances: list[Instance] = []
         by_parent: dict[str, list] = defaultdict(list)
         for it in items:
@@ -88,15 +89,38 @@ class _Tree:
                     inputs.append(r)
         inner = Counter(r for m in members for r in _refs_in(m) if r in produced)
         outs = [r for r in produced if self.users.get(r, 0) > inner.get(r, 0)]
-        loose = any(isinstance(m, Item) and m.kind == "op" and any(r in self.imp.params for r in m.inputs)
-                    for m in members)
-        if len(outs) != 1 or loose or not inputs or any(r in self.imp.params for r in inputs):
+        owned = self._owned_params(module, members)
+        if owned is None:
+            return members
+        inputs = [r for r in inputs if r not in owned]
+        if len(outs) != 1 or not inputs or any(r in self.imp.params for r in inputs):
             return members
         if all(isinstance(m, Instance) and m.path.rpartition(".")[2].isdigit() for m in members):
             return members        # a Sequential of blocks: a run in its parent, not a block of its own
-        inst = Instance(module, members, inputs, outs[0])
+        inst = Instance(module, members, inputs, outs[0], params=owned)
+        self.loose_params -= set(owned)
         self.instances.append(inst)
         return [inst]
+
+    def _owned_params(self, module: str, members: list) -> dict | None:
+        """The params the module's ops read (a transformer layer's MatMul weights, torch's
+        pre-transposed ones), declared in its block at their path below it; None where one lies
+        outside the module or is read outside it too (tied), which keeps the module unfolded."""
+        owned: dict = {}
+        for m in members:
+            if not (isinstance(m, Item) and m.kind == "op"):
+                continue
+            for r in m.inputs:
+                if r not in self.imp.params or r in owned:
+                    continue
+                p = self.imp.params[r]
+                if not p.path.startswith(module + "."):
+                    return None
+                owned[r] = (p.path[len(module) + 1:], tuple(p.array.shape), p.array.dtype.name, p.trainable)
+        reads = Counter(r for m in members if isinstance(m, Item) and m.kind == "op" for r in m.inputs if r in owned)
+        if any(reads[r] != self.param_users[r] for r in owned):
+            return None
+        return owned
 
     # -- blocks ------------------------------------------------------------------------------
     def define_blocks(self) -> list[Block]:
@@ -132,9 +156,22 @@ class _Tree:
         ins = {}
         for k, r in enumerate(inst.inputs):
             name = "x" if k == 0 else f"x{k + 1}"
-            ins[name] = _pattern(self.imp, self, r)
+            ins[name] = _pattern(self.imp, self, r, "" if k == 0 else str(k + 1))
             names[r] = name
         lines.append("    inputs: " + flow(ins))
+        if inst.params:
+            lines.append("    params:")
+            for r, (rel, shape, dtype, trainable) in inst.params.items():
+                key = _param_key(rel, set(names.values()))
+                names[r] = key
+                entry = {"shape": list(shape), "init": "zeros"}
+                if dtype != "float32":
+                    entry["dtype"] = dtype
+                if not trainable:
+                    entry["trainable"] = False
+                if rel != key:
+                    entry["path"] = rel
+                lines.append(f"      {key}: {flow(entry)}")
         body = _Body(self, inst.path, names, inst.members, block)
         lines.append("    nodes:")
         lines += ["      - " + flow(n) for n in body.nodes()]
@@ -150,6 +187,16 @@ class _Tree:
         return None
 
 
+def _param_key(rel: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_]", "_", rel)
+    if not re.match(r"[A-Za-z_]", base):
+        base = f"p_{base}"
+    key, k = base, 2
+    while key in taken:
+        key, k = f"{base}_{k}", k + 1
+    return key
+
+
 def _parent(path: str) -> str:
     return path.rpartition(".")[0]
 
@@ -159,7 +206,7 @@ def _prefixes(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _describe(member, index: dict[str, tuple], inputs: list[str]) -> tuple:
+def _describe(member, index: dict[str, tuple], inputs: list[str], params: dict) -> tuple:
     if isinstance(member, Item):
         what = (member.kind, member.what, tuple(sorted(member.args)))
     else:
@@ -172,6 +219,8 @@ def _describe(member, index: dict[str, tuple], inputs: list[str]) -> tuple:
             wiring.append(index[r])
         elif r in inputs:
             wiring.append(("in", inputs.index(r)))
+        elif r in params:
+            wiring.append(("param",) + params[r])
         else:
             wiring.append(("ext", r))
     return what + (tuple(wiring),)
@@ -201,7 +250,7 @@ def _skeleton(inst: Instance) -> tuple:
         if j in skip:
             continue
         renamed = m.inputs if not forward else [forward.get(r, r) for r in m.inputs]
-        descs.append(_describe(_with_inputs(m, renamed), index, inst.inputs))
+        descs.append(_describe(_with_inputs(m, renamed), index, inst.inputs, inst.params))
         for o, r in enumerate(m.outputs):
             index[r] = (len(descs) - 1, o)
     return (len(inst.inputs),) + tuple(descs)
@@ -210,7 +259,7 @@ def _skeleton(inst: Instance) -> tuple:
 def _with_inputs(m, inputs):
     if isinstance(m, Item):
         return Item(m.kind, m.what, m.args, list(inputs), m.outputs, m.types, m.path, m.first, m.params, m.onnx)
-    clone = Instance(m.path, m.members, list(inputs), m.output, m.block, m.values)
+    clone = Instance(m.path, m.members, list(inputs), m.output, m.block, m.values, m.params)
     return clone
 
 
@@ -322,10 +371,12 @@ def _short(member) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", seg) if re.match(r"[A-Za-z_]", seg) else f"m{seg}"
 
 
-def _pattern(imp, tree, ref) -> list:
+def _pattern(imp, tree, ref, suffix: str = "") -> list:
+    """A block input's shape pattern; the second input's dims are N2, T2, D2 and so on, so that
+    inputs of different sizes (a layer's hidden state and its mask) bind dims of their own."""
     t = tree.type_of(ref)
     names = {4: ["N", "C", "H", "W"], 3: ["N", "T", "D"], 2: ["N", "D"], 1: ["D"], 5: ["N", "C", "D", "H", "W"]}
     rank = t.rank if t is not None else 4
-    return names.get(rank, [f"d{i}" for i in range(rank)]) if t is None or t.dtype == "float32" else \
-        {"shape": names.get(rank, [f"d{i}" for i in range(rank)]), "dtype": t.dtype}
+    shape = [f"{d}{suffix}" for d in names.get(rank, [f"d{i}" for i in range(rank)])]
+    return shape if t is None or t.dtype == "float32" else {"shape": shape, "dtype": t.dtype}
 

@@ -226,7 +226,7 @@ class _Body:
         index = "{index}" if first == "0" else f"{{index + {first}}}"
         if not rel:
             named["path"] = index
-        elif first != "0":
+        elif first != "0" or "path" in named:      # a copy's path replaces NAME.k: it says the index
             named["path"] = f"{rel}.{index}"
         return named
 

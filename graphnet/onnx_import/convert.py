@@ -230,7 +230,10 @@ class Converter:
         # a non-finite literal (an attention mask's -inf) is written .inf / .nan: the spec holds it
         literal_dtypes = OPS["constant"].model_fields["dtype"].annotation.__args__
         if c.name is None and array.size <= LITERAL_LIMIT and dtype in literal_dtypes:
-            key = (dtype, array.shape, array.tobytes())
+            # one literal per module (per scope of the node that reads it): shared across layers,
+            # a literal would wire them together and keep block recovery from folding them
+            scope = module_of(self.node.name) if self.node is not None and self.node.name.startswith("/") else ""
+            key = (scope, dtype, array.shape, array.tobytes())
             if key not in self.literals:
                 op = OPS["constant"](value=array.tolist(), dtype=dtype)
                 self.literals[key] = self.add_node(op, [], self.hint("const"))[0]

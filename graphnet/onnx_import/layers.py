@@ -205,6 +205,7 @@ class Instance:
     output: str                        # the flat ref it gives
     block: "Block | None" = None
     values: dict = field(default_factory=dict)    # block arg -> value at this instance
+    params: dict = field(default_factory=dict)    # param key its ops read -> (path below it, shape, dtype, trainable)
 
     @property
     def first(self) -> int:

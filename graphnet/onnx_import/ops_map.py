@@ -190,7 +190,16 @@ def _dropout(cv, node, attrs):
 
 @converter("MatMul")
 def _matmul(cv, node, attrs):
-    return cv.emit("matmul", inputs(cv, node))
+    a, b = inputs(cv, node)
+    if (isinstance(b, Const) and b.name in cv.scoped and b.array.ndim == 2 and b.array.dtype.kind == "f"
+            and cv.scoped[b.name].endswith(".weight")):
+        # torch writes a Linear on a 3-D input as MatMul by its weight transposed, stored under a
+        # name of its own ('onnx::MatMul_123'): the param is the module's weight as torch holds it,
+        # [out, in] at 'encoder.layer.0.attention.self.query.weight', read through a transpose
+        # (std.linear's own form)
+        weight = cv.materialize(Const(np.ascontiguousarray(b.array.T), b.name))
+        b = cv.add_node(cv.make_op("transpose", {}), [weight.ref], cv.hint("weight_t"))[0]
+    return cv.emit("matmul", [a, b])
 
 
 @converter("Einsum")
