@@ -32,6 +32,15 @@ def _refs_in(member) -> list[str]:
     return list(member.inputs)
 
 
+def _uses_in(member) -> list[str]:
+    """Every read of an outside value by the member, counted as often as it is read (an
+    instance's inputs list each value once: squeeze-excitation reads its input twice)."""
+    if isinstance(member, Item):
+        return [r for r in member.inputs if r is not None]
+    produced = {r for m in member.members for r in m.outputs}
+    return [r for m in member.members for r in _uses_in(m) if r not in produced]
+
+
 def structured_spec(imp: Imported) -> str | None:
     items = leaf_items(imp)
     if not items:
@@ -39,8 +48,14 @@ def structured_spec(imp: Imported) -> str | None:
     tree = _Tree(imp, items)
     top = tree.build("")
     blocks = tree.define_blocks()
+    # a block made once (a model's `features` or `encoder` Sequential) is only indirection: its
+    # members are written in place, and its params at the top
+    spliced: set[str] = set()
+    gone: list = []
+    top = _spliced(top, spliced, gone)
+    blocks = [b for b in blocks if not any(b is g for g in gone)]
     lines = header(imp) + ["use: [std]"] + inputs_lines(imp)
-    params = {k: v for k, v in params_section(imp).items() if k in tree.loose_params}
+    params = {k: v for k, v in params_section(imp).items() if k in tree.loose_params or k in spliced}
     if params:
         lines.append("params:")
         lines += [f"  {k}: {flow(v)}" for k, v in params.items()]
@@ -53,6 +68,18 @@ def structured_spec(imp: Imported) -> str | None:
     lines += ["  - " + flow(n) for n in body.nodes()]
     lines.append("outputs: " + flow({k: body.local(r) for k, r in imp.outputs.items()}))
     return "\n".join(lines) + "\n"
+
+
+def _spliced(members: list, params: set[str], gone: list) -> list:
+    out = []
+    for m in members:
+        if isinstance(m, Instance) and len(m.block.instances) == 1:
+            params.update(m.params)
+            gone.append(m.block)
+            out += _spliced(m.members, params, gone)
+        else:
+            out.append(m)
+    return sorted(out, key=lambda m: m.first)
 
 
 class _Tree:
@@ -87,7 +114,7 @@ class _Tree:
             for r in _refs_in(m):
                 if r not in produced and r not in inputs:
                     inputs.append(r)
-        inner = Counter(r for m in members for r in _refs_in(m) if r in produced)
+        inner = Counter(r for m in members for r in _uses_in(m) if r in produced)
         outs = [r for r in produced if self.users.get(r, 0) > inner.get(r, 0)]
         owned = self._owned_params(module, members)
         if owned is None:
@@ -277,6 +304,9 @@ def _block_name(insts: list[Instance], taken: set[str]) -> str:
         base = "bottleneck"
     elif act and kept[0].what in ("std.conv2d", "conv"):
         base = f"conv_{act}"
+    elif (isinstance(kept[0], Item) and kept[0].what == "global_avg_pool" and isinstance(kept[-1], Item)
+          and kept[-1].what == "mul" and inst.inputs[0] in _refs_in(kept[-1])):
+        base = "squeeze_excitation"       # x * gate(pool(x))
     elif (len(inst.members) == 2 and isinstance(inst.members[0], Instance) and isinstance(inst.members[1], Item)
           and inst.members[1].what == "add" and inst.inputs[0] in _refs_in(inst.members[1])):
         base = f"residual_{inst.members[0].block.name}"       # x + f(x)
@@ -330,6 +360,9 @@ def _block_args(block: Block) -> None:
                 break
         else:
             name = key if key not in names else f"{_short(full.members[j])}_{key}"
+            base, k = name, 2
+            while name in names:          # two members of one short name ('block.2', 'block.3.0')
+                name, k = f"{base}{k}", k + 1
             names[name] = values
             block.slots[(j, key)] = name
     for j in skip_full:

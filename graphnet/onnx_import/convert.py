@@ -423,7 +423,10 @@ class Converter:
 _ROLES = {"Conv": (None, "weight", "bias"), "ConvTranspose": (None, "weight", "bias"),
           "Gemm": (None, "weight", "bias"), "MatMul": (None, "weight"),
           "BatchNormalization": (None, "weight", "bias", "running_mean", "running_var"),
-          "LayerNormalization": (None, "weight", "bias")}
+          "LayerNormalization": (None, "weight", "bias"),
+          # ONNX's own names for a recurrent layer's stacked weights: their layout (gates iofc) is
+          # not torch's weight_ih_l0 (ifgo), so they are not given torch's names
+          "LSTM": (None, "W", "R", "B"), "GRU": (None, "W", "R", "B"), "RNN": (None, "W", "R", "B")}
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

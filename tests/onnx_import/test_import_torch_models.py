@@ -87,7 +87,9 @@ MODELS = {"mobilenet_v2": _mobilenet_v2, "efficientnet_b0": _efficientnet_b0, "v
 # (at most this many lines, blocks the spec must define, lines it must hold): the recovered blocks,
 # repeated where the model repeats them, with torch's own module names
 READABLE = {
-    "mobilenet_v2": (60, ["residual_conv2", "conv_relu6"], ["block: residual_conv2, repeat: 3"]),
+    "mobilenet_v2": (55, ["residual_conv2", "conv_relu6"], ["block: residual_conv2, repeat: 3"]),
+    "efficientnet_b0": (75, ["residual_block2", "conv_silu", "squeeze_excitation"],
+                        ['{name: features_6, block: residual_block2, repeat: 3, path: "features.6.{index + 1}"}']),
     "vit": (80, ["encoder_layer", "mlp"],
             ["{name: encoder_layer_1, block: encoder_layer, path: encoder.layers.encoder_layer_1",
              "{name: ln_1, block: std.layer_norm", "{name: out_proj, block: std.linear"]),
