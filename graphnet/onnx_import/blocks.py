@@ -4,9 +4,12 @@
    called at path P, batch norm `std.batch_norm`, transpose-matmul-add `std.linear`, layer norm
    `std.layer_norm`.
 2. Every item gets a qualified path (a call its params' prefix, an op its exporter's module scope)
-   and the paths make a module tree. A module with one output and no loose params is an instance:
-   its members, wired to each other and to its inputs, give its signature.
-3. Instances with one signature are one block. An argument whose value differs between instances
+   and the paths make a module tree. A module with one output is an instance: its members, wired
+   to each other, to its inputs and to the params its ops read (declared in its block at their
+   path below it, where no other module reads them), give its signature. torch's SiLU
+   (x * sigmoid(x)) is one silu item.
+3. Instances with one signature, at any depth, are one block; a block called once is written in
+   place. An argument whose value differs between instances
    (a width, a stride, a free dim) becomes a block arg with the most common value as its default;
    a member that only some instances have (a projection shortcut, whose skipping forwards the
    block's input) is kept under `if:`.
