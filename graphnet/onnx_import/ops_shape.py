@@ -295,3 +295,36 @@ def _trilu(cv, node, attrs):
     k = known(input_at(cv, node, 1), "Trilu's k")
     return cv.emit("trilu", [cv.value(node.input[0])], {"upper": bool(attrs.get("upper", 1)), "k": int(k or 0)})
 
+
+
+@converter("GatherElements")
+def _gather_elements(cv, node, attrs):
+    """out[.., j, ..] = data[.., idx[.., j, ..], ..] along `axis`, written with graphnet's ops as a
+    one-hot sum (graphnet has no gather_elements): where(idx == k, data[k], 0) summed over k, one
+    k matching. Exact: the other terms are zeros (a -0.0 picked comes back +0.0). BERT's
+    token-type buffer is read this way."""
+    data, idx = inputs(cv, node)
+    dt, it = cv.type_of(data), cv.type_of(idx)
+    rank = dt.rank
+    axis = attrs.get("axis", 0) % max(rank, 1)
+    if it.rank != rank:
+        raise ImportFailure(f"indices of rank {it.rank} for data of rank {rank}")
+    size = dt.shape[axis]
+    if not size.is_const():
+        raise ImportFailure(f"the gathered axis has the free size {size}; graphnet needs it known")
+    for a in range(rank):
+        if a != axis and dt.shape[a] != it.shape[a]:
+            data = cv.emit("slice", [data], {"starts": [0], "ends": [_plain(it.shape[a])], "axes": [a]})[0]
+    zero_i = Const(np.zeros((), dtype=it.dtype))
+    wrapped = cv.emit("where", [cv.emit("less", [idx, zero_i])[0],
+                                cv.emit("add", [idx, Const(np.asarray(size.value, dtype=it.dtype))])[0], idx])[0]
+    keys = Const(np.arange(size.value, dtype=it.dtype).reshape([size.value if a == axis + 1 else 1
+                                                               for a in range(rank + 1)]))
+    hot = cv.emit("equal", [cv.emit("unsqueeze", [wrapped], {"axes": [axis + 1]})[0], keys])[0]
+    spread = cv.emit("unsqueeze", [data], {"axes": [axis]})[0]
+    picked = cv.emit("where", [hot, spread, Const(np.zeros((), dtype=cv.type_of(data).dtype))])[0]
+    return cv.emit("reduce_sum", [picked], {"axes": [axis + 1], "keepdims": False})
+
+
+def _plain(d: Dim):
+    return d.value if d.is_const() else d

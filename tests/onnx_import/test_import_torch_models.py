@@ -48,6 +48,22 @@ def _vit():
                              num_classes=10), {"x": (2, 3, 32, 32)}
 
 
+def _bert_input_ids():
+    """BertModel called with input_ids alone: the export reads its token-type buffer with
+    GatherElements and makes the mask from the shape."""
+    model, _ = _bert()
+
+    class Bert(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = model.bert
+
+        def forward(self, input_ids):
+            return self.bert(input_ids=input_ids).last_hidden_state
+
+    return Bert(), {"input_ids": (2, 8)}
+
+
 def _bert():
     transformers = pytest.importorskip("transformers")
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -81,7 +97,7 @@ def _lstm():
 
 
 MODELS = {"mobilenet_v2": _mobilenet_v2, "efficientnet_b0": _efficientnet_b0, "vit": _vit, "bert": _bert,
-          "lstm": _lstm}
+          "bert_input_ids": _bert_input_ids, "lstm": _lstm}
 
 
 # (at most this many lines, blocks the spec must define, lines it must hold): the recovered blocks,
