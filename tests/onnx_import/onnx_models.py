@@ -66,6 +66,17 @@ def opset9_upsample():
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 9])], inits, 9)
 
 
+def opset10_resize():
+    """Resize-10: scales the second input, coordinates asymmetric; nearest by 3 and linear by 2."""
+    n = helper.make_node
+    nodes = [n("Resize", ["x", "s3"], ["up"], mode="nearest", name="resize_nearest"),
+             n("Resize", ["up", "s2"], ["y"], mode="linear", name="resize_linear")]
+    inits = [numpy_helper.from_array(np.asarray([1.0, 1.0, 3.0, 3.0], np.float32), "s3"),
+             numpy_helper.from_array(np.asarray([1.0, 1.0, 2.0, 1.0], np.float32), "s2")]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 18, 12])], inits, 10)
+
+
 def opset11_resize():
     """Resize with scales as an input (an empty roi, linear, half_pixel), and with sizes computed
     from the input's shape (empty scales, Shape-Slice-Concat, nearest, asymmetric, round_prefer_ceil)."""
@@ -156,5 +167,5 @@ def opset17_encoder():
 
 
 MODELS = {"opset7_mlp": opset7_mlp, "opset7_upsample": opset7_upsample, "opset9_upsample": opset9_upsample,
-          "opset11_cnn": opset11_cnn, "opset11_resize": opset11_resize, "opset13_attention": opset13_attention,
+          "opset10_resize": opset10_resize, "opset11_cnn": opset11_cnn, "opset11_resize": opset11_resize, "opset13_attention": opset13_attention,
           "opset17_encoder": opset17_encoder}
