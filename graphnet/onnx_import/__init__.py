@@ -3,7 +3,7 @@ weights. DESIGN "ONNX import".
 
 - reader.py: the file read under limits (size, nesting, external data confined and sized);
 - convert.py: ONNX values and nodes -> a flat list of typed graphnet op nodes (Imported);
-  ops_map.py and ops_shape.py: one converter per ONNX op;
+  ops_map.py, ops_shape.py and ops_resize.py: one converter per ONNX op;
 - blocks.py: repeated subgraphs and known layers folded into blocks and std calls;
 - emit.py: the spec text.
 
@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ..errors import Location, SpecError
-from . import ops_map  # noqa: F401  (registers the converters, ops_shape's too)
+from . import ops_map, ops_resize  # noqa: F401  (register the converters, ops_shape's too)
 from .args import CONVERTERS, check_supported
 from .convert import Converter, Imported
 from .emit import flat_spec, weights_of
@@ -89,21 +89,25 @@ def import_model(source, flat: bool = False) -> ImportResult:
     if not flat:
         from .blocks import structured_spec
         folded = structured_spec(imported)
-        if folded is not None and _loads(folded, spec_display):
+        if folded is not None and _loads(folded, spec_display, imported):
             text = folded
     return ImportResult(text, weights_of(imported), imported.names, spec_display, imported)
 
 
-def _loads(text: str, display: str) -> bool:
-    """Whether the folded spec loads. Where block recovery made one that does not (a known gap:
-    torchvision's mobilenet_v2), the flat spec, which always does, is written instead."""
+def _loads(text: str, display: str, imported: Imported) -> bool:
+    """Whether the folded spec loads and declares the flat import's params, each at its path with
+    its shape, dtype and trainability. Where block recovery made one that does not, the flat
+    spec, which always does, is written instead."""
     from ..expand import expand
     from ..load import load_program
     try:
-        expand(load_program(display, text, trusted=True))
+        graph = expand(load_program(display, text, trusted=True))
     except SpecError:
         return False
-    return True
+    want = {p.path: (tuple(p.array.shape), p.array.dtype.name, p.trainable) for p in imported.params.values()}
+    got = {name: (tuple(d.value if d.is_const() else None for d in p.type.shape), p.type.dtype, p.trainable)
+           for name, p in graph.params.items()}
+    return got == want
 
 
 def _spec_name(graph_name: str, stem: str) -> str:

@@ -80,9 +80,11 @@ def float_of(x) -> float:
     return float(np.float32(x))
 
 
-def unused_outputs(node, *indices: int, why: str) -> None:
+def unused_outputs(cv: Converter, node, *indices: int, why: str) -> None:
+    """Refuses outputs graphnet's op has not where anything reads them (a named output no node
+    reads, like Caffe2's dropout masks, is left out)."""
     for i in indices:
-        if i < len(node.output) and node.output[i]:
+        if i < len(node.output) and node.output[i] in cv.read:
             raise ImportFailure(f"output {i} ('{node.output[i]}') is used; {why}")
 
 

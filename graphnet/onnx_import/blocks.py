@@ -4,9 +4,12 @@
    called at path P, batch norm `std.batch_norm`, transpose-matmul-add `std.linear`, layer norm
    `std.layer_norm`.
 2. Every item gets a qualified path (a call its params' prefix, an op its exporter's module scope)
-   and the paths make a module tree. A module with one output and no loose params is an instance:
-   its members, wired to each other and to its inputs, give its signature.
-3. Instances with one signature are one block. An argument whose value differs between instances
+   and the paths make a module tree. A module with one output is an instance: its members, wired
+   to each other, to its inputs and to the params its ops read (declared in its block at their
+   path below it, where no other module reads them), give its signature. torch's SiLU
+   (x * sigmoid(x)) is one silu item.
+3. Instances with one signature, at any depth, are one block; a block called once is written in
+   place. An argument whose value differs between instances
    (a width, a stride, a free dim) becomes a block arg with the most common value as its default;
    a member that only some instances have (a projection shortcut, whose skipping forwards the
    block's input) is kept under `if:`.
@@ -32,6 +35,15 @@ def _refs_in(member) -> list[str]:
     return list(member.inputs)
 
 
+def _uses_in(member) -> list[str]:
+    """Every read of an outside value by the member, counted as often as it is read (an
+    instance's inputs list each value once: squeeze-excitation reads its input twice)."""
+    if isinstance(member, Item):
+        return [r for r in member.inputs if r is not None]
+    produced = {r for m in member.members for r in m.outputs}
+    return [r for m in member.members for r in _uses_in(m) if r not in produced]
+
+
 def structured_spec(imp: Imported) -> str | None:
     items = leaf_items(imp)
     if not items:
@@ -39,8 +51,14 @@ def structured_spec(imp: Imported) -> str | None:
     tree = _Tree(imp, items)
     top = tree.build("")
     blocks = tree.define_blocks()
+    # a block made once (a model's `features` or `encoder` Sequential) is only indirection: its
+    # members are written in place, and its params at the top
+    spliced: set[str] = set()
+    gone: list = []
+    top = _spliced(top, spliced, gone)
+    blocks = [b for b in blocks if not any(b is g for g in gone)]
     lines = header(imp) + ["use: [std]"] + inputs_lines(imp)
-    params = {k: v for k, v in params_section(imp).items() if k in tree.loose_params}
+    params = {k: v for k, v in params_section(imp).items() if k in tree.loose_params or k in spliced}
     if params:
         lines.append("params:")
         lines += [f"  {k}: {flow(v)}" for k, v in params.items()]
@@ -55,6 +73,18 @@ def structured_spec(imp: Imported) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def _spliced(members: list, params: set[str], gone: list) -> list:
+    out = []
+    for m in members:
+        if isinstance(m, Instance) and len(m.block.instances) == 1:
+            params.update(m.params)
+            gone.append(m.block)
+            out += _spliced(m.members, params, gone)
+        else:
+            out.append(m)
+    return sorted(out, key=lambda m: m.first)
+
+
 class _Tree:
     def __init__(self, imp: Imported, items: list[Item]):
         self.imp = imp
@@ -62,6 +92,7 @@ class _Tree:
         self.users: dict[str, int] = Counter(r for it in items for r in it.inputs if r is not None)
         self.users.update(imp.outputs.values())
         self.loose_params = {r for it in items if it.kind == "op" for r in it.inputs if r in imp.params}
+        self.param_users = Counter(r for it in items if it.kind == "op" for r in it.inputs if r in imp.params)
         self.instances: list[Instance] = []
         by_parent: dict[str, list] = defaultdict(list)
         for it in items:
@@ -86,35 +117,65 @@ class _Tree:
             for r in _refs_in(m):
                 if r not in produced and r not in inputs:
                     inputs.append(r)
-        inner = Counter(r for m in members for r in _refs_in(m) if r in produced)
+        inner = Counter(r for m in members for r in _uses_in(m) if r in produced)
         outs = [r for r in produced if self.users.get(r, 0) > inner.get(r, 0)]
-        loose = any(isinstance(m, Item) and m.kind == "op" and any(r in self.imp.params for r in m.inputs)
-                    for m in members)
-        if len(outs) != 1 or loose or not inputs or any(r in self.imp.params for r in inputs):
+        owned = self._owned_params(module, members)
+        if owned is None:
+            return members
+        inputs = [r for r in inputs if r not in owned]
+        if len(outs) != 1 or not inputs or any(r in self.imp.params for r in inputs):
             return members
         if all(isinstance(m, Instance) and m.path.rpartition(".")[2].isdigit() for m in members):
             return members        # a Sequential of blocks: a run in its parent, not a block of its own
-        inst = Instance(module, members, inputs, outs[0])
+        inst = Instance(module, members, inputs, outs[0], params=owned)
+        self.loose_params -= set(owned)
         self.instances.append(inst)
         return [inst]
 
+    def _owned_params(self, module: str, members: list) -> dict | None:
+        """The params the module's ops read (a transformer layer's MatMul weights, torch's
+        pre-transposed ones), declared in its block at their path below it; None where one lies
+        outside the module or is read outside it too (tied), which keeps the module unfolded."""
+        owned: dict = {}
+        for m in members:
+            if not (isinstance(m, Item) and m.kind == "op"):
+                continue
+            for r in m.inputs:
+                if r not in self.imp.params or r in owned:
+                    continue
+                p = self.imp.params[r]
+                if not p.path.startswith(module + "."):
+                    return None
+                owned[r] = (p.path[len(module) + 1:], tuple(p.array.shape), p.array.dtype.name, p.trainable)
+        reads = Counter(r for m in members if isinstance(m, Item) and m.kind == "op" for r in m.inputs if r in owned)
+        if any(reads[r] != self.param_users[r] for r in owned):
+            return None
+        return owned
+
     # -- blocks ------------------------------------------------------------------------------
     def define_blocks(self) -> list[Block]:
-        blocks: list[Block] = []
+        blocks: dict[tuple, Block] = {}
         names: set[str] = set()
-        # innermost first, so that a member's block is named when its parent's signature is made
+        # innermost first, so that a member's block is named when its parent's signature is made;
+        # one signature at two depths (mobilenet_v2's conv + relu6 as its stem and inside each
+        # inverted residual) is one block
         for depth in sorted({i.path.count(".") for i in self.instances}, reverse=True):
             groups: dict[tuple, list[Instance]] = defaultdict(list)
             for inst in self.instances:
                 if inst.path.count(".") == depth:
                     groups[_skeleton(inst)].append(inst)
             for key, insts in groups.items():
-                block = Block(_block_name(insts, names), key, insts)
+                if key in blocks:
+                    blocks[key].instances.extend(insts)
+                else:
+                    blocks[key] = Block(_block_name(insts, names), key, insts)
                 for inst in insts:
-                    inst.block = block
-                _block_args(block)
-                blocks.append(block)
-        return blocks
+                    inst.block = blocks[key]
+        # args once every instance is known, innermost blocks first (a parent's args read its
+        # members' values)
+        for block in blocks.values():
+            _block_args(block)
+        return list(blocks.values())
 
     def block_lines(self, block: Block) -> list[str]:
         inst = max(block.instances, key=lambda i: len(i.members))
@@ -125,9 +186,22 @@ class _Tree:
         ins = {}
         for k, r in enumerate(inst.inputs):
             name = "x" if k == 0 else f"x{k + 1}"
-            ins[name] = _pattern(self.imp, self, r)
+            ins[name] = _pattern(self.imp, self, r, "" if k == 0 else str(k + 1))
             names[r] = name
         lines.append("    inputs: " + flow(ins))
+        if inst.params:
+            lines.append("    params:")
+            for r, (rel, shape, dtype, trainable) in inst.params.items():
+                key = _param_key(rel, set(names.values()))
+                names[r] = key
+                entry = {"shape": list(shape), "init": "zeros"}
+                if dtype != "float32":
+                    entry["dtype"] = dtype
+                if not trainable:
+                    entry["trainable"] = False
+                if rel != key:
+                    entry["path"] = rel
+                lines.append(f"      {key}: {flow(entry)}")
         body = _Body(self, inst.path, names, inst.members, block)
         lines.append("    nodes:")
         lines += ["      - " + flow(n) for n in body.nodes()]
@@ -143,6 +217,16 @@ class _Tree:
         return None
 
 
+def _param_key(rel: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_]", "_", rel)
+    if not re.match(r"[A-Za-z_]", base):
+        base = f"p_{base}"
+    key, k = base, 2
+    while key in taken:
+        key, k = f"{base}_{k}", k + 1
+    return key
+
+
 def _parent(path: str) -> str:
     return path.rpartition(".")[0]
 
@@ -152,7 +236,7 @@ def _prefixes(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _describe(member, index: dict[str, tuple], inputs: list[str]) -> tuple:
+def _describe(member, index: dict[str, tuple], inputs: list[str], params: dict) -> tuple:
     if isinstance(member, Item):
         what = (member.kind, member.what, tuple(sorted(member.args)))
     else:
@@ -165,6 +249,8 @@ def _describe(member, index: dict[str, tuple], inputs: list[str]) -> tuple:
             wiring.append(index[r])
         elif r in inputs:
             wiring.append(("in", inputs.index(r)))
+        elif r in params:
+            wiring.append(("param",) + params[r])
         else:
             wiring.append(("ext", r))
     return what + (tuple(wiring),)
@@ -194,7 +280,7 @@ def _skeleton(inst: Instance) -> tuple:
         if j in skip:
             continue
         renamed = m.inputs if not forward else [forward.get(r, r) for r in m.inputs]
-        descs.append(_describe(_with_inputs(m, renamed), index, inst.inputs))
+        descs.append(_describe(_with_inputs(m, renamed), index, inst.inputs, inst.params))
         for o, r in enumerate(m.outputs):
             index[r] = (len(descs) - 1, o)
     return (len(inst.inputs),) + tuple(descs)
@@ -203,7 +289,7 @@ def _skeleton(inst: Instance) -> tuple:
 def _with_inputs(m, inputs):
     if isinstance(m, Item):
         return Item(m.kind, m.what, m.args, list(inputs), m.outputs, m.types, m.path, m.first, m.params, m.onnx)
-    clone = Instance(m.path, m.members, list(inputs), m.output, m.block, m.values)
+    clone = Instance(m.path, m.members, list(inputs), m.output, m.block, m.values, m.params)
     return clone
 
 
@@ -213,10 +299,20 @@ def _block_name(insts: list[Instance], taken: set[str]) -> str:
     convs = sum(1 for j, m in enumerate(inst.members)
                 if isinstance(m, Item) and m.what == "std.conv2d" and j not in skip)
     joins = any(isinstance(m, Item) and m.what == "add" for m in inst.members)
+    kept = [m for j, m in enumerate(inst.members) if j not in skip]
+    act = _activation(kept[-1]) if len(kept) == 2 and isinstance(kept[0], Item) else None
     if joins and convs == 2:
         base = "basic_block"
     elif joins and convs == 3:
         base = "bottleneck"
+    elif act and kept[0].what in ("std.conv2d", "conv"):
+        base = f"conv_{act}"
+    elif (isinstance(kept[0], Item) and kept[0].what == "global_avg_pool" and isinstance(kept[-1], Item)
+          and kept[-1].what == "mul" and inst.inputs[0] in _refs_in(kept[-1])):
+        base = "squeeze_excitation"       # x * gate(pool(x))
+    elif (len(inst.members) == 2 and isinstance(inst.members[0], Instance) and isinstance(inst.members[1], Item)
+          and inst.members[1].what == "add" and inst.inputs[0] in _refs_in(inst.members[1])):
+        base = f"residual_{inst.members[0].block.name}"       # x + f(x)
     else:
         segs = [s for s in inst.path.split(".") if not s.isdigit()]
         base = re.sub(r"\d+$", "", segs[-1] if segs else "block").strip("_") or "block"
@@ -228,6 +324,18 @@ def _block_name(insts: list[Instance], taken: set[str]) -> str:
         name, k = f"{base}{k}", k + 1
     taken.add(name)
     return name
+
+
+_ACTIVATIONS = {"relu", "sigmoid", "tanh", "silu", "gelu", "hard_swish", "hard_sigmoid", "leaky_relu", "elu"}
+
+
+def _activation(m) -> str | None:
+    """The activation an op item is, by the name PyTorch gives it (clip to [0, 6] is relu6)."""
+    if not isinstance(m, Item) or m.kind != "op":
+        return None
+    if m.what == "clip" and m.args.get("min") == 0.0 and m.args.get("max") == 6.0:
+        return "relu6"
+    return m.what if m.what in _ACTIVATIONS else None
 
 
 def _block_args(block: Block) -> None:
@@ -255,6 +363,9 @@ def _block_args(block: Block) -> None:
                 break
         else:
             name = key if key not in names else f"{_short(full.members[j])}_{key}"
+            base, k = name, 2
+            while name in names:          # two members of one short name ('block.2', 'block.3.0')
+                name, k = f"{base}{k}", k + 1
             names[name] = values
             block.slots[(j, key)] = name
     for j in skip_full:
@@ -296,10 +407,12 @@ def _short(member) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", seg) if re.match(r"[A-Za-z_]", seg) else f"m{seg}"
 
 
-def _pattern(imp, tree, ref) -> list:
+def _pattern(imp, tree, ref, suffix: str = "") -> list:
+    """A block input's shape pattern; the second input's dims are N2, T2, D2 and so on, so that
+    inputs of different sizes (a layer's hidden state and its mask) bind dims of their own."""
     t = tree.type_of(ref)
     names = {4: ["N", "C", "H", "W"], 3: ["N", "T", "D"], 2: ["N", "D"], 1: ["D"], 5: ["N", "C", "D", "H", "W"]}
     rank = t.rank if t is not None else 4
-    return names.get(rank, [f"d{i}" for i in range(rank)]) if t is None or t.dtype == "float32" else \
-        {"shape": names.get(rank, [f"d{i}" for i in range(rank)]), "dtype": t.dtype}
+    shape = [f"{d}{suffix}" for d in names.get(rank, [f"d{i}" for i in range(rank)])]
+    return shape if t is None or t.dtype == "float32" else {"shape": shape, "dtype": t.dtype}
 

@@ -56,6 +56,8 @@ class _Body:
         return name
 
     def _rel(self, path: str) -> str:
+        if self.prefix and path == self.prefix:
+            return ""             # a run of the block's own numbered members: `path: "{index}"`
         return path[len(self.prefix) + 1:] if self.prefix and path.startswith(self.prefix + ".") else path
 
     # -- runs --------------------------------------------------------------------------------
@@ -177,6 +179,16 @@ class _Body:
                 args[k] = _value(m.values[k])
         return args
 
+    def _run_values(self, inst, j: int) -> dict:
+        """A copy's args in a run: inside a block, an arg that is one of the block's args (a
+        width that differs between the block's instances) is written as that arg's name."""
+        values = dict(inst.values)
+        for k in inst.block.args:
+            slot = self._slot(j, k)
+            if slot:
+                values[k] = slot
+        return values
+
     def _call(self, m, block: str, args: dict) -> dict:
         line = {"block": block}
         if args:
@@ -185,7 +197,8 @@ class _Body:
 
     def _run(self, run) -> dict:
         block = run.instances[0].block
-        values = [inst.values for inst in run.instances]
+        index = {id(m): j for j, m in enumerate(self.full)}
+        values = [self._run_values(inst, index.get(id(inst), -1)) for inst in run.instances]
         n = len(values)
         line = {"block": block.name}
         if all(v == values[0] for v in values):
@@ -208,10 +221,13 @@ class _Body:
         else:
             line["for_each"] = [{k: _value(v) for k, v in vals.items()} for vals in values]
         first = run.instances[0].path.rpartition(".")[2]
-        name_path = run.path
-        named = self._named(run, line, name_path)
-        if first != "0":
-            named["path"] = f"{self._rel(run.path)}.{{index + {first}}}"
+        rel = self._rel(run.path)
+        named = self._named(run, line, run.path if rel else block.name)
+        index = "{index}" if first == "0" else f"{{index + {first}}}"
+        if not rel:
+            named["path"] = index
+        elif first != "0" or "path" in named:      # a copy's path replaces NAME.k: it says the index
+            named["path"] = f"{rel}.{index}"
         return named
 
 

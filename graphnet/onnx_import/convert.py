@@ -141,6 +141,7 @@ class Converter:
         self.scoped: dict[str, str] = {}   # ONNX name -> the name its node's module gives it
         self._suffixes: dict[str, int] = {}        # base -> the next suffix to try, for fresh
         self._path_suffixes: dict[str, int] = {}   # and for fresh_path
+        self.read: set[str] = set()        # the values some node or the graph's outputs read
 
     # -- errors ------------------------------------------------------------------------------
     def error(self, message: str) -> SpecError:
@@ -216,10 +217,13 @@ class Converter:
     def materialize(self, c: Const) -> Tensor:
         array = c.array
         dtype = self.dtype_of(array)
-        small = array.size <= LITERAL_LIMIT and (dtype not in ("float32", "float64", "float16")
-                                                 or np.isfinite(array).all())
-        if c.name is None and small:
-            key = (dtype, array.shape, array.tobytes())
+        # a non-finite literal (an attention mask's -inf) is written .inf / .nan: the spec holds it
+        literal_dtypes = OPS["constant"].model_fields["dtype"].annotation.__args__
+        if c.name is None and array.size <= LITERAL_LIMIT and dtype in literal_dtypes:
+            # one literal per module (per scope of the node that reads it): shared across layers,
+            # a literal would wire them together and keep block recovery from folding them
+            scope = module_of(self.node.name) if self.node is not None and self.node.name.startswith("/") else ""
+            key = (scope, dtype, array.shape, array.tobytes())
             if key not in self.literals:
                 op = OPS["constant"](value=array.tolist(), dtype=dtype)
                 self.literals[key] = self.add_node(op, [], self.hint("const"))[0]
@@ -325,6 +329,7 @@ class Converter:
         refuses a graph with ops none converts before any is converted."""
         graph = self.model.graph
         check_supported(self, graph)
+        self.read = {i for n in graph.node for i in n.input if i} | {o.name for o in graph.output}
         for node in graph.node:
             if node.op_type == "BatchNormalization":
                 self.frozen.update(node.input[3:5])
@@ -408,7 +413,10 @@ class Converter:
 _ROLES = {"Conv": (None, "weight", "bias"), "ConvTranspose": (None, "weight", "bias"),
           "Gemm": (None, "weight", "bias"), "MatMul": (None, "weight"),
           "BatchNormalization": (None, "weight", "bias", "running_mean", "running_var"),
-          "LayerNormalization": (None, "weight", "bias")}
+          "LayerNormalization": (None, "weight", "bias"),
+          # ONNX's own names for a recurrent layer's stacked weights: their layout (gates iofc) is
+          # not torch's weight_ih_l0 (ifgo), so they are not given torch's names
+          "LSTM": (None, "W", "R", "B"), "GRU": (None, "W", "R", "B"), "RNN": (None, "W", "R", "B")}
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

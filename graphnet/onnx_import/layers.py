@@ -82,6 +82,14 @@ def leaf_items(imp: Imported) -> list[Item]:
             items.append(Item("call", what, args, ins, out.outputs, out.types, "", last, params))
             items[-1].path = params and path_of[params[0]].rpartition(".")[0]
             continue
+        j = _silu(node, uses, consumers, imp)
+        if j is not None:
+            # x * sigmoid(x), torch's export of SiLU: one silu, at the mul's place and scope
+            taken.add(j)
+            mul = imp.nodes[j]
+            items.append(Item("op", "silu", {}, [node.inputs[0]], mul.outputs, mul.types, "", j))
+            items[-1].onnx = mul
+            continue
         items.append(Item("op", node.op.name, _full_attrs(node.op), list(node.inputs), node.outputs, node.types,
                           "", i))
         items[-1].onnx = node
@@ -151,6 +159,17 @@ def _linear(i: int, node: INode, prefix, imp, uses, consumers):
     return "std.linear", {"out": out, "bias": True}, [mm.inputs[0]], k, [w, bias], (j, k)
 
 
+def _silu(node: INode, uses, consumers, imp) -> int | None:
+    """The index of the mul making sigmoid(x) * x of this sigmoid, where nothing else reads it."""
+    if node.op.name != "sigmoid" or uses[node.outputs[0]] != 1 or node.outputs[0] not in consumers:
+        return None        # read by more than the mul, or a graph output
+    j = consumers[node.outputs[0]][0]
+    mul = imp.nodes[j]
+    if mul.op.name == "mul" and sorted(mul.inputs, key=str) == sorted([node.inputs[0], node.outputs[0]], key=str):
+        return j
+    return None
+
+
 def _op_paths(items: list[Item]) -> None:
     """Paths of the op items, from the exporter's names: graphnet's own ('layer1.0.add#Add'), or a
     PyTorch scope ('/layer1/layer1.0/relu/Relu' is the module layer1.0.relu; an op beside modules
@@ -205,6 +224,7 @@ class Instance:
     output: str                        # the flat ref it gives
     block: "Block | None" = None
     values: dict = field(default_factory=dict)    # block arg -> value at this instance
+    params: dict = field(default_factory=dict)    # param key its ops read -> (path below it, shape, dtype, trainable)
 
     @property
     def first(self) -> int:

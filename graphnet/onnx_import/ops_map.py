@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 
 from .args import arg, converter, float_of, input_at, inputs, refuse_attrs, unused_outputs
-from .convert import Const, Dims, ImportFailure, Value
-from .ops_shape import dims_arithmetic
+from .convert import FOLD_LIMIT, Const, Dims, ImportFailure, Value
+from .ops_shape import dims_arithmetic, dims_equal, dims_where
 
 # -- elementwise --------------------------------------------------------------------------------
 
@@ -42,10 +42,62 @@ def _identity(cv, node, attrs):
 @converter(*BINARY)
 def _binary(cv, node, attrs):
     a, b = inputs(cv, node)
-    folded = dims_arithmetic(node.op_type, a, b)
+    folded = dims_equal(a, b) if node.op_type == "Equal" else dims_arithmetic(node.op_type, a, b)
     if folded is not None:
         return [folded]
     return cv.emit(BINARY[node.op_type], [a, b])
+
+
+# -- logic, as where over bools (graphnet has no and/or/not ops; where lowers to them) -------------
+
+_TRUE, _FALSE = Const(np.asarray(True)), Const(np.asarray(False))
+
+
+def _not(cv, x):
+    return cv.emit("where", [x, _FALSE, _TRUE])[0]
+
+
+@converter("And", "Or", "Xor", "Not")
+def _logic(cv, node, attrs):
+    a, *rest = inputs(cv, node)
+    if node.op_type == "Not":
+        return [_not(cv, a)]
+    b = rest[0]
+    if node.op_type == "And":
+        return cv.emit("where", [a, b, _FALSE])
+    if node.op_type == "Or":
+        return cv.emit("where", [a, _TRUE, b])
+    return cv.emit("where", [a, _not(cv, b), b])
+
+
+@converter("GreaterOrEqual", "LessOrEqual")
+def _compare_or_equal(cv, node, attrs):
+    a, b = inputs(cv, node)
+    strict = cv.emit("greater" if node.op_type == "GreaterOrEqual" else "less", [a, b])[0]
+    # (a > b) or (a == b): false where either is NaN, as ONNX says
+    return cv.emit("where", [strict, _TRUE, cv.emit("equal", [a, b])[0]])
+
+
+@converter("IsNaN")
+def _is_nan(cv, node, attrs):
+    x = cv.value(node.input[0])
+    return [_not(cv, cv.emit("equal", [x, x])[0])]
+
+
+@converter("Mod")
+def _mod(cv, node, attrs):
+    # graphnet has no mod op; exporters write Mod on sizes (torch's MultiheadAttention checks
+    # embed_dim % num_heads), which is known when the model is imported
+    a, b = inputs(cv, node)
+    folded = dims_arithmetic("Mod", a, b) if not attrs.get("fmod", 0) else None
+    if folded is not None:
+        return [folded]
+    if isinstance(a, Const) and isinstance(b, Const) and a.array.size <= FOLD_LIMIT and b.array.size <= FOLD_LIMIT:
+        with np.errstate(all="ignore"):
+            rule = np.fmod if attrs.get("fmod", 0) else np.mod
+            return [Const(np.asarray(rule(a.array, b.array), dtype=a.array.dtype))]
+    raise ImportFailure("Mod of tensors computed from the data: graphnet has no mod op (only Mod of sizes "
+                        "and constants, known when the model is imported, is imported)")
 
 
 @converter("Max", "Min", "Sum", "Mean")
@@ -65,6 +117,9 @@ def _variadic(cv, node, attrs):
 
 @converter("Where")
 def _where(cv, node, attrs):
+    folded = dims_where(*inputs(cv, node))
+    if folded is not None:
+        return [folded]
     return cv.emit("where", inputs(cv, node))
 
 
@@ -127,7 +182,7 @@ def _cast(cv, node, attrs):
 
 @converter("Dropout")
 def _dropout(cv, node, attrs):
-    unused_outputs(node, 1, why="graphnet's dropout has no mask output")
+    unused_outputs(cv, node, 1, why="graphnet's dropout has no mask output")
     return cv.emit("identity", [cv.value(node.input[0])])
 
 
@@ -135,7 +190,16 @@ def _dropout(cv, node, attrs):
 
 @converter("MatMul")
 def _matmul(cv, node, attrs):
-    return cv.emit("matmul", inputs(cv, node))
+    a, b = inputs(cv, node)
+    if (isinstance(b, Const) and b.name in cv.scoped and b.array.ndim == 2 and b.array.dtype.kind == "f"
+            and cv.scoped[b.name].endswith(".weight")):
+        # torch writes a Linear on a 3-D input as MatMul by its weight transposed, stored under a
+        # name of its own ('onnx::MatMul_123'): the param is the module's weight as torch holds it,
+        # [out, in] at 'encoder.layer.0.attention.self.query.weight', read through a transpose
+        # (std.linear's own form)
+        weight = cv.materialize(Const(np.ascontiguousarray(b.array.T), b.name))
+        b = cv.add_node(cv.make_op("transpose", {}), [weight.ref], cv.hint("weight_t"))[0]
+    return cv.emit("matmul", [a, b])
 
 
 @converter("Einsum")
@@ -166,16 +230,40 @@ def _gemm(cv, node, attrs):
 @converter("BatchNormalization")
 def _batch_norm(cv, node, attrs):
     refuse_attrs(attrs, training_mode=0, spatial=1, is_test=(0, 1))
-    unused_outputs(node, 1, 2, 3, 4, why="graphnet's batch_norm is the inference form")
+    unused_outputs(cv, node, 1, 2, 3, 4, why="graphnet's batch_norm is the inference form")
     return cv.emit("batch_norm", inputs(cv, node)[:5], {"epsilon": float_of(attrs.get("epsilon", 1e-5))})
 
 
 @converter("LayerNormalization")
 def _layer_norm(cv, node, attrs):
     refuse_attrs(attrs, stash_type=1)
-    unused_outputs(node, 1, 2, why="graphnet's layer_norm gives only the normalized tensor")
+    unused_outputs(cv, node, 1, 2, why="graphnet's layer_norm gives only the normalized tensor")
     return cv.emit("layer_norm", inputs(cv, node), {"axis": attrs.get("axis", -1),
                                                    "epsilon": float_of(attrs.get("epsilon", 1e-5))})
+
+
+@converter("LRN")
+def _lrn(cv, node, attrs):
+    """x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta: the window
+    sum is an average pool over the channel axis (a new axis 1 made spatial), pads counted."""
+    x = cv.value(node.input[0])
+    t = cv.type_of(x)
+    size = attrs["size"]
+    alpha, beta, bias = (float_of(attrs.get(k, d)) for k, d in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
+    rank = t.rank
+    if rank < 3:
+        raise ImportFailure(f"LRN needs [N, C, ...], got rank {rank}")
+    square = cv.emit("mul", [x, x])[0]
+    lifted = cv.emit("unsqueeze", [square], {"axes": [1]})[0]
+    n = rank - 1
+    pads = [(size - 1) // 2] + [0] * (n - 1) + [size // 2] + [0] * (n - 1)
+    mean = cv.emit("avg_pool", [lifted], {"kernel": [size] + [1] * (n - 1), "strides": 1, "pads": pads,
+                                          "count_include_pad": True})[0]
+    window = cv.emit("squeeze", [mean], {"axes": [1]})[0]
+    dtype = t.dtype
+    scaled = cv.emit("add", [cv.emit("mul", [window, Const(np.asarray(alpha, dtype))])[0],
+                             Const(np.asarray(bias, dtype))])[0]
+    return cv.emit("div", [x, cv.emit("pow", [scaled, Const(np.asarray(beta, dtype))])[0]])
 
 
 @converter("Softmax", "LogSoftmax")
@@ -257,7 +345,7 @@ def _conv(cv, node, attrs):
 @converter("MaxPool", "AveragePool", "LpPool")
 def _pool(cv, node, attrs):
     op = {"MaxPool": "max_pool", "AveragePool": "avg_pool", "LpPool": "lp_pool"}[node.op_type]
-    unused_outputs(node, 1, why="graphnet's max_pool has no indices output")
+    unused_outputs(cv, node, 1, why="graphnet's max_pool has no indices output")
     refuse_attrs(attrs, storage_order=0)
     x = cv.value(node.input[0])
     kernel = list(attrs["kernel_shape"])

@@ -35,23 +35,61 @@ def _dims_value(dims: list[Dim], scalar: bool) -> Value:
 
 
 def dims_arithmetic(op_type: str, a: Value, b: Value) -> Value | None:
-    """Add/Sub/Mul/Div of shape values, elementwise with broadcasting; None when not such."""
+    """Add/Sub/Mul/Div/Mod of shape values, elementwise with broadcasting; None when not such."""
     if not (isinstance(a, Dims) or isinstance(b, Dims)):
         return None
     da, db = dims_of(a), dims_of(b)
-    if da is None or db is None or op_type not in ("Add", "Sub", "Mul", "Div"):
+    if da is None or db is None or op_type not in ("Add", "Sub", "Mul", "Div", "Mod"):
         return None
     if len(da) != len(db) and min(len(da), len(db)) != 1:
         return None
     n = max(len(da), len(db))
     da, db = (da * n if len(da) == 1 else da), (db * n if len(db) == 1 else db)
     rule = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y,
-            "Div": lambda x, y: x // y}[op_type]
+            "Div": lambda x, y: x // y, "Mod": lambda x, y: x % y}[op_type]
     try:
         out = [rule(x, y) for x, y in zip(da, db)]
     except (ValueError, ZeroDivisionError):
         return None
     return _dims_value(out, _scalar(a) and _scalar(b))
+
+
+def dims_equal(a: Value, b: Value) -> Value | None:
+    """Equal of shape values, where it is known from the dims alone: torch's `expand(B, -1, -1)`
+    compares the sizes with -1 (a free dim is a size, never negative); None when not such."""
+    if not (isinstance(a, Dims) or isinstance(b, Dims)):
+        return None
+    da, db = dims_of(a), dims_of(b)
+    if da is None or db is None or (len(da) != len(db) and min(len(da), len(db)) != 1):
+        return None
+    n = max(len(da), len(db))
+    da, db = (da * n if len(da) == 1 else da), (db * n if len(db) == 1 else db)
+    out = []
+    for x, y in zip(da, db):
+        if x == y:
+            out.append(True)
+        elif x.is_const() and y.is_const():
+            out.append(False)
+        elif (x.is_const() and x.value < 1 and y.is_positive()) or (y.is_const() and y.value < 1 and x.is_positive()):
+            out.append(False)
+        else:
+            return None
+    return Const(np.asarray(out, dtype=bool).reshape(() if _scalar(a) and _scalar(b) else (-1,)))
+
+
+def dims_where(cond: Value, a: Value, b: Value) -> Value | None:
+    """Where choosing between shape values on a condition known at import time."""
+    if not (isinstance(a, Dims) or isinstance(b, Dims)) or not isinstance(cond, Const) or cond.array.ndim > 1:
+        return None
+    da, db = dims_of(a), dims_of(b)
+    if da is None or db is None:
+        return None
+    flags = [bool(c) for c in cond.array.reshape(-1)]
+    n = max(len(flags), len(da), len(db))
+    if any(len(v) not in (1, n) for v in (flags, da, db)):
+        return None
+    flags, da, db = (v * n if len(v) == 1 else v for v in (flags, da, db))
+    return _dims_value([x if f else y for f, x, y in zip(flags, da, db)], _scalar(a) and _scalar(b))
 
 
 @converter("Shape")
@@ -257,3 +295,36 @@ def _trilu(cv, node, attrs):
     k = known(input_at(cv, node, 1), "Trilu's k")
     return cv.emit("trilu", [cv.value(node.input[0])], {"upper": bool(attrs.get("upper", 1)), "k": int(k or 0)})
 
+
+
+@converter("GatherElements")
+def _gather_elements(cv, node, attrs):
+    """out[.., j, ..] = data[.., idx[.., j, ..], ..] along `axis`, written with graphnet's ops as a
+    one-hot sum (graphnet has no gather_elements): where(idx == k, data[k], 0) summed over k, one
+    k matching. Exact: the other terms are zeros (a -0.0 picked comes back +0.0). BERT's
+    token-type buffer is read this way."""
+    data, idx = inputs(cv, node)
+    dt, it = cv.type_of(data), cv.type_of(idx)
+    rank = dt.rank
+    axis = attrs.get("axis", 0) % max(rank, 1)
+    if it.rank != rank:
+        raise ImportFailure(f"indices of rank {it.rank} for data of rank {rank}")
+    size = dt.shape[axis]
+    if not size.is_const():
+        raise ImportFailure(f"the gathered axis has the free size {size}; graphnet needs it known")
+    for a in range(rank):
+        if a != axis and dt.shape[a] != it.shape[a]:
+            data = cv.emit("slice", [data], {"starts": [0], "ends": [_plain(it.shape[a])], "axes": [a]})[0]
+    zero_i = Const(np.zeros((), dtype=it.dtype))
+    wrapped = cv.emit("where", [cv.emit("less", [idx, zero_i])[0],
+                                cv.emit("add", [idx, Const(np.asarray(size.value, dtype=it.dtype))])[0], idx])[0]
+    keys = Const(np.arange(size.value, dtype=it.dtype).reshape([size.value if a == axis + 1 else 1
+                                                               for a in range(rank + 1)]))
+    hot = cv.emit("equal", [cv.emit("unsqueeze", [wrapped], {"axes": [axis + 1]})[0], keys])[0]
+    spread = cv.emit("unsqueeze", [data], {"axes": [axis]})[0]
+    picked = cv.emit("where", [hot, spread, Const(np.zeros((), dtype=cv.type_of(data).dtype))])[0]
+    return cv.emit("reduce_sum", [picked], {"axes": [axis + 1], "keepdims": False})
+
+
+def _plain(d: Dim):
+    return d.value if d.is_const() else d

@@ -58,3 +58,45 @@ def run_model_case(case: Path) -> str | None:
             if g.shape != w.shape or not np.allclose(g, w, rtol=1e-3, atol=1e-5, equal_nan=True):
                 return f"outputs differ ({g.shape} vs {w.shape})"
     return None
+
+
+LIGHT = DATA / "light"
+
+
+def light_models() -> list[Path]:
+    """The `light/` models: real networks (ResNet-50, VGG-19, DenseNet-121, ...) whose weights the
+    wheel replaced by ConstantOfShape nodes filling each with one value, stored with the outputs
+    onnx's runner computed on its dummy input (no input files are shipped)."""
+    return sorted(LIGHT.glob("light_*.onnx"))
+
+
+def light_unsupported(path: Path) -> list[str]:
+    model = onnx.load(path)
+    return sorted({n.op_type for n in model.graph.node if n.op_type not in CONVERTERS or n.domain not in ("", "ai.onnx")})
+
+
+def dummy_input(vi) -> np.ndarray:
+    """The input onnx's backend runner gives a light model (runner.generate_dummy_data with
+    random=False): 0, 1/n, 2/n, ... over the input's shape, free dims taken as 1."""
+    shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim)
+    n = int(np.prod(shape))
+    return (np.arange(n).reshape(shape) / n).astype(np.float32)
+
+
+def run_light_model(path: Path) -> str | None:
+    try:
+        net, weights = gn.import_onnx(path)
+    except SpecError as e:
+        return "import: " + e.diagnostics[0].message
+    model = onnx.load(path)
+    initialized = {t.name for t in model.graph.initializer}
+    inputs = [vi for vi in model.graph.input if vi.name not in initialized]
+    feeds = dict(zip(list(net.graph.inputs), [dummy_input(vi) for vi in inputs]))
+    with np.errstate(all="ignore"):
+        got = list(net.run(feeds, weights=weights).values())
+    for i, g in enumerate(got):
+        w = _read(LIGHT / f"{path.stem}_output_{i}.pb")
+        # the runner's tolerances for these models (onnx.backend.test.loader: rtol 1e-3, atol 1e-7)
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-3, atol=1e-7):
+            return f"outputs differ ({g.shape} vs {w.shape}, by {float(np.abs(g - w).max()):.3g})"
+    return None

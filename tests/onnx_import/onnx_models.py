@@ -41,6 +41,59 @@ def opset7_mlp():
                   [_init("w1", 16, 12), _init("b1", 16), _init("w2", 16, 5), _init("b2", 5)], 7)
 
 
+def opset7_upsample():
+    """BatchNormalization with the spatial attribute, Upsample with scales as an attribute
+    (nearest by 3, where taking the cell below differs from rounding; linear by 2), Sum of one."""
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv"),
+             n("BatchNormalization", ["c", "g", "beta", "mean", "var"], ["bn"], epsilon=1e-3, spatial=1, name="bn"),
+             n("Relu", ["bn"], ["r"], name="relu"),
+             n("Upsample", ["r"], ["up"], mode="nearest", scales=[1.0, 1.0, 3.0, 3.0], name="up_nearest"),
+             n("Upsample", ["up"], ["up2"], mode="linear", scales=[1.0, 1.0, 2.0, 2.0], name="up_linear"),
+             n("Sum", ["up2"], ["y"], name="sum")]
+    inits = [_init("w", 4, 3, 3, 3), _init("g", 4, positive=True), _init("beta", 4), _init("mean", 4),
+             _init("var", 4, positive=True)]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 5])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 24, 30])], inits, 7)
+
+
+def opset9_upsample():
+    """Upsample with its scales as an input (opset 9)."""
+    n = helper.make_node
+    nodes = [n("Upsample", ["x", "scales"], ["y"], mode="nearest", name="up")]
+    inits = [numpy_helper.from_array(np.asarray([1.0, 1.0, 2.0, 3.0], np.float32), "scales")]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 3])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 9])], inits, 9)
+
+
+def opset10_resize():
+    """Resize-10: scales the second input, coordinates asymmetric; nearest by 3 and linear by 2."""
+    n = helper.make_node
+    nodes = [n("Resize", ["x", "s3"], ["up"], mode="nearest", name="resize_nearest"),
+             n("Resize", ["up", "s2"], ["y"], mode="linear", name="resize_linear")]
+    inits = [numpy_helper.from_array(np.asarray([1.0, 1.0, 3.0, 3.0], np.float32), "s3"),
+             numpy_helper.from_array(np.asarray([1.0, 1.0, 2.0, 1.0], np.float32), "s2")]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 18, 12])], inits, 10)
+
+
+def opset11_resize():
+    """Resize with scales as an input (an empty roi, linear, half_pixel), and with sizes computed
+    from the input's shape (empty scales, Shape-Slice-Concat, nearest, asymmetric, round_prefer_ceil)."""
+    n = helper.make_node
+    nodes = [n("Resize", ["x", "roi", "scales"], ["up"], mode="linear", name="resize_scales"),
+             n("Shape", ["up"], ["shape"], name="shape"),
+             n("Slice", ["shape", "zero", "two"], ["nc"], name="nc"),
+             n("Concat", ["nc", "hw"], ["sizes"], axis=0, name="sizes"),
+             n("Resize", ["up", "roi", "roi", "sizes"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+               nearest_mode="round_prefer_ceil", name="resize_sizes")]
+    inits = [numpy_helper.from_array(np.zeros(0, np.float32), "roi"),
+             numpy_helper.from_array(np.asarray([1.0, 1.0, 2.0, 2.0], np.float32), "scales"),
+             _ints("zero", [0]), _ints("two", [2]), _ints("hw", [5, 7])]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 5, 7])], inits, 11)
+
+
 def opset11_cnn():
     """Conv with auto_pad, BatchNormalization, Clip with inputs (relu6), Pad with inputs, MaxPool,
     the Shape-Gather-Unsqueeze-Concat-Reshape idiom, Squeeze/Unsqueeze with attributes."""
@@ -113,5 +166,6 @@ def opset17_encoder():
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "T", 6])], inits, 17)
 
 
-MODELS = {"opset7_mlp": opset7_mlp, "opset11_cnn": opset11_cnn, "opset13_attention": opset13_attention,
+MODELS = {"opset7_mlp": opset7_mlp, "opset7_upsample": opset7_upsample, "opset9_upsample": opset9_upsample,
+          "opset10_resize": opset10_resize, "opset11_cnn": opset11_cnn, "opset11_resize": opset11_resize, "opset13_attention": opset13_attention,
           "opset17_encoder": opset17_encoder}

@@ -56,8 +56,8 @@ def _case_files(tmp_path):
     few_floats = TensorProto(name="w", dims=[4], data_type=TensorProto.FLOAT, float_data=[1.0])
     huge = TensorProto(name="w", dims=[1 << 20, 1 << 20], data_type=TensorProto.FLOAT, raw_data=b"")
     unsupported = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
-                   helper.make_node("Resize", ["a", "", "sc"], ["b"], name="up1"),
-                   helper.make_node("Resize", ["b", "", "sc"], ["c"], name="up2"),
+                   helper.make_node("NonZero", ["a"], ["b"], name="nz1"),
+                   helper.make_node("NonZero", ["b"], ["c"], name="nz2"),
                    helper.make_node("FusedConv", ["c"], ["y"], domain="com.microsoft", name="fc")]
     dynamic = [helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape")]
     deep = b""
@@ -81,7 +81,7 @@ def _case_files(tmp_path):
         "huge_claim.onnx": (_add_model(huge).SerializeToString(), "bytes; at most"),
         "unsupported.onnx": (_relu_model([numpy_helper.from_array(np.ones(1, np.float32), "sc")], unsupported,
                                          ).SerializeToString(),
-                             "unsupported op 'Resize': 2 nodes, the first 'up1'"),
+                             "unsupported op 'NonZero': 2 nodes, the first 'nz1'"),
         "dynamic_shape.onnx": (_relu_model(nodes=dynamic, inputs=[
             helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
             helper.make_tensor_value_info("s", TensorProto.INT64, [1])]).SerializeToString(),
@@ -131,7 +131,7 @@ def test_every_unsupported_op_is_listed_once(tmp_path, capsys):
     path.write_bytes(data)
     assert main(["import", str(path), "-o", str(tmp_path / "o.yaml")]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"{path}:1:1: error: unsupported op 'Resize': 2 nodes, the first 'up1'",
+    assert lines == [f"{path}:1:1: error: unsupported op 'NonZero': 2 nodes, the first 'nz1'",
                      f"{path}:1:1: error: op 'FusedConv' of domain 'com.microsoft' (unknown domain): 1 node, the first 'fc'"]
 
 
