@@ -4,6 +4,7 @@ that used to explain nothing, each with its exact text and location."""
 
 import textwrap
 
+import numpy as np
 import pytest
 
 import graphnet as gn
@@ -345,3 +346,63 @@ def test_facts_are_checked_on_the_inputs_and_recorded_in_the_export(tmp_path):
     model = net.to_onnx({})
     assert {p.key: p.value for p in model.metadata_props}["graphnet.dim_facts"] == "H: multiple_of 16; T: max 1024"
     assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == ["B", "T", "H"]
+
+
+# -- params with given values (issue 12: Swin's relative position index) ---------------------------
+
+def test_a_values_init_computes_torchvisions_relative_position_index(tmp_path):
+    torch = pytest.importorskip("torch")
+    swin = pytest.importorskip("torchvision.models.swin_transformer")
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: rel_index
+        dims: {B: ~, w: 3, N: w * w}
+        inputs:
+          x: [B, 4]
+        params:
+          table: {shape: ["(2 * w - 1) * (2 * w - 1)", 4], init: ones}
+          index:
+            shape: [N * N]
+            dtype: int64
+            trainable: false
+            init: {values: "[(p // N // w - p % N // w + w - 1) * (2 * w - 1) + p // N % w - p % N % w + w - 1 for p in range(N * N)]"}
+          nested: {shape: [2, 2], init: {values: [[1, 2], [3, 4]]}}
+        nodes:
+          - {name: rows, op: gather, inputs: [table, index]}
+          - {name: total, op: reduce_sum, attrs: {axes: [0], keepdims: false}}
+          - {name: scaled, op: mul, inputs: [x, total]}
+          - {name: flat, op: reshape, inputs: [nested], attrs: {shape: [4]}}
+          - {name: y, op: add, inputs: [scaled, flat]}
+        outputs: {y: y}
+        """))
+    attn = swin.ShiftedWindowAttention(8, [3, 3], [0, 0], 2)
+    weights = net.init_weights(seed=5)
+    assert weights["index"].dtype == np.int64
+    assert np.array_equal(weights["index"], attn.relative_position_index.numpy())
+    assert np.array_equal(weights["nested"], [[1.0, 2.0], [3.0, 4.0]])
+    assert np.array_equal(net.init_weights(seed=6)["index"], weights["index"])   # no random stream
+    assert net.graph.param_count(trainable=True) == 25 * 4 + 4   # the table and `nested`
+
+
+def test_a_values_init_of_the_wrong_count_or_kind_is_located(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: bad_values
+        dims: {B: ~}
+        inputs:
+          x: [B, 3]
+        params:
+          short: {shape: [3], init: {values: [1, 2]}}
+          half: {shape: [2], dtype: int64, init: {values: [1, 2.5]}}
+          word: {shape: [1], init: {values: [true]}}
+        nodes:
+          - {name: a, op: add, inputs: [x, short]}
+          - {name: b, op: cast, inputs: [half], attrs: {to: float32}}
+          - {name: c, op: add, inputs: [a, word]}
+        outputs: {y: c, z: b}
+        """)
+    assert errors == [
+        "spec.yaml:7:29: error: param 'short': values gives 2 numbers for a param of shape [3] (3 numbers)",
+        "spec.yaml:8:42: error: param 'half': values holds fractions, which int64 cannot hold",
+        "spec.yaml:9:28: error: init 'values' option 'values': values must be numbers, got True",
+    ]
