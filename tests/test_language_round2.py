@@ -233,6 +233,32 @@ def test_summary_folds_by_block_calls_not_name_prefixes(tmp_path):
     assert rows["head"] == ["std.linear", "x2"]
 
 
+def test_a_path_group_of_a_call_and_a_repeat_is_not_labelled_as_the_call(tmp_path):
+    # torchvision's `features`: a stem call, then stages that are repeats (groups of their own)
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: groups
+        use: [std]
+        dims: {B: ~}
+        inputs:
+          x: [B, 8]
+        blocks:
+          stage:
+            inputs:
+              x: [N, F]
+            nodes:
+              - {name: fc, block: std.linear, args: {out: 8}}
+            outputs: {y: fc}
+        nodes:
+          - {name: stem, block: std.linear, path: features.0, args: {out: 8}}
+          - {name: stages, block: stage, repeat: 3, path: "features.1.{index}"}
+        outputs: {y: stages}
+        """))
+    rows = {line.split()[0]: line.split()[1:3] for line in net.summary(depth=2).splitlines()[3:6]}
+    assert rows["features"] == ["block", "x2"]             # not `std.linear x2`: features.1 is no linear
+    assert rows["features.0"][0] == "std.linear" and rows["features.1"] == ["stage", "x3"]
+
+
 # -- messages (issue 12, point 8) ---------------------------------------------------------------
 
 def test_a_bad_node_name_states_the_rule(tmp_path):
