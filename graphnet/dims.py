@@ -39,7 +39,8 @@ _MULTIPLES: contextvars.ContextVar[dict] = contextvars.ContextVar("multiples", d
 @contextmanager
 def multiples_known(multiples: dict[str, int]):
     """Within: every symbol of `multiples` is known to be a multiple of its number."""
-    token = _MULTIPLES.set({s: m for s, m in multiples.items() if m > 1})
+    # added to those already in force: a scan body's graph, typed inside its network's, has none of its own
+    token = _MULTIPLES.set({**_MULTIPLES.get(), **{s: m for s, m in multiples.items() if m > 1}})
     try:
         yield
     finally:

@@ -444,6 +444,30 @@ def test_a_requirement_the_facts_imply_holds(tmp_path):
         "dims says what is known of a free dim (`H: {multiple_of: 16}`, `{min: 8, max: 1024}`), or --dim binds it"]
 
 
+def test_the_gradient_graph_keeps_the_multiple_of_facts(tmp_path):
+    # T // 8 * 8 is T in the forward; the backward, typed by autodiff, must see it so too
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: blocks
+        dims: {B: ~, T: {multiple_of: 8}}
+        inputs:
+          x: [B, T]
+        params:
+          w: {shape: [8], init: ones}
+        nodes:
+          - {name: blocks, op: reshape, inputs: [x], attrs: {shape: [B, T // 8, 8]}}
+          - {name: scaled, op: mul, inputs: [blocks, w]}
+          - {name: back, op: reshape, attrs: {shape: [B, T // 8 * 8]}}
+          - {name: y, op: add, inputs: [back, x]}
+        outputs: {y: y}
+        """))
+    x = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    cot = np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32)
+    _, weight_grads, input_grads = net.vjp({"x": x}, {"w": np.full(8, 3.0, np.float32)}, {"y": cot}, mode="eval")
+    np.testing.assert_allclose(input_grads["x"], 4 * cot, rtol=1e-6)    # y = 3x + x
+    np.testing.assert_allclose(weight_grads["w"], (cot * x).reshape(2, 2, 8).sum(axis=(0, 1)), rtol=1e-5)
+
+
 POSITIONS = """\
     graphnet: 1
     name: pos
