@@ -95,8 +95,8 @@ class Constant(Init):
 
 class Values(Init):
     """Given values, not drawn: a buffer whose contents are computed, such as Swin's relative
-    position index. A list of numbers in row-major order, flat or nested as the shape; an
-    expression may make it (`"[i % 7 for i in range(49)]"`)."""
+    position index. A list of numbers, or of lists of them, read in row-major order, as many as
+    the shape holds; an expression may make it (`"[i % 7 for i in range(49)]"`)."""
     kind: Literal["values"] = "values"
     values: list[Any]      # numbers, or lists of them: checked below
 
