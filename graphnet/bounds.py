@@ -20,7 +20,23 @@ from .ops.base import Bounds
 def value_bounds(graph: Graph, binding: dict[str, int] | None = None) -> dict[str, Bounds]:
     """Tensor -> the bounds of its values, for the tensors whose bounds are known, with the free
     dims bound by `binding` when given; raises SpecError at every node whose bounds prove it
-    fails at run time."""
+    fails at run time. Without a binding, the free dims with a `max` fact are also tried at the
+    largest value their facts allow (`T: {max: 1024}` at T = 1024): a range(T) that a 1024-row
+    table holds there is safe, and one it does not is refused, the binding named."""
+    known = _value_bounds(graph, binding)
+    largest = {} if binding else _largest_allowed(graph)
+    if largest:
+        shown = ", ".join(f"{k} = {v}" for k, v in largest.items())
+        _value_bounds(graph, largest, f"with {shown}, the most {'its' if len(largest) == 1 else 'their'} facts allow: ")
+    return known
+
+
+def _largest_allowed(graph: Graph) -> dict[str, int]:
+    return {name: f.max // f.multiple_of * f.multiple_of for name, f in sorted(graph.dim_facts.items())
+            if f.max is not None and f.max >= f.multiple_of}
+
+
+def _value_bounds(graph: Graph, binding: dict[str, int] | None, prefix: str = "") -> dict[str, Bounds]:
     known: dict[str, Bounds] = {}
     diags = Diagnostics()
     for node in graph.nodes:
@@ -32,7 +48,7 @@ def value_bounds(graph: Graph, binding: dict[str, int] | None = None) -> dict[st
         try:
             out = op.value_bounds(ins, given)
         except ShapeError as e:
-            diags.extend(node_error(node.trace, node.op.name, str(e)))
+            diags.extend(node_error(node.trace, node.op.name, prefix + str(e)))
             continue
         if out is not None and len(node.outputs) == 1:
             known[node.outputs[0]] = out

@@ -8,6 +8,8 @@ form: a sum of integer-coefficient monomials. Operations that a polynomial canno
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
 from typing import Iterable, Union
 
 # Whole numbers, and so the coefficients of dims and the divisors in them, stay within this.
@@ -24,6 +26,25 @@ MAX_TERMS = 10_000
 
 class DimTooLarge(ValueError):
     """A dim that would pass MAX_TERMS terms; callers locate it at the expression or the node."""
+
+
+# Free dims known to be multiples (a spec's `H: {multiple_of: 16}`: symbol -> 16) while a graph is
+# expanded or typed. Under them a dim is written over the quotient atom H//16 wherever H itself
+# cannot be (`(H - 2)//2` is 8*H//16 - 1), a canonical form in which `H // 16 * 16` is `H`, and
+# floor division that the facts make exact is exact. Facts belong to one spec, so they are in force
+# only inside `multiples_known`, never in a dim's value.
+_MULTIPLES: contextvars.ContextVar[dict] = contextvars.ContextVar("multiples", default={})
+
+
+@contextmanager
+def multiples_known(multiples: dict[str, int]):
+    """Within: every symbol of `multiples` is known to be a multiple of its number."""
+    # added to those already in force: a scan body's graph, typed inside its network's, has none of its own
+    token = _MULTIPLES.set({**_MULTIPLES.get(), **{s: m for s, m in multiples.items() if m > 1}})
+    try:
+        yield
+    finally:
+        _MULTIPLES.reset(token)
 
 
 # A monomial is a sorted tuple of (atom, power); an atom is a symbol name or an opaque _Atom.
@@ -102,6 +123,9 @@ class Dim:
             terms = {((value, 1),): 1}
         elif isinstance(value, dict):
             terms = {m: c for m, c in value.items() if c}
+            multiples = _MULTIPLES.get()
+            if multiples and terms:
+                terms = _over_multiples(terms, multiples)
         else:
             raise TypeError(f"cannot make a dim from {type(value).__name__}")
         self.terms: dict = terms
@@ -111,6 +135,9 @@ class Dim:
     def _of(cls, terms: dict) -> "Dim":
         """A dim from terms already canonical (no zero coefficient): arithmetic's results, made
         without __init__'s checks, since shape inference makes tens of thousands of them."""
+        multiples = _MULTIPLES.get()
+        if multiples and terms:      # a product by a constant can make a known multiple whole again
+            terms = _over_multiples(terms, multiples)
         dim = cls.__new__(cls)
         dim.terms = terms
         dim._hash = dim._key = dim._str = None
@@ -230,12 +257,15 @@ class Dim:
                 raise ZeroDivisionError("division by zero in a dim expression")
             if self.is_const():
                 return Dim(self.value // d)
-            if d > 0 and all(c % d == 0 for c in self.terms.values()):
-                return Dim({m: c // d for m, c in self.terms.items()})
+            multiples = _MULTIPLES.get()
+            # over the quotients of the known multiples, H = 16*(H//16), the whole part is plain
+            terms = _in_quotients(self.terms, multiples) if multiples else self.terms
+            if d > 0 and all(c % d == 0 for c in terms.values()):
+                return Dim({m: c // d for m, c in terms.items()})
             if d == 1:
                 return self
             # Pull out the part that divides exactly so (2*H + 1)//2 becomes H + 1//2 -> H.
-            whole = {m: (c // d) * d for m, c in self.terms.items()}
+            whole = {m: (c // d) * d for m, c in terms.items()}
             rest = self - Dim(whole)
             if rest.is_const() and d > 0:
                 return Dim({m: c // d for m, c in whole.items()}) + rest.value // d
@@ -310,10 +340,12 @@ class Dim:
         """A lower bound when every non-constant term has a non-negative coefficient, using
         symbols >= 1 (floordiv, min and max atoms of dims are only known to be >= 0)."""
         total = 0
+        multiples = _MULTIPLES.get()
         for mono, coeff in self.terms.items():
             if mono and coeff < 0:
                 return None
-            total += coeff * (all(isinstance(a, str) for a, _ in mono) if mono else 1)
+            # a known multiple's quotient H//16 is >= 1, as H is
+            total += coeff * (all(isinstance(a, str) or _quotient_of(a, multiples) for a, _ in mono) if mono else 1)
         return total
 
     def known_sign(self) -> int | None:
@@ -368,6 +400,54 @@ class Dim:
         for sign, body in parts[1:]:
             text += f" {sign} {body}"
         return text
+
+
+def _quotient_of(atom, multiples: dict) -> str | None:
+    """The symbol S when `atom` is S//m for S known to be a multiple of m, else None."""
+    if isinstance(atom, _Atom) and atom.kind == "floordiv" and atom.args[0].is_symbol():
+        (name, _), = next(iter(atom.args[0].terms))
+        if multiples.get(name) == atom.args[1]:
+            return name
+    return None
+
+
+def _quotient(name: str, m: int) -> "_Atom":
+    return _Atom("floordiv", (Dim(name), m))
+
+
+def _in_quotients(terms: dict, multiples: dict) -> dict:
+    """The same polynomial with every known multiple S written as m * (S//m)."""
+    out: dict = {}
+    for mono, coeff in terms.items():
+        powers: dict = {}
+        for atom, p in mono:
+            if isinstance(atom, str) and atom in multiples:
+                coeff *= multiples[atom] ** p
+                atom = _quotient(atom, multiples[atom])
+            powers[atom] = powers.get(atom, 0) + p
+        key = tuple(sorted(powers.items(), key=lambda ap: _atom_key(ap[0])))
+        out[key] = out.get(key, 0) + coeff
+    return {m: c for m, c in out.items() if c}
+
+
+def _over_multiples(terms: dict, multiples: dict) -> dict:
+    """The canonical form under known multiples: over the quotients, then each quotient power
+    S//m turned back into S wherever the coefficient holds a factor m, so H stays H and
+    8*(H//16) stays as it is. Terms without a known multiple are returned untouched."""
+    if not any(isinstance(a, str) and a in multiples or _quotient_of(a, multiples) for mono in terms for a, _ in mono):
+        return terms
+    out: dict = {}
+    for mono, coeff in _in_quotients(terms, multiples).items():
+        powers = dict(mono)
+        for atom in sorted((a for a in powers if _quotient_of(a, multiples)), key=_atom_key):
+            name, m = _quotient_of(atom, multiples), atom.args[1]
+            while powers.get(atom, 0) and coeff % m == 0:
+                coeff //= m
+                powers[atom] -= 1
+                powers[name] = powers.get(name, 0) + 1
+        key = tuple(sorted(((a, p) for a, p in powers.items() if p), key=lambda ap: _atom_key(ap[0])))
+        out[key] = out.get(key, 0) + coeff
+    return {m: c for m, c in out.items() if c}
 
 
 def as_dim(value: DimLike) -> Dim:

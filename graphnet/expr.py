@@ -213,11 +213,21 @@ def _call(name: str, args: list, col: int):
         for v in args[0]:
             out = _arith("*", out, v, col)
         return out
+    if name == "pair":
+        # torch.nn's _pair: an int for both axes of a 2-D layer, or a list of two, one per axis
+        arity(1)
+        v = args[0]
+        if isinstance(v, list):
+            if len(v) != 2:
+                raise ExprError(f"pair() of a list needs two items, one per axis, got {len(v)}", col)
+            return [_num(x, col) for x in v]
+        v = _num(v, col)
+        return [v, v]
     raise ExprError(f"unknown function '{name}' (known: {', '.join(FUNCTIONS)})", col)
 
 
 FUNCTIONS = ("min", "max", "cdiv", "sqrt", "exp", "log", "ceil", "floor", "round", "abs", "float", "int", "len", "sum",
-             "prod", "range")
+             "prod", "range", "pair")
 
 
 def _index(seq, idx, col: int):

@@ -5,12 +5,19 @@ this pass serves graphs from other front ends (ONNX import) and re-checks any gr
 
 from __future__ import annotations
 
+from .dims import multiples_known
 from .graph import Graph
 from .ops import ShapeError, TensorType
 
 
 def infer_types(graph: Graph) -> dict[str, TensorType]:
-    """Every tensor's type from the graph inputs and params; raises ShapeError naming the node."""
+    """Every tensor's type from the graph inputs and params; raises ShapeError naming the node.
+    The free dims' multiple_of facts are in force, as they were when the graph was expanded."""
+    with multiples_known({k: f.multiple_of for k, f in graph.dim_facts.items()}):
+        return _infer_types(graph)
+
+
+def _infer_types(graph: Graph) -> dict[str, TensorType]:
     types: dict[str, TensorType] = dict(graph.inputs)
     types.update({name: p.type for name, p in graph.params.items()})
     for node in graph.nodes:

@@ -44,6 +44,10 @@ class Init(BaseModel):
         """The next `n` values (float64) for a param of `shape`, or one value for all."""
         raise NotImplementedError
 
+    def check_shape(self, shape: tuple[int, ...], dtype="float32") -> None:
+        """Raise ValueError if this scheme cannot make a param of exactly `shape` and `dtype`;
+        only a scheme with given values can fail here."""
+
     def check(self, shape: tuple[int, ...]) -> None:
         """Raise ValueError if this scheme cannot be sampled for `shape` (fans it needs, a std or
         bound that overflows), by drawing no values."""
@@ -87,6 +91,48 @@ class Constant(Init):
 
     def draw(self, n, shape, rng):
         return self.value
+
+
+class Values(Init):
+    """Given values, not drawn: a buffer whose contents are computed, such as Swin's relative
+    position index. A list of numbers, or of lists of them, read in row-major order, as many as
+    the shape holds; an expression may make it (`"[i % 7 for i in range(49)]"`)."""
+    kind: Literal["values"] = "values"
+    values: list[Any]      # numbers, or lists of them: checked below
+
+    @field_validator("values")
+    @classmethod
+    def _numbers(cls, values):
+        for v in _flat(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise PydanticCustomError("init_values", "values must be numbers, got {value}", {"value": repr(v)})
+        return values
+
+    def sample(self, shape, rng, dtype="float32"):
+        flat = list(_flat(self.values))
+        if len(flat) != math.prod(shape):
+            raise ValueError(f"values gives {len(flat)} numbers for a param of shape {list(shape)} "
+                             f"({math.prod(shape)} numbers)")
+        if np.dtype(dtype).kind in "iub" and any(isinstance(v, float) and not v.is_integer() for v in flat):
+            raise ValueError(f"values holds fractions, which {dtype} cannot hold")
+        try:
+            return np.array(flat, dtype=np.float64 if np.dtype(dtype).kind == "f" else np.int64).astype(dtype).reshape(shape)
+        except OverflowError:
+            raise ValueError(f"a value does not fit in {dtype}") from None
+
+    def check(self, shape):
+        return None     # the count is checked against the real shape, in check_shape
+
+    def check_shape(self, shape, dtype="float32"):
+        self.sample(shape, None, dtype)
+
+
+def _flat(values):
+    for v in values:
+        if isinstance(v, list):
+            yield from _flat(v)
+        else:
+            yield v
 
 
 class Normal(Init):
@@ -166,7 +212,7 @@ SCHEMES: dict[str, type[Init]] = {
     "xavier_uniform": XavierUniform, "xavier_normal": XavierNormal,
     "glorot_uniform": XavierUniform, "glorot_normal": XavierNormal,
     "kaiming_uniform": KaimingUniform, "kaiming_normal": KaimingNormal,
-    "he_uniform": KaimingUniform, "he_normal": KaimingNormal,
+    "he_uniform": KaimingUniform, "he_normal": KaimingNormal, "values": Values,
 }
 
 

@@ -289,9 +289,10 @@ def _init_schema() -> dict:
     for kind, cls in SCHEMES.items():
         ref = {"$ref": f"#/$defs/init.{cls.model_fields['kind'].default}"}
         options = ", ".join(scheme_options(kind)) or "none"
-        if bare_option(kind):   # {constant: 0.5} is short for {constant: {value: 0.5}}
-            schemes[kind] = {"anyOf": [{"type": "number"}, _EXPR, ref],
-                             "description": f"{kind}: a value, or {{{bare_option(kind)}: ...}}."}
+        if bare_option(kind):   # {constant: 0.5} is short for {constant: {value: 0.5}}, {values: [...]} alike
+            bare_type = "array" if cls.model_fields[bare_option(kind)].annotation != float else "number"
+            schemes[kind] = {"anyOf": [{"type": bare_type}, _EXPR, ref],
+                             "description": f"{kind}: a {'list' if bare_type == 'array' else 'value'}, or {{{bare_option(kind)}: ...}}."}
         else:
             schemes[kind] = {"anyOf": [{"type": "null"}, ref], "description": f"{kind}; options: {options}."}
     return {"anyOf": [

@@ -83,9 +83,10 @@ def summary_rows(graph: Graph, dims: dict[str, int] | None = None, depth: int | 
         children = row.pop("children", None)
         if children is not None and row["op"] is None:
             # not a call: the copies of a repeat or for_each (`layer1.0`, `layer1.1`), named by
-            # what each copy is when they are one thing
-            kinds = set(children.values()) - {None}
-            kind = kinds.pop() if len(kinds) == 1 else "block"
+            # what each copy is when they are one thing; a child that is a group of its own (None)
+            # is another kind, so torchvision's `features` of stages and mergings is not `x8` of one
+            kinds = set(children.values())
+            kind = kinds.pop() if len(kinds) == 1 and None not in kinds else "block"
             row["op"] = f"{kind} x{len(children)}" if all(c.isdigit() for c in children) else kind
     return rows
 

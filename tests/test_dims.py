@@ -159,3 +159,18 @@ def test_text_does_not_depend_on_where_atoms_live_in_memory():
     texts = {str(((H - 1) // 4) * ((T - 1) // 4) + (T - 1) // 4 + (H - 1) // 4) for _ in range(20)}
     assert len(texts) == 1
     assert _bytes(((H - 1) // 2) * 4 + ((T - 1) // 2) * 4) == _bytes(((T - 1) // 2) * 4 + ((H - 1) // 2) * 4)
+
+
+def test_known_multiples_make_floor_division_exact_and_forms_canonical():
+    from graphnet.dims import multiples_known
+    H, W = Dim("H"), Dim("W")
+    with multiples_known({"H": 16, "W": 4}):
+        assert H // 16 * 16 == H and H % 16 == 0 and (H + 8) // 16 * 16 == H and H // 32 * 32 != H
+        # a U-Net's pool then upsample: (H - 2)//2 + 1 twice, times 4, is H again
+        half = (H - 2) // 2 + 1
+        assert ((half - 2) // 2 + 1) * 4 == H and half * 2 == H
+        assert str(half) == "8*H//16" and (H // 16).is_positive()
+        assert (H * W) // 64 * 64 == H * W and (H * W) // 128 * 128 != H * W
+        assert ((H - 2) // 2 + 1).subs({"H": 48}) == 24
+    # outside, no fact is in force: the same expression is opaque
+    assert H // 16 * 16 != H and str(H // 16 * 16) == "16*H//16" and not (H // 16).is_positive()

@@ -207,3 +207,12 @@ def test_issue_12_errors(text, message, column):
     with pytest.raises(ExprError) as e:
         evaluate_text(text, SCOPE)
     assert (e.value.message, e.value.column) == (message, column)
+
+
+def test_pair_is_torchs_pair():
+    assert evaluate_text("pair(3)", {}) == [3, 3] and evaluate_text("pair([1, 7])", {}) == [1, 7]
+    assert evaluate_text("pair(k)[1]", {"k": [3, 5]}) == 5
+    with pytest.raises(ExprError, match=r"pair\(\) of a list needs two items, one per axis, got 3"):
+        evaluate_text("pair([1, 2, 3])", {})
+    with pytest.raises(ExprError, match="expected a number, got string 'a'"):
+        evaluate_text("pair('a')", {})

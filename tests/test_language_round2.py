@@ -4,6 +4,7 @@ that used to explain nothing, each with its exact text and location."""
 
 import textwrap
 
+import numpy as np
 import pytest
 
 import graphnet as gn
@@ -177,7 +178,7 @@ def test_same_with_a_stride_that_makes_the_ends_differ_asks_which(tmp_path):
                       "TensorFlow's SAME; PyTorch refuses padding='same' with a stride) or same_lower (at the "
                       "start), or explicit pads (inputs: x: float32[B, 3, 32, 32], w: float32[4, 3, 3, 3], "
                       "b: float32[4])",
-                      "<std>/layers.yaml:44:9: note: in block 'std.conv2d' at node 'c.conv'"]
+                      "<std>/layers.yaml:50:9: note: in block 'std.conv2d' at node 'c.conv'"]
 
 
 @pytest.mark.parametrize("padding,pads", [("same_upper", (0, 1)), ("same_lower", (1, 0))])
@@ -230,6 +231,32 @@ def test_summary_folds_by_block_calls_not_name_prefixes(tmp_path):
     assert rows["features"][0] == "features"            # one call, not `features x3`
     assert rows["features.2"] == ["std.linear", "x1"]   # a repeat of one copy: what the copy is
     assert rows["head"] == ["std.linear", "x2"]
+
+
+def test_a_path_group_of_a_call_and_a_repeat_is_not_labelled_as_the_call(tmp_path):
+    # torchvision's `features`: a stem call, then stages that are repeats (groups of their own)
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: groups
+        use: [std]
+        dims: {B: ~}
+        inputs:
+          x: [B, 8]
+        blocks:
+          stage:
+            inputs:
+              x: [N, F]
+            nodes:
+              - {name: fc, block: std.linear, args: {out: 8}}
+            outputs: {y: fc}
+        nodes:
+          - {name: stem, block: std.linear, path: features.0, args: {out: 8}}
+          - {name: stages, block: stage, repeat: 3, path: "features.1.{index}"}
+        outputs: {y: stages}
+        """))
+    rows = {line.split()[0]: line.split()[1:3] for line in net.summary(depth=2).splitlines()[3:6]}
+    assert rows["features"] == ["block", "x2"]             # not `std.linear x2`: features.1 is no linear
+    assert rows["features.0"][0] == "std.linear" and rows["features.1"] == ["stage", "x3"]
 
 
 # -- messages (issue 12, point 8) ---------------------------------------------------------------
@@ -345,3 +372,182 @@ def test_facts_are_checked_on_the_inputs_and_recorded_in_the_export(tmp_path):
     model = net.to_onnx({})
     assert {p.key: p.value for p in model.metadata_props}["graphnet.dim_facts"] == "H: multiple_of 16; T: max 1024"
     assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim] == ["B", "T", "H"]
+
+
+
+UNET = """\
+    graphnet: 1
+    name: unet
+    use: [std]
+    dims: {B: ~, H: FACT, W: FACT}
+    inputs:
+      image: [B, 3, H, W]
+    blocks:
+      down:
+        args: {out: int}
+        inputs:
+          x: [N, C, H, W]
+        nodes:
+          - {name: conv, block: std.conv2d, args: {out: out, kernel: 3, padding: 1}}
+          - {name: act, op: relu}
+          - {name: pool, op: max_pool, attrs: {kernel: 2, strides: 2}}
+        outputs: {skip: act, y: pool}
+    nodes:
+      - {name: d1, block: down, args: {out: 4}}
+      - {name: d2, block: down, args: {out: 8}, inputs: [d1.y]}
+      - {name: up2, op: resize, inputs: [d2.y], attrs: {scales: [2, 2]}}
+      - {name: cat2, op: concat, inputs: [up2, d2.skip], attrs: {axis: 1}}
+      - {name: up1, op: resize, attrs: {scales: [2, 2]}}
+      - {name: cat1, op: concat, inputs: [up1, d1.skip], attrs: {axis: 1}}
+      - {name: exact, op: reshape, attrs: {shape: [B, 20, H // 16 * 16, W]}, if: FACT_16}
+      - {name: head, block: std.conv2d, args: {out: 2, kernel: 1}}
+    outputs: {y: head}
+    """
+
+
+def test_multiple_of_facts_let_a_unet_skip_concat_validate_with_free_dims(tmp_path):
+    import onnxruntime as ort
+    errors = _errors(tmp_path, UNET.replace("FACT_16", "false").replace("FACT", "~"))
+    assert errors == ["spec.yaml:21:5: error: node 'cat2' (concat): inputs differ in dim 2 (not the concat axis 1): "
+                      "float32[B, 8, 2*(H - 4)//4 + 2, 2*(W - 4)//4 + 2], float32[B, 8, (H - 2)//2 + 1, (W - 2)//2 + 1] "
+                      "(inputs: xs[0]: float32[B, 8, 2*(H - 4)//4 + 2, 2*(W - 4)//4 + 2], "
+                      "xs[1]: float32[B, 8, (H - 2)//2 + 1, (W - 2)//2 + 1])"]
+    # with the facts, the pooled-and-upsampled map is H again, and H // 16 * 16 is H (the reshape)
+    net = gn.load(_write(tmp_path, UNET.replace("FACT_16", "true").replace("FACT", "{multiple_of: 16}")))
+    assert net.outputs["y"] == ("B", 2, "H", "W")
+    assert [str(d) for d in net.graph.types["d2.pool"].shape[2:]] == ["4*H//16", "4*W//16"]   # H / 4, over H // 16
+    weights = net.init_weights(seed=1)
+    image = np.random.default_rng(0).standard_normal((1, 3, 32, 48)).astype(np.float32)
+    ours = net.run({"image": image}, weights)["y"]
+    session = ort.InferenceSession(net.to_onnx(weights).SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(ours, session.run(None, {"image": image})[0], rtol=1e-5, atol=1e-6)
+    assert ours.shape == (1, 2, 32, 48)
+
+
+def test_a_requirement_the_facts_imply_holds(tmp_path):
+    text = """\
+        graphnet: 1
+        name: req
+        dims: {B: ~, H: FACT}
+        require:
+          - H % 16 == 0
+          - (H + 8) // 16 * 16 == H
+        inputs:
+          x: [B, H]
+        nodes:
+          - {name: r, op: relu}
+        outputs: {y: r}
+        """
+    assert gn.load(_write(tmp_path, text.replace("FACT", "{multiple_of: 16}"))).outputs["y"] == ("B", "H")
+    assert _errors(tmp_path, text.replace("FACT", "{multiple_of: 8}")) == [
+        "spec.yaml:5:5: error: requirement 'H % 16 == 0' cannot be shown for every value of the free dim H; a fact in "
+        "dims says what is known of a free dim (`H: {multiple_of: 16}`, `{min: 8, max: 1024}`), or --dim binds it"]
+
+
+def test_the_gradient_graph_keeps_the_multiple_of_facts(tmp_path):
+    # T // 8 * 8 is T in the forward; the backward, typed by autodiff, must see it so too
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: blocks
+        dims: {B: ~, T: {multiple_of: 8}}
+        inputs:
+          x: [B, T]
+        params:
+          w: {shape: [8], init: ones}
+        nodes:
+          - {name: blocks, op: reshape, inputs: [x], attrs: {shape: [B, T // 8, 8]}}
+          - {name: scaled, op: mul, inputs: [blocks, w]}
+          - {name: back, op: reshape, attrs: {shape: [B, T // 8 * 8]}}
+          - {name: y, op: add, inputs: [back, x]}
+        outputs: {y: y}
+        """))
+    x = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    cot = np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32)
+    _, weight_grads, input_grads = net.vjp({"x": x}, {"w": np.full(8, 3.0, np.float32)}, {"y": cot}, mode="eval")
+    np.testing.assert_allclose(input_grads["x"], 4 * cot, rtol=1e-6)    # y = 3x + x
+    np.testing.assert_allclose(weight_grads["w"], (cot * x).reshape(2, 2, 8).sum(axis=(0, 1)), rtol=1e-5)
+
+
+POSITIONS = """\
+    graphnet: 1
+    name: pos
+    dims: {B: ~, T: {max: MAX}}
+    inputs:
+      x: [B, T, 8]
+    params:
+      table: {shape: [1024, 8], init: {normal: {std: 0.02}}}
+    nodes:
+      - {name: positions, op: range, attrs: {limit: T}}
+      - {name: pos, op: gather, inputs: [table, positions]}
+      - {name: add, op: add, inputs: [x, pos]}
+    outputs: {y: add}
+    """
+
+
+def test_a_max_fact_decides_whether_range_t_fits_a_position_table(tmp_path):
+    net = gn.load(_write(tmp_path, POSITIONS.replace("MAX", "1024")))
+    x = np.ones((1, 1024, 8), np.float32)
+    assert net.run({"x": x}, net.init_weights())["y"].shape == (1, 1024, 8)
+    assert _errors(tmp_path, POSITIONS.replace("MAX", "2000")) == [
+        "spec.yaml:10:5: error: node 'pos' (gather): with T = 2000, the most its facts allow: indices reach 1999 "
+        "(they run from 0 to 1999), out of range for the 1024 entries of data along axis 0 (valid: -1024 to 1023)"]
+
+
+# -- params with given values (issue 12: Swin's relative position index) ---------------------------
+
+def test_a_values_init_computes_torchvisions_relative_position_index(tmp_path):
+    torch = pytest.importorskip("torch")
+    swin = pytest.importorskip("torchvision.models.swin_transformer")
+    net = gn.load(_write(tmp_path, """\
+        graphnet: 1
+        name: rel_index
+        dims: {B: ~, w: 3, N: w * w}
+        inputs:
+          x: [B, 4]
+        params:
+          table: {shape: ["(2 * w - 1) * (2 * w - 1)", 4], init: ones}
+          index:
+            shape: [N * N]
+            dtype: int64
+            trainable: false
+            init: {values: "[(p // N // w - p % N // w + w - 1) * (2 * w - 1) + p // N % w - p % N % w + w - 1 for p in range(N * N)]"}
+          nested: {shape: [2, 2], init: {values: [[1, 2], [3, 4]]}}
+        nodes:
+          - {name: rows, op: gather, inputs: [table, index]}
+          - {name: total, op: reduce_sum, attrs: {axes: [0], keepdims: false}}
+          - {name: scaled, op: mul, inputs: [x, total]}
+          - {name: flat, op: reshape, inputs: [nested], attrs: {shape: [4]}}
+          - {name: y, op: add, inputs: [scaled, flat]}
+        outputs: {y: y}
+        """))
+    attn = swin.ShiftedWindowAttention(8, [3, 3], [0, 0], 2)
+    weights = net.init_weights(seed=5)
+    assert weights["index"].dtype == np.int64
+    assert np.array_equal(weights["index"], attn.relative_position_index.numpy())
+    assert np.array_equal(weights["nested"], [[1.0, 2.0], [3.0, 4.0]])
+    assert np.array_equal(net.init_weights(seed=6)["index"], weights["index"])   # no random stream
+    assert net.graph.param_count(trainable=True) == 25 * 4 + 4   # the table and `nested`
+
+
+def test_a_values_init_of_the_wrong_count_or_kind_is_located(tmp_path):
+    errors = _errors(tmp_path, """\
+        graphnet: 1
+        name: bad_values
+        dims: {B: ~}
+        inputs:
+          x: [B, 3]
+        params:
+          short: {shape: [3], init: {values: [1, 2]}}
+          half: {shape: [2], dtype: int64, init: {values: [1, 2.5]}}
+          word: {shape: [1], init: {values: [true]}}
+        nodes:
+          - {name: a, op: add, inputs: [x, short]}
+          - {name: b, op: cast, inputs: [half], attrs: {to: float32}}
+          - {name: c, op: add, inputs: [a, word]}
+        outputs: {y: c, z: b}
+        """)
+    assert errors == [
+        "spec.yaml:7:29: error: param 'short': values gives 2 numbers for a param of shape [3] (3 numbers)",
+        "spec.yaml:8:42: error: param 'half': values holds fractions, which int64 cannot hold",
+        "spec.yaml:9:28: error: init 'values' option 'values': values must be numbers, got True",
+    ]

@@ -102,6 +102,20 @@ def test_conv_transpose2d_is_torchs_with_its_init_fan_rule(tmp_path):
     assert weights["m.weight"].shape == tuple(module.weight.shape)
 
 
+@pytest.mark.parametrize("args,torch_args", [
+    ("{out: 6, kernel: [1, 7], padding: [0, 3]}", dict(kernel_size=(1, 7), padding=(0, 3))),
+    ("{out: 6, kernel: [3, 5], stride: [2, 1], dilation: [1, 2], padding: [1, 4], groups: 2}",
+     dict(kernel_size=(3, 5), stride=(2, 1), dilation=(1, 2), padding=(1, 4), groups=2)),
+])
+def test_conv2d_takes_a_kernel_stride_and_dilation_per_axis_as_torch_does(args, torch_args, tmp_path):
+    module = torch.nn.Conv2d(8, 6, **torch_args)
+    net = _spec(tmp_path, f"{{name: m, block: std.conv2d, args: {args}}}")
+    _same_as(net, module, (2, 8, 9, 11), tmp_path)
+    # PyTorch's init: the fan-in counts both kernel axes, 8 / groups * kh * kw
+    bound = 1 / np.sqrt(8 // module.groups * module.kernel_size[0] * module.kernel_size[1])
+    assert bound * 0.8 < np.abs(net.init_weights(seed=1)["m.bias"]).max() <= bound
+
+
 # -- GPT-2 (issue 12, point 1): Conv1D layout, tanh GELU, causal self-attention with padding, tying --
 
 GPT2 = """\

@@ -27,6 +27,9 @@ TORCHVISION = {
     "regnet_x_400mf": ("regnet_x_400mf", {}, (2, 64, 48)),
     "mnasnet1_0": ("mnasnet1_0", {}, (2, 64, 48)),
     "shufflenet_v2_x0_5": ("shufflenet_v2_x0_5", {}, (2, 64, 48)),
+    # 64x48: the maps of 16x12, 8x6, 4x3 and 2x2 are padded to whole windows, shifted along one
+    # axis, both or neither, and 4x3 is padded by a column before its patch merging
+    "swin_t": ("swin_t", {}, (2, 64, 48)),
 }
 
 

@@ -215,12 +215,18 @@ def check_requirements(ex: Expansion, block, scope: dict, call_loc: Location, la
             ex.fail(loc, f"requirement '{text}' must be true or false, got {show(ok)}")
         if not ok:
             names = sorted(n for n in expr.names_in(expr.parse(text)) if n in scope)
-            shown = ", ".join(f"{n} = {show(scope[n])}" for n in names)
+            free = [n for n in names if isinstance(scope[n], Dim) and not scope[n].is_const()]
+            shown = ", ".join(f"{n} = {show(scope[n])}" for n in names if n not in free)
+            why = f"does not hold ({shown})"
+            if free:
+                # a free dim could meet it or not: say what would let inference know
+                why = (f"cannot be shown for every value of the free dim{'s' if len(free) > 1 else ''} {', '.join(free)}"
+                       f"{f' ({shown})' if shown else ''}; a fact in dims says what is known of a free dim "
+                       f"(`{free[0]}: {{multiple_of: 16}}`, `{{min: 8, max: 1024}}`), or --dim binds it")
             where = f"block '{label}' called at '{path}'" if label else "the spec"
             if label:
-                ex.fail(call_loc, f"{where}: requirement '{text}' does not hold ({shown})",
-                        (Note(loc, "required here"),))
-            ex.fail(loc, f"requirement '{text}' does not hold ({shown})")
+                ex.fail(call_loc, f"{where}: requirement '{text}' {why}", (Note(loc, "required here"),))
+            ex.fail(loc, f"requirement '{text}' {why}")
 
 
 def move_into_call(ex: Expansion, start: int, call_loc: Location, path: str, label: str) -> None:

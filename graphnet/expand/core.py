@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 
-from ..dims import Dim
+from ..dims import Dim, multiples_known
 from ..errors import Location, did_you_mean
 from ..graph import Frame, Graph, SpecInfo
 from ..load import Program
@@ -34,6 +34,11 @@ def expand(program: Program, dims: dict[str, int] | None = None) -> Graph:
     scope = top_dims(ex, spec, dims or {})
     ex.spec_dims = set(scope)
     ex.diags.raise_if_any()
+    with multiples_known({k: f.multiple_of for k, f in ex.dim_facts.items() if isinstance(scope.get(k), Dim)}):
+        return _expand(ex, program, spec, scope)
+
+
+def _expand(ex: Expansion, program: Program, spec, scope: dict) -> Graph:
     try:
         check_requirements(ex, spec, scope, Location(str(program.path)))
     except Failed:

@@ -38,6 +38,10 @@ def declare_param(ex: Expansion, body: Body, name: str, decl: ParamSpec) -> None
                     f"which depends on the free dim(s) {', '.join(sorted(d.symbols()))}; "
                     "params need known shapes (bind free dims with --dim)")
     init = make_param_init(ex, decl, body.scope, full)
+    try:
+        init.check_shape(tuple(d.value for d in shape), decl.dtype)
+    except ValueError as e:
+        ex.fail(decl.loc_of("init"), f"param '{full}': {e}")
     t = TensorType(decl.dtype, shape)
     ex.params[full] = Param(full, t, init, decl.trainable, decl.loc, init_loc=decl.loc_of("init"))
     ex.param_order.append(full)
@@ -64,7 +68,7 @@ def make_param_init(ex: Expansion, decl: ParamSpec, scope: dict, full: str) -> I
     # Plain words stay strings (mode: fan_out); the scheme's own validation rejects a bad one.
     values = {k: strip_literals(eval_value(ex, v, scope, *item_at(decl.raw_at("init", kind), k, loc)))[0]
               for k, v in options.items()}
-    values = {k: (v.value if isinstance(v, Dim) and v.is_const() else v) for k, v in values.items()}
+    values = {k: _known(v) for k, v in values.items()}
     try:
         init = make_init(kind, values)
     except ValidationError as e:
@@ -82,3 +86,10 @@ def make_param_init(ex: Expansion, decl: ParamSpec, scope: dict, full: str) -> I
     except ValueError as e:
         ex.fail(loc, f"param '{full}': {e}")
     return init
+
+
+def _known(value):
+    # Known dims as numbers, in lists too (a `values` init made by a comprehension over dims).
+    if isinstance(value, list):
+        return [_known(v) for v in value]
+    return value.value if isinstance(value, Dim) and value.is_const() else value

@@ -346,6 +346,20 @@ def broadcast(*shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:
     return tuple(out)
 
 
+def along_axis_transposed(g: "Grad", dy: str, axis: int, matrix: np.ndarray) -> str:
+    """The vjp of y = M x along `axis` (M [out, in], a constant: resize, adaptive pooling): M^T dy
+    along that axis, by one MatMul (on the last or second-to-last axis) or around a transpose."""
+    t = g.type_of(dy)
+    m = g.emit("constant", value=np.asarray(matrix, np.float64).tolist(), dtype=t.dtype)
+    if axis == t.rank - 1:
+        return g.emit("matmul", dy, m)
+    if axis == t.rank - 2:
+        return g.emit("matmul", g.emit("transpose", m), dy)
+    perm = [i for i in range(t.rank) if i != axis] + [axis]
+    moved = g.emit("matmul", g.emit("transpose", dy, perm=perm), m)
+    return g.emit("transpose", moved, perm=[perm.index(i) for i in range(t.rank)])
+
+
 def axis_index(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < rank:
         raise ShapeError(f"{what} {axis} is out of range for rank {rank}")

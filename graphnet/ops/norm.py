@@ -120,7 +120,6 @@ class GroupNorm(Op):
     groups = C is instance normalization, groups = 1 layer normalization over [C, *spatial]."""
 
     name = "group_norm"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     fresh = True
     onnx = "ReduceMean/Sub/Div arithmetic"
     inputs = ports("x", optional=("scale", "bias"))
@@ -168,6 +167,28 @@ class GroupNorm(Op):
         if bias is not None:
             y = b.node("Add", [y, b.node("Unsqueeze", [bias, spread]) if t.rank > 2 else bias])
         return y
+
+    def vjp(self, g, xs, ys, dys):
+        # layer_norm's over each sample's group, x seen as [N, groups, rest]; the per-channel scale
+        # is applied to dy before the grouping, and scale and bias sum dy over all but the channels
+        x, scale, bias = (tuple(xs) + (None, None))[:3]
+        dy, t = dys[0], g.type_of(x)
+        shape = list(t.shape)
+        column = [1, shape[1]] + [1] * (t.rank - 2)
+        grouped = lambda v: g.emit("reshape", v, shape=[0, self.groups, -1])
+        mean = lambda v: g.emit("reduce_mean", v, axes=[2], keepdims=True)
+        xg = grouped(x)
+        centered = g.emit("sub", xg, mean(xg))
+        rstd = g.emit("reciprocal", g.emit("sqrt", g.emit("add", mean(g.emit("mul", centered, centered)),
+                                                          g.const(self.epsilon, t.dtype))))
+        normed = g.emit("mul", centered, rstd)
+        dnormed = grouped(dy if scale is None else g.emit("mul", dy, g.emit("reshape", scale, shape=column)))
+        inner = g.emit("add", mean(dnormed), g.emit("mul", normed, mean(g.emit("mul", dnormed, normed))))
+        dx = g.emit("reshape", g.emit("mul", rstd, g.emit("sub", dnormed, inner)), shape=shape)
+        others = [0] + list(range(2, t.rank))
+        per_channel = lambda v: g.emit("reduce_sum", v, axes=others, keepdims=False)
+        dscale = None if scale is None else per_channel(g.emit("mul", dy, g.emit("reshape", normed, shape=shape)))
+        return dx, dscale, (None if bias is None else per_channel(dy))
 
     def label(self, node: Drawn) -> str:
         return ",".join([f"{self.groups} groups"] + node.folded_names())

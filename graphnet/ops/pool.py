@@ -7,8 +7,8 @@ import numpy as np
 
 from ..dims import Dim, dim_prod, format_shape
 from ..types import ITEMSIZE
-from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, label_per_axis,
-                   label_window, require_float)
+from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, along_axis_transposed, as_list, const_int,
+                   label_per_axis, label_window, require_float)
 from .conv import SAME, Pads, check_same, explicit_geometry, onnx_pads, pad_amounts, resolve_pads, window_output, windows
 from .reduce import ReduceMax, ReduceMean
 
@@ -389,7 +389,6 @@ class AdaptiveAvgPool(Op):
     averaging matrix, so the spatial dims must be known unless output_size is 1."""
 
     name = "adaptive_avg_pool"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     fresh = True
     onnx = "MatMul (ReduceMean for size 1)"
     output_size: int | list[int]
@@ -430,6 +429,23 @@ class AdaptiveAvgPool(Op):
                 y = y.mean(axis=2, keepdims=True) if mats[0] is None else mats[0] @ y
             return y.astype(x.dtype)
         return pool
+
+    def vjp(self, g, xs, ys, dys):
+        # each axis a mean over windows, a constant matrix: back through it transposed (an axis
+        # pooled to one cell spreads dy / n, n counted at run time when free)
+        t = g.type_of(xs[0])
+        dx = dys[0]
+        for axis, (d, s) in enumerate(zip(t.shape[2:], self.sizes(t))):
+            if s != 1:
+                dx = along_axis_transposed(g, dx, 2 + axis, adaptive_matrix(int(d), s, np.float64))
+                continue
+            shape = list(g.type_of(dx).shape)
+            shape[2 + axis] = d
+            spread = g.emit("expand", dx, shape=shape)
+            dx = g.emit("mul", spread, g.const(1 / d.value, t.dtype)) if d.is_const() else g.emit(
+                "div", spread, g.emit("reduce_sum", g.emit("constant", value=1.0, dtype=t.dtype, shape=shape),
+                                      axes=[2 + axis], keepdims=True))
+        return (dx,)
 
     def to_onnx(self, b, x):
         t = b.type_of(x)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dims import Dim
-from ..types import INT_DTYPES
+from ..types import FLOAT_DTYPES, INT_DTYPES
 from .base import Drawn, Example, In, Op, ShapeError, TensorType, axis_index, ports, some_values
 
 NUMBERS = ("float32", "float64", "float16") + tuple(INT_DTYPES)
@@ -47,7 +47,7 @@ class ArgMax(_ArgExtreme):
     the axis stays, with size 1."""
 
     name = "argmax"
-    no_vjp = "integer indices: no gradient flows"
+    no_vjp = "not differentiable: its output is integer indices, through which no gradient flows"
     onnx = "ArgMax"
 
 
@@ -56,7 +56,7 @@ class ArgMin(_ArgExtreme):
     the axis stays, with size 1."""
 
     name = "argmin"
-    no_vjp = "integer indices: no gradient flows"
+    no_vjp = "not differentiable: its output is integer indices, through which no gradient flows"
     onnx = "ArgMin"
 
 
@@ -65,7 +65,6 @@ class TopK(Op):
     int64 indices: outputs values and indices. Equal values keep their order along the axis."""
 
     name = "topk"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     fresh = True
     onnx = "TopK"
     outputs = ("values", "indices")
@@ -97,6 +96,21 @@ class TopK(Op):
         order = np.argsort(-keys if self.largest else keys, axis=self.axis, kind="stable")
         index = np.take(order, np.arange(self.k), axis=self.axis)
         return np.take_along_axis(x, index, axis=self.axis), index.astype(np.int64)
+
+    def vjp(self, g, xs, ys, dys):
+        # each value's cotangent goes back to the place it was taken from: a one-hot of the
+        # indices along the axis (k x n per row), weighted by dy and summed over the k
+        t = g.type_of(xs[0])
+        if dys[0] is None or t.dtype not in FLOAT_DTYPES:
+            return (None,)
+        axis = axis_index(self.axis, t.rank)
+        perm = [i for i in range(t.rank) if i != axis] + [axis]
+        last = (lambda v: v) if axis == t.rank - 1 else (lambda v: g.emit("transpose", v, perm=perm))
+        places = g.emit("range", limit=t.shape[axis])
+        hits = g.emit("equal", g.emit("unsqueeze", last(ys[1]), axes=[-1]), places)          # [..., k, n]
+        weighted = g.emit("mul", g.emit("cast", hits, to=t.dtype), g.emit("unsqueeze", last(dys[0]), axes=[-1]))
+        dx = g.emit("reduce_sum", weighted, axes=[-2], keepdims=False)
+        return (dx if axis == t.rank - 1 else g.emit("transpose", dx, perm=[perm.index(i) for i in range(t.rank)]),)
 
     def to_onnx(self, b, x):
         return tuple(b.node("TopK", [x, b.ints([self.k])], n_out=2, axis=self.axis, largest=int(self.largest),

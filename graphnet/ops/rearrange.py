@@ -17,7 +17,6 @@ class DepthToSpace(Op):
     (C', b, b), torch.nn.PixelShuffle's order; DCR (ONNX's default) as (b, b, C')."""
 
     name = "depth_to_space"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     onnx = "DepthToSpace"
     blocksize: int
     mode: Literal["DCR", "CRD"] = "DCR"
@@ -48,6 +47,18 @@ class DepthToSpace(Op):
         else:
             y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
         return y.reshape(n, c // (b * b), h * b, w * b)
+
+    def vjp(self, g, xs, ys, dys):
+        # a permutation of the elements: dy goes back by the inverse reshape and transpose
+        t = g.type_of(xs[0])
+        n, c, h, w = t.shape
+        b, channels = self.blocksize, t.shape[1] // (self.blocksize * self.blocksize)
+        blocks = g.emit("reshape", dys[0], shape=[n, channels, h, b, w, b])
+        if self.mode == "DCR":      # forward (n, b, b, c', h, w) -> (n, c', h, b, w, b)
+            moved = g.emit("transpose", blocks, perm=[0, 3, 5, 1, 2, 4])
+        else:                       # forward (n, c', b, b, h, w) -> (n, c', h, b, w, b)
+            moved = g.emit("transpose", blocks, perm=[0, 1, 3, 5, 2, 4])
+        return (g.emit("reshape", moved, shape=[n, c, h, w]),)
 
     def to_onnx(self, b, x):
         return b.node("DepthToSpace", [x], blocksize=self.blocksize, mode=self.mode)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..dims import Dim, as_dim, format_shape
-from .base import Drawn, Example, In, Op, ShapeError, TensorType, label_number
+from .base import Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, along_axis_transposed, label_number
 
 DimValue = int | Dim
 Coordinates = Literal["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]
@@ -28,7 +28,6 @@ class Resize(Op):
     `bilinear` half_pixel, or align_corners with align_corners=True."""
 
     name = "resize"
-    no_vjp = "not written yet (issue 15 follow-up): a network using it gets this located error"
     fresh = True
     onnx = "Resize"
     scales: list[float] | None = None
@@ -123,7 +122,32 @@ class Resize(Op):
     def compute(self, x):
         return self.prepare(x.shape)(x)
 
-    def prepare(self, x_shape):
+    def matrices(self, x_shape) -> list[np.ndarray]:
+        """Per spatial axis, the [out, in] matrix this resize applies along it: one 1 per row for
+        nearest, the two lerp weights for linear (adding up where the clamped ends meet)."""
+        out = []
+        for axis, ((_, low, high, weight), size_in) in enumerate(zip(self._steps(x_shape), x_shape[2:])):
+            m = np.zeros((len(low), size_in))
+            rows = np.arange(len(low))
+            if weight is None:
+                m[rows, low] = 1.0
+            else:
+                np.add.at(m, (rows, low), 1.0 - weight.astype(np.float64))
+                np.add.at(m, (rows, high), weight.astype(np.float64))
+            out.append(m)
+        return out
+
+    def vjp(self, g, xs, ys, dys):
+        # separable: each axis a linear map, so the cotangent goes back through each one transposed
+        t = g.type_of(xs[0])
+        if not all(d.is_const() for d in t.shape[2:]):
+            raise NoVjp("resize's vjp needs the spatial sizes known, not free dims")
+        dx = dys[0]
+        for axis, m in enumerate(self.matrices([int(d) for d in t.shape])):
+            dx = along_axis_transposed(g, dx, 2 + axis, m)
+        return (dx,)
+
+    def _steps(self, x_shape):
         out_spatial = [int(d) for d in self.spatial_out(tuple(Dim(d) for d in x_shape[2:]))]
         steps = []
         for axis, (size_in, size_out) in enumerate(zip(x_shape[2:], out_spatial)):
@@ -135,6 +159,10 @@ class Resize(Op):
             low = np.floor(source).astype(np.int64)
             high = np.minimum(low + 1, size_in - 1)
             steps.append((2 + axis, low, high, (source - low).astype(np.float32)))
+        return steps
+
+    def prepare(self, x_shape):
+        steps = self._steps(x_shape)
 
         def resize(x):
             y = x
@@ -145,7 +173,10 @@ class Resize(Op):
                 shape = [1] * y.ndim
                 shape[axis] = -1
                 w = weight.reshape(shape)
-                a, b = np.take(y, low, axis=axis).astype(np.float32), np.take(y, high, axis=axis).astype(np.float32)
+                # float32 as onnxruntime lerps (float16 too); float64, which only the vjp's finite
+                # differences feed the kernel, stays float64
+                work = np.result_type(x.dtype, np.float32)
+                a, b = np.take(y, low, axis=axis).astype(work), np.take(y, high, axis=axis).astype(work)
                 y = (a + (b - a) * w).astype(x.dtype)
             return y
         return resize

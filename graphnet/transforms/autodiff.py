@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from ..dims import multiples_known
 from ..errors import Location
 from ..graph import Frame, Graph, Node, node_error
 from ..ops import OPS, ShapeError
@@ -48,7 +49,14 @@ def differentiate(graph: Graph, wrt: list[str], cotangents: dict[str, str],
                   accumulate: dict[str, str] | None = None) -> Graph:
     """`graph` with inputs named by `cotangents` (output -> input name) and outputs 'grad.<w>' for
     each w of `wrt`. With `accumulate` (param -> input name), each of those params' gradients is
-    added to that further input of its type (a scan's running sum over its steps)."""
+    added to that further input of its type (a scan's running sum over its steps). The free dims'
+    multiple_of facts are in force, as they were when the forward was typed."""
+    with multiples_known({k: f.multiple_of for k, f in graph.dim_facts.items()}):
+        return _differentiate(graph, wrt, cotangents, accumulate)
+
+
+def _differentiate(graph: Graph, wrt: list[str], cotangents: dict[str, str],
+                   accumulate: dict[str, str] | None) -> Graph:
     for w in wrt:
         if w not in graph.inputs and w not in graph.params:
             raise ValueError(f"'{w}' is neither an input nor a param of '{graph.name}'")

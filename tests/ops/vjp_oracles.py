@@ -192,7 +192,32 @@ TORCH = {
     "flip": lambda op, x: torch.flip(x, op.normalized(x.ndim)),
     "trilu": lambda op, x: torch.triu(x, op.k) if op.upper else torch.tril(x, op.k),
     "einsum": _einsum,
+    "resize": lambda op, x: _resize(op, x),
+    "adaptive_avg_pool": lambda op, x: (F.adaptive_avg_pool1d if x.ndim == 3 else F.adaptive_avg_pool2d)(
+        x, op.output_size),
+    "group_norm": lambda op, x, s=None, b=None: F.group_norm(x, op.groups, s, b, op.epsilon),
+    "depth_to_space": lambda op, x: _depth_to_space(op, x),
+    "topk": lambda op, x: torch.topk(x, op.k, op.axis, op.largest, sorted=True),
 }
+
+
+def _resize(op, x):
+    # ONNX's modes as PyTorch's interpolate names them (graphnet/ops/resize.py's docstring)
+    size = [int(d) for d in op.infer(_type(x)).shape[2:]]
+    if op.mode == "nearest":
+        mode = {("asymmetric", "floor"): "nearest", ("half_pixel", "round_prefer_ceil"): "nearest-exact"}[
+            (op.coordinate_transformation_mode, op.nearest_mode)]
+        return F.interpolate(x, size=size, mode=mode)
+    mode = {3: "linear", 4: "bilinear"}[x.ndim]
+    return F.interpolate(x, size=size, mode=mode, align_corners=op.coordinate_transformation_mode == "align_corners")
+
+
+def _depth_to_space(op, x):
+    if op.mode == "CRD":
+        return F.pixel_shuffle(x, op.blocksize)
+    n, c, h, w = x.shape
+    b = op.blocksize
+    return x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
 
 
 def _type(x):
