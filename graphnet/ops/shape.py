@@ -226,6 +226,9 @@ class Split(Op):
             raise ShapeError("split needs at least one part")
         if self.sizes is not None:
             sizes = [as_dim(s) for s in self.sizes]
+            if any(s.is_const() and s.value < 1 for s in sizes):
+                # a negative size can still sum to the length ([-1, 3] of 2), which no back end takes
+                raise ShapeError(f"split sizes must be positive, got {format_shape(sizes)}")
             if sum(sizes, Dim(0)) != length:
                 raise ShapeError(f"sizes {format_shape(sizes)} add up to {sum(sizes, Dim(0))}, not {length}")
             return sizes
