@@ -73,8 +73,23 @@ def differentiate(graph: Graph, wrt: list[str], cotangents: dict[str, str],
     locs = dict(graph.input_locs)
     for out, name in cotangents.items():
         locs[name] = graph.output_locs.get(out, Location(graph.source))
-    return dataclasses.replace(graph, inputs=inputs, outputs=outputs, nodes=nodes + backward.nodes,
-                               types=types, input_locs=locs)
+    kept = _read_by(backward.nodes, set(outputs.values()))
+    made = {t for n in backward.nodes for t in n.outputs} - {t for n in kept for t in n.outputs}
+    return dataclasses.replace(graph, inputs=inputs, outputs=outputs, nodes=nodes + kept,
+                               types={k: v for k, v in types.items() if k not in made}, input_locs=locs)
+
+
+def _read_by(nodes: list[Node], needed: set[str]) -> list[Node]:
+    """The backward nodes some output depends on. A vjp gives every input its cotangent, also one
+    nothing is differentiated for (a constant scale, a frozen weight): left in, those nodes would
+    cost their time and keep forward activations alive until they ran (attention's raw scores, read
+    only by the cotangent of the constant that scales them)."""
+    kept = []
+    for node in reversed(nodes):
+        if needed.intersection(node.outputs):
+            kept.append(node)
+            needed.update(t for t in node.inputs if t is not None)
+    return kept[::-1]
 
 
 class _Backward:
