@@ -169,3 +169,32 @@ def test_gradients_match_pytorch_autograd(kind, bidirectional, layout):
     for port in arrays:
         np.testing.assert_allclose(from_ort[GRAD + port], want32[GRAD + port], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(want32[GRAD + port], got[GRAD + port], rtol=1e-4, atol=1e-5)
+
+
+def test_an_imported_onnx_lstm_gets_torchs_gradients(tmp_path):
+    """The use the fused op's vjp is for: torch.nn.LSTM exported by torch.onnx, imported (one lstm
+    node, its weights ONNX initializers), differentiated by Network.vjp like torch's autograd."""
+    import graphnet as gn
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(4, 3, batch_first=True)
+    x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32)
+    path = tmp_path / "lstm.onnx"
+    torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y", "h", "c"], dynamic_axes={"x": {0: "B"}})
+    net, weights = gn.import_onnx(path)
+    assert [n.op.name for n in net.graph.nodes].count("lstm") == 1
+    outputs = net.run({"x": x}, weights)
+    rng = np.random.default_rng(1)
+    cot = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in outputs.items()}
+    _, weight_grads, input_grads = net.vjp({"x": x}, weights, cot)
+    tx = torch.tensor(x, requires_grad=True)
+    y, (h, c) = module(tx)
+    total = sum((t * torch.from_numpy(cot[k])).sum() for k, t in (("y", y), ("h", h), ("c", c)))
+    total.backward()
+    np.testing.assert_allclose(input_grads["x"], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    from types import SimpleNamespace
+    want = _onnx_weights(SimpleNamespace(**{k: p.grad for k, p in module.named_parameters()}), "lstm", 1)
+    by_shape = {g.shape: g for g in weight_grads.values()}        # w [1, 12, 4], r [1, 12, 3], b [1, 24]
+    assert len(by_shape) == 3
+    for w in want:
+        np.testing.assert_allclose(by_shape[w.shape], w, rtol=1e-4, atol=1e-5)
