@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from .base import Example, In, OnnxFloat, TensorType, require_float
-from .elementwise import Elementwise, _c, _sigmoid, _times, _unary, _zero_unless
+from .elementwise import Elementwise, _c, _sigmoid, _times, _unary
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -134,8 +134,10 @@ class HardSigmoid(Elementwise):
     def vjp(self, g, xs, ys, dys):
         x = xs[0]
         z = g.emit("add", g.emit("mul", x, _c(g, x, self.alpha)), _c(g, x, self.beta))
-        inside = _zero_unless(g, g.emit("less", z, _c(g, x, 0.0)), g.emit("mul", dys[0], _c(g, x, self.alpha)))
-        return (_zero_unless(g, g.emit("greater", z, _c(g, x, 1.0)), inside),)
+        # strictly inside (0, 1) only, as PyTorch's hardsigmoid gives it: 0 at a bend
+        zero = _c(g, dys[0], 0.0)
+        inside = g.emit("where", g.emit("greater", z, _c(g, x, 0.0)), g.emit("mul", dys[0], _c(g, x, self.alpha)), zero)
+        return (g.emit("where", g.emit("less", z, _c(g, x, 1.0)), inside, zero),)
 
 
 class Silu(Elementwise):

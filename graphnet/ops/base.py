@@ -192,6 +192,11 @@ class Grad(Protocol):
         """dy summed over the axes that broadcasting added or stretched, to the shape of `like`."""
         ...
 
+    def unfused_gradient(self, op, xs: tuple[str | None, ...], dys: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        """The vjp of a fused op (rnn, lstm, gru) as the gradient of the scan of primitives it fuses:
+        its inputs' cotangents, in the order of `xs`."""
+        ...
+
     def body_gradient(self, body, wrt: list[str], cotangents: dict[str, str]) -> Any:
         """The gradient graph of a body graph (a scan's), as autodiff makes it for the whole graph:
         `wrt` its inputs and params to differentiate, `cotangents` output name -> the name of the

@@ -186,11 +186,6 @@ def _c(g, x, value: float) -> str:
     return g.const(value, g.type_of(x).dtype)
 
 
-def _zero_unless(g, drop, dy) -> str:
-    """dy, with 0 where `drop` holds."""
-    return g.emit("where", drop, _c(g, dy, 0.0), dy)
-
-
 def _times(g, dy, *factors) -> str:
     for f in factors:
         dy = g.emit("mul", dy, f)
@@ -198,10 +193,10 @@ def _times(g, dy, *factors) -> str:
 
 
 def _hard_swish_grad(g, x, y, dy):
-    # x/3 + 1/2 on (-3, 3), 0 below, 1 above: PyTorch's hardswish_backward
+    # x/3 + 1/2 on (-3, 3), 0 from -3 down, 1 from 3 up: PyTorch's hardswish_backward, kinks included
     inside = _times(g, dy, g.emit("add", g.emit("mul", x, _c(g, x, 1 / 3)), _c(g, x, 0.5)))
-    above = g.emit("where", g.emit("greater", x, _c(g, x, 3.0)), dy, inside)
-    return _zero_unless(g, g.emit("less", x, _c(g, x, -3.0)), above)
+    above = g.emit("where", g.emit("less", x, _c(g, x, 3.0)), inside, dy)
+    return g.emit("where", g.emit("greater", x, _c(g, x, -3.0)), above, _c(g, dy, 0.0))
 
 
 Neg = _unary("neg", "Neg", np.negative, "-x.", lambda g, x, y, dy: g.emit("neg", dy), floats_only=False)
@@ -214,10 +209,15 @@ Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.",
               lambda g, x, y, dy: _times(g, dy, g.emit("sub", _c(g, y, 1.0), g.emit("mul", y, y))))
 Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).",
                  lambda g, x, y, dy: _times(g, dy, y, g.emit("sub", _c(g, y, 1.0), y)), writes_out=True)
+# the gradient at x = 0 is 0, as PyTorch's and TensorFlow's relu give it: a zero bias on a zero
+# input (a padded row) then trains no weight through it in graphnet either
 Relu = _unary("relu", "Relu", _relu, "max(x, 0).",
-              lambda g, x, y, dy: _zero_unless(g, g.emit("less", x, _c(g, x, 0.0)), dy), writes_out=True)
+              lambda g, x, y, dy: g.emit("where", g.emit("greater", x, _c(g, x, 0.0)), dy, _c(g, dy, 0.0)),
+              writes_out=True)
+# sign(x) dy, 0 at x = 0 as in PyTorch (an l1 loss whose prediction hits its target exactly)
 Abs = _unary("abs", "Abs", np.abs, "|x|.",
-             lambda g, x, y, dy: g.emit("where", g.emit("less", x, _c(g, x, 0.0)), g.emit("neg", dy), dy),
+             lambda g, x, y, dy: g.emit("where", g.emit("less", x, _c(g, x, 0.0)), g.emit("neg", dy),
+                                        g.emit("where", g.emit("greater", x, _c(g, x, 0.0)), dy, _c(g, dy, 0.0))),
              floats_only=False, extra=(Example((In((3, 4), "int64", -9, 9),)),))
 Reciprocal = _unary("reciprocal", "Reciprocal", np.reciprocal, "1 / x.",
                     lambda g, x, y, dy: g.emit("neg", _times(g, dy, y, y)), low=0.25, high=4.0,
@@ -264,11 +264,13 @@ class Clip(Elementwise):
         return b.node("Clip", [x, lo, hi])
 
     def vjp(self, g, xs, ys, dys):
+        # strictly inside the bounds only, as PyTorch's clamp and ReLU6 give it: 0 at a bound
         x, dy = xs[0], dys[0]
+        zero = _c(g, dy, 0.0)
         if self.min is not None:
-            dy = _zero_unless(g, g.emit("less", x, _c(g, x, self.min)), dy)
+            dy = g.emit("where", g.emit("greater", x, _c(g, x, self.min)), dy, zero)
         if self.max is not None:
-            dy = _zero_unless(g, g.emit("greater", x, _c(g, x, self.max)), dy)
+            dy = g.emit("where", g.emit("less", x, _c(g, x, self.max)), dy, zero)
         return (dy,)
 
     def label(self, node: Drawn) -> str:
@@ -294,7 +296,8 @@ class LeakyRelu(Elementwise):
 
     def vjp(self, g, xs, ys, dys):
         x, dy = xs[0], dys[0]
-        return (g.emit("where", g.emit("less", x, _c(g, x, 0.0)), g.emit("mul", dy, _c(g, x, self.alpha)), dy),)
+        # alpha at x = 0, as PyTorch gives it
+        return (g.emit("where", g.emit("greater", x, _c(g, x, 0.0)), dy, g.emit("mul", dy, _c(g, x, self.alpha))),)
 
 
 class Dropout(Elementwise):

@@ -26,8 +26,6 @@ from .linalg import matmul
 
 class _Recurrent(Op):
     inputs = ports("x", "w", "r", optional=("b", "initial_h"))
-    no_vjp = ("not its own yet: a spec's recurrent layer is a scan of a cell, differentiated before it is "
-              "fused into this op, so only a spec that calls the op by name lacks a gradient")
     gates: ClassVar[int]
     gate_names: ClassVar[tuple[str, ...]]     # ONNX's names of the gate blocks, in ONNX's order
     hidden_size: int
@@ -116,6 +114,12 @@ class _Recurrent(Op):
 
     def onnx_attrs(self) -> dict:
         return {}
+
+    def vjp(self, g, xs, ys, dys):
+        # the gradient of the scan this op fuses: autodiff writes the op out as primitives and a scan
+        # per direction (transforms/unfuse.py) and differentiates that, so no backward of its own
+        # can drift from the kernel
+        return g.unfused_gradient(self, xs, dys)
 
     def macs(self, ins, outs) -> Dim:
         x = ins[0]

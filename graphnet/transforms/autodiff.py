@@ -81,8 +81,23 @@ def _differentiate(graph: Graph, wrt: list[str], cotangents: dict[str, str],
     locs = dict(graph.input_locs)
     for out, name in cotangents.items():
         locs[name] = graph.output_locs.get(out, Location(graph.source))
-    return dataclasses.replace(graph, inputs=inputs, outputs=outputs, nodes=nodes + backward.nodes,
-                               types=types, input_locs=locs)
+    kept = _read_by(backward.nodes, set(outputs.values()))
+    made = {t for n in backward.nodes for t in n.outputs} - {t for n in kept for t in n.outputs}
+    return dataclasses.replace(graph, inputs=inputs, outputs=outputs, nodes=nodes + kept,
+                               types={k: v for k, v in types.items() if k not in made}, input_locs=locs)
+
+
+def _read_by(nodes: list[Node], needed: set[str]) -> list[Node]:
+    """The backward nodes some output depends on. A vjp gives every input its cotangent, also one
+    nothing is differentiated for (a constant scale, a frozen weight): left in, those nodes would
+    cost their time and keep forward activations alive until they ran (attention's raw scores, read
+    only by the cotangent of the constant that scales them)."""
+    kept = []
+    for node in reversed(nodes):
+        if needed.intersection(node.outputs):
+            kept.append(node)
+            needed.update(t for t in node.inputs if t is not None)
+    return kept[::-1]
 
 
 class _Backward:
@@ -207,6 +222,34 @@ class _Backward:
         if lead:
             out = self.emit("squeeze", out, axes=list(range(lead)))
         return out
+
+    def unfused_gradient(self, op, xs, dys):
+        from .unfuse import unfused
+        trace = _backward_trace(self.at.trace)
+        graph = unfused(op, [self.types[x] if x is not None else None for x in xs], trace)
+        ports = [p.name for p in op.inputs]
+        given = {n: x for n, x in zip(ports, xs) if x is not None}
+        grads = self._gradient_through(graph, given, {o: d for o, d in zip(op.output_names(), dys) if d is not None})
+        return tuple(grads.get(n) if x is not None else None for n, x in zip(ports, xs))
+
+    def _gradient_through(self, graph: Graph, inputs: dict[str, str], cotangents: dict[str, str]) -> dict[str, str]:
+        """The gradient graph of `graph` (the node being differentiated, written in other ops) added
+        to the backward, `inputs` (graph input -> tensor) and `cotangents` (graph output -> its
+        cotangent) in place of its inputs: graph input -> the tensor of its cotangent."""
+        wrt = [n for n, t in graph.inputs.items() if inputs[n] in self.active and t.dtype in FLOAT_DTYPES]
+        grad = differentiate(graph, wrt, {o: COTANGENT + o for o in cotangents})
+        rename = {**inputs, **{COTANGENT + o: d for o, d in cotangents.items()}}
+        trace, base = _backward_trace(self.at.trace), self.at.name
+        for node in grad.nodes:
+            k = self._count[base] = self._count.get(base, 0) + 1
+            name = f"{base}#grad{k}"
+            outs = (name,) if len(node.outputs) == 1 else tuple(f"{name}:{i}" for i in range(len(node.outputs)))
+            for old, new in zip(node.outputs, outs):
+                rename[old] = new
+                self.types[new] = grad.types[old]
+            self.nodes.append(Node(name, node.op, tuple(rename[t] if t is not None else None for t in node.inputs),
+                                   outs, trace))
+        return {w: rename[grad.outputs[GRAD + w]] for w in wrt}
 
     def body_gradient(self, body: Graph, wrt: list[str], cotangents: dict[str, str],
                       accumulate: dict[str, str] | None = None) -> Graph:

@@ -131,12 +131,16 @@ def results(tmp_path_factory):
 
 
 def _torch_loss(case: Case, reduction: str, arrays) -> np.ndarray:
-    x, target = torch.from_numpy(arrays[case.input]), torch.from_numpy(arrays[case.target])
+    return _torch_call(case, reduction, torch.from_numpy(arrays[case.input]),
+                       torch.from_numpy(arrays[case.target])).numpy()
+
+
+def _torch_call(case: Case, reduction: str, x, target):
     kwargs = {k: (torch.tensor(v) if isinstance(v, list) else v) for k, v in case.args.items()}
     fn = getattr(F, "cross_entropy" if case.block == "cross_entropy_probs" else case.block)
     if case.block in ("binary_cross_entropy", "binary_cross_entropy_with_logits") and "weight" in kwargs:
         kwargs["weight"] = kwargs["weight"].expand_as(x)
-    return fn(x, target, reduction=reduction, **kwargs).numpy()
+    return fn(x, target, reduction=reduction, **kwargs)
 
 
 # torch warns that kl_div's mean will become batchmean; the cases test today's mean, and batchmean
@@ -152,6 +156,91 @@ def test_loss_equals_torch(results, key):
     for got in (numpy_out[output], ort_out[output]):
         assert got.shape == want.shape and got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * scale)
+
+
+def _gradient_spec_text() -> str:
+    """Every case again, each reading inputs of its own (`in<i>`, and `target<i>` for a float target),
+    so one vjp gives each case's gradients apart."""
+    lines = ["graphnet: 1", "name: loss_gradients", "use: [std]", f"dims: {{B: ~, C: {C}, S: {S}}}", "inputs:"]
+    lines += [f"  {k}: {v}" for k, v in INPUTS.items() if "int64" in v]     # class labels, shared
+    nodes = []
+    for i, (case, reduction) in enumerate(CASES.values()):
+        lines.append(f"  in{i}: {INPUTS[case.input]}")
+        target = case.target
+        if "int64" not in INPUTS[target]:
+            lines.append(f"  target{i}: {INPUTS[target]}")
+            target = f"target{i}"
+        args = json.dumps({**case.args, "reduction": reduction})
+        nodes.append(f"  - {{name: case{i}, block: std.{case.block}, inputs: {{input: in{i}, target: {target}}}, "
+                     f"args: {args}}}")
+    lines += ["nodes:", *nodes, "outputs:", *[f"  case{i}: case{i}" for i in range(len(CASES))]]
+    return "\n".join(lines) + "\n"
+
+
+def _gradient_feed(arrays) -> dict[str, np.ndarray]:
+    feed = {}
+    for i, (case, _) in enumerate(CASES.values()):
+        feed[f"in{i}"] = arrays[case.input]
+        feed[f"target{i}" if "int64" not in INPUTS[case.target] else case.target] = arrays[case.target]
+    return feed
+
+
+@pytest.fixture(scope="module")
+def gradients(tmp_path_factory):
+    """Each case's gradients for a random cotangent: (cotangents, NumPy's, onnxruntime's), the last
+    two by input name, from Network.vjp and from the exported gradient graph."""
+    from graphnet.backends.onnx_export import to_onnx
+    from graphnet.transforms.autodiff import COTANGENT, GRAD
+    path = tmp_path_factory.mktemp("loss_gradients") / "loss_gradients.yaml"
+    path.write_text(_gradient_spec_text())
+    net = gn.load(path)
+    feed = _gradient_feed(_arrays())
+    outputs = net.run(feed)
+    rng = np.random.default_rng(16)
+    cotangents = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in outputs.items()}
+    _, _, numpy_grads = net.vjp(feed, None, cotangents)
+    model = to_onnx(net.gradient_graph(), {})
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    given = {**feed, **{COTANGENT + k: c for k, c in cotangents.items()}}
+    got = session.run(None, {i.name: given[i.name] for i in session.get_inputs()})
+    ort_grads = {k[len(GRAD):]: v for k, v in zip([o.name for o in session.get_outputs()], got) if k.startswith(GRAD)}
+    return cotangents, numpy_grads, ort_grads
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
+@pytest.mark.parametrize("key", list(CASES))
+def test_loss_gradient_equals_torch(gradients, key):
+    """The gradients of sum(cotangent * loss) with respect to the input (logits, probabilities, ...)
+    and to a float target equal torch's autograd through torch.nn.functional, finite at logits of
+    +-1e4; on NumPy and in onnxruntime."""
+    cotangents, numpy_grads, ort_grads = gradients
+    case, reduction = CASES[key]
+    i = list(CASES).index(key)
+    arrays = _arrays()
+    x = torch.tensor(arrays[case.input], requires_grad=True)
+    target = torch.tensor(arrays[case.target], requires_grad=arrays[case.target].dtype.kind == "f")
+    loss = _torch_call(case, reduction, x, target)
+    (loss * torch.from_numpy(cotangents[f"case{i}"])).sum().backward()
+    wanted = {f"in{i}": x.grad.numpy()}
+    if target.requires_grad:
+        wanted[f"target{i}"] = target.grad.numpy()
+    assert set(k for k in numpy_grads if k.endswith(f"{i}") and k[:-len(str(i))] in ("in", "target")) == set(wanted)
+    for name, want in wanted.items():
+        # Where a gradient has no one value these entries are only required finite: torch's
+        # binary_cross_entropy backward is hand-written, (p - y) / max(p (1 - p), 1e-12) and, for
+        # the target, the unclamped logs, so where p is exactly 0 or 1 it is not the derivative of
+        # its clamped forward (see docs/training.md); t log(t)'s slope at a target of 0 is infinite
+        compared = np.ones(want.shape, bool)
+        if case.block == "binary_cross_entropy":
+            compared = (arrays[case.input] > 0) & (arrays[case.input] < 1)
+        elif case.block == "kl_div" and name.startswith("target") and not case.args.get("log_target"):
+            compared = arrays[case.target] != 0
+        assert compared.sum() > want.size // 2
+        assert np.isfinite(want[compared]).all()
+        scale = max(1.0, float(np.abs(want[compared]).max()))
+        for got in (numpy_grads[name], ort_grads[name]):
+            assert got.shape == want.shape and got.dtype == np.float32 and np.isfinite(got).all()
+            np.testing.assert_allclose(got[compared], want[compared], rtol=2e-5, atol=2e-5 * scale)
 
 
 def test_the_table_has_extreme_logits_and_certain_probabilities():

@@ -79,3 +79,18 @@ def test_wrt_names_what_is_differentiated():
     assert not any(n.name.startswith("fc1") and "#grad" in n.name for n in g.nodes)
     with pytest.raises(ValueError, match="'nope' is neither an input nor a param of 'mlp'"):
         differentiate(net.graph, ["nope"], {})
+
+
+def test_the_backward_holds_only_what_a_gradient_needs():
+    """Every backward node feeds a gradient: a vjp's cotangent for something not differentiated (the
+    constant scaling attention's scores) is dropped, and with it the forward activation it read."""
+    net = gn.load(SPECS / "transformer_encoder.yaml", {"d_model": 8, "heads": 2, "d_ff": 16, "layers": 1})
+    g = net.gradient_graph(mode="eval")
+    forward = {n.name for n in net.graph.nodes}
+    read = {t for n in g.nodes for t in n.inputs} | set(g.outputs.values())
+    backward = [n for n in g.nodes if n.name not in forward]
+    assert backward and all(set(n.outputs) & read for n in backward)
+    assert set(g.types) == set(g.inputs) | set(g.params) | {t for n in g.nodes for t in n.outputs}
+    # the raw scores are read by the scale's forward node only: no backward node keeps them
+    scores = [t for n in net.graph.nodes if n.name.endswith("attention.scores") for t in n.outputs]
+    assert scores and not any(set(n.inputs) & set(scores) for n in backward)
