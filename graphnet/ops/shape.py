@@ -115,7 +115,16 @@ class Transpose(Op):
         return np.transpose(x, self.axes(x.ndim))
 
     def to_onnx(self, b, x):
-        return b.node("Transpose", [x], perm=self.axes(b.type_of(x).rank))
+        shape = b.type_of(x).shape
+        perm = self.axes(len(shape))
+        # moving only axes of size 1 moves no data: a Reshape (as onnxslim would rewrite it), whose
+        # 0 copies a free dim that stays where it was
+        moved = [a for a in perm if shape[a] != 1]
+        if perm != sorted(perm) and moved == sorted(moved) and all(
+                shape[a].is_const() or a == i for i, a in enumerate(perm)):
+            dims = [shape[a].value if shape[a].is_const() else 0 for a in perm]
+            return b.node("Reshape", [x, b.ints(dims)])
+        return b.node("Transpose", [x], perm=perm)
 
     def vjp(self, g, xs, ys, dys):
         perm = self.axes(g.type_of(xs[0]).rank)

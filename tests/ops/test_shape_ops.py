@@ -118,3 +118,25 @@ def test_gather_takes_the_indices_onnxruntime_takes(onnxruntime_run, axis):
                                       f"axis {axis} (valid: {-n} to {n - 1})")
         with pytest.raises(Exception, match="out of data bounds"):
             onnxruntime_run(Gather(axis=axis), {"data": data, "indices": indices})
+
+
+@pytest.mark.parametrize("perm, lowered", [([0, 2, 1, 3], "Reshape"), ([1, 0, 2, 3], "Transpose"),
+                                           ([0, 3, 2, 1], "Transpose")])
+def test_a_transpose_moving_only_axes_of_size_1_is_a_reshape(perm, lowered):
+    # onnxslim rewrites such a Transpose into a Reshape (swin_t's one-window last stage), so the
+    # export writes the Reshape; one that moves the free B, or data, stays a Transpose
+    from onnx import helper
+
+    from graphnet.backends.onnx_export import OnnxBuilder
+    from graphnet.ops import OPS
+    op = OPS["transpose"](perm=perm)
+    b = OnnxBuilder(17, {"x": TensorType("float32", (Dim("B"), 1, 7, 5))}, {})
+    b.symbol_sources["B"] = ("x", 0)
+    y = op.to_onnx(b, "x")
+    assert [n.op_type for n in b.nodes] == [lowered]
+    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", 1, ["B", 1, 7, 5])],
+                              [helper.make_tensor_value_info(y, 1, None)], list(b.initializers.values()))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(0).standard_normal((3, 1, 7, 5)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, np.transpose(x, perm))
