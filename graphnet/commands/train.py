@@ -109,12 +109,28 @@ def initial_weights(net, path: str | None, seed: int) -> dict:
     return report.weights
 
 
-def cmd_train(args) -> int:
-    import json
+def refuse_clashing_outputs(output: str, checkpoint: str | None, log: str | None, resume: str | None) -> None:
+    """Each output its own file, none an input (files.check_output), and none the checkpoint
+    resumed from but the checkpoint itself, whose atomic write keeps its last complete version."""
     import os
 
     from ..errors import Location, SpecError
-    from ..files import check_output, note_input
+    from ..files import check_output
+    claimed = {os.path.realpath(resume): "the checkpoint resumed from"} if resume else {}
+    for role, path in {"the output": output, "the checkpoint": checkpoint, "the log": log}.items():
+        if not path:
+            continue
+        check_output(path)
+        other = claimed.setdefault(os.path.realpath(path), role)
+        if other != role and (role, other) != ("the checkpoint", "the checkpoint resumed from"):
+            raise SpecError.at(Location("<command line>"), f"'{path}' is both {other} and {role}")
+
+
+def cmd_train(args) -> int:
+    import json
+
+    from ..errors import Location, SpecError
+    from ..files import note_input
     from ..training.checkpoint import load_checkpoint
     from ..training.data import load_data
     from ..training.loop import Trainer
@@ -125,17 +141,7 @@ def cmd_train(args) -> int:
         if path:
             note_input(path)        # no output may replace what the command reads
     write = weight_writer(args.output, Location("<command line>"))
-    outputs = {"the output": args.output, "the checkpoint": cfg.checkpoint.path, "the log": args.log}
-    # each its own file, and none the checkpoint resumed from but the checkpoint (the atomic write
-    # keeps its last complete version until the next is whole)
-    claimed = {os.path.realpath(args.resume): "the checkpoint resumed from"} if args.resume else {}
-    for role, path in outputs.items():
-        if not path:
-            continue
-        check_output(path)
-        other = claimed.setdefault(os.path.realpath(path), role)
-        if other != role and (role, other) != ("the checkpoint", "the checkpoint resumed from"):
-            raise SpecError.at(Location("<command line>"), f"'{path}' is both {other} and {role}")
+    refuse_clashing_outputs(args.output, cfg.checkpoint.path, args.log, args.resume)
     losses = resolved.losses_for(list(net.graph.outputs))
     locs = {o: resolved.loc("loss") for o in losses}
     train = load_data(args.data, net, losses, locs)        # refused before anything is built or run
