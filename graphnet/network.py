@@ -19,6 +19,7 @@ from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
 from .load import load_program
+from .ops import ShapeError
 from .init import init_weights
 from .transforms.train_mode import MODES, ModeExtras, apply_mode
 from .types import format_bytes
@@ -188,11 +189,11 @@ class Network:
     def peak_memory(self, dims: dict[str, int] | None = None) -> tuple[int, dict[str, int]] | None:
         """The estimated peak bytes of a NumPy run beyond the weights (what --max-memory is checked
         against), with the binding of the free dims it is for (`dims`, else 1); None when that
-        binding cannot run (a bound the dims fail)."""
+        binding cannot run (a bound the dims fail, or sizes an op cannot take: two pools on H = 1)."""
         binding = self.default_binding(dims)
         try:
             return peak_bytes(self.graph, binding), binding
-        except SpecError:
+        except (SpecError, ShapeError):
             return None
 
     def init_weights(self, seed: int = 0) -> dict[str, np.ndarray]:
@@ -237,7 +238,7 @@ class Network:
         longer free: the graph holds their values.)"""
         def least(s: str) -> int:
             facts = self.graph.dim_facts.get(s)
-            return 1 if facts is None else -(-facts.min // facts.multiple_of) * facts.multiple_of
+            return 1 if facts is None else facts.least()
         return {s: (_dims(dims) or {}).get(s, least(s)) for s in self.graph.free_dims()}
 
     def check_bounds(self, binding: dict[str, int]) -> None:

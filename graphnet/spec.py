@@ -186,6 +186,10 @@ class DimFacts(Located):
     max: Int | None = Field(default=None, ge=1)
     multiple_of: Int = Field(default=1, ge=1)
 
+    def least(self) -> int:
+        """The least value the facts allow but for the max: the least multiple from the min."""
+        return -(-self.min // self.multiple_of) * self.multiple_of
+
     def broken_by(self, value: int) -> str | None:
         """What `value` breaks of these facts, or None."""
         if value < self.min:

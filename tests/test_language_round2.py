@@ -551,3 +551,34 @@ def test_a_values_init_of_the_wrong_count_or_kind_is_located(tmp_path):
         "spec.yaml:8:42: error: param 'half': values holds fractions, which int64 cannot hold",
         "spec.yaml:9:28: error: init 'values' option 'values': values must be numbers, got True",
     ]
+
+
+POOLS_SPEC = """\
+    graphnet: 1
+    name: pools
+    dims: {{B: ~, H: {facts}}}
+    inputs:
+      x: [B, 4, H]
+    nodes:
+      - {{name: p, op: max_pool, attrs: {{kernel: 2}}}}
+      - {{name: p2, op: max_pool, attrs: {{kernel: 2}}}}
+    outputs: {{y: p2}}
+    """
+
+
+@pytest.mark.parametrize("facts, message", [
+    ("{min: 5, max: 3}", "no value of H fits its facts (min 5, max 3): the least is 5, past the max 3"),
+    ("{multiple_of: 16, min: 17, max: 31}",
+     "no value of H fits its facts (min 17, max 31, multiple_of 16): the least is 32, past the max 31"),
+])
+def test_facts_no_value_fits_are_refused_at_the_dim(tmp_path, facts, message):
+    assert _errors(tmp_path, POOLS_SPEC.format(facts=facts)) == [f"spec.yaml:3:17: error: {message}"]
+
+
+@pytest.mark.parametrize("facts", ["~", "{}", "{max: 99999999999999999999999}"])
+def test_a_summary_whose_default_binding_no_op_can_take_leaves_the_peak_out(tmp_path, facts):
+    # two pools need H >= 4, and the summary's estimate is made at H = 1: it was a traceback
+    net = gn.load(_write(tmp_path, POOLS_SPEC.format(facts=facts)))
+    assert net.peak_memory() is None
+    assert "peak memory" not in net.summary() and "MACs" in net.summary()
+    assert net.peak_memory({"B": 1, "H": 4}) is not None

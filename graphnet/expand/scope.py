@@ -117,6 +117,10 @@ def top_dims(ex: Expansion, spec: SpecFile, overrides: dict[str, int]) -> dict[s
         facts = value if isinstance(value, DimFacts) else None
         if facts is not None:
             ex.dim_facts[name] = facts
+            least = facts.least()
+            if facts.max is not None and least > facts.max:
+                ex.diags.add(loc, f"no value of {name} fits its facts ({facts.text()}): the least is {least}, past "
+                                  f"the max {facts.max}")
         if name in overrides:
             v = overrides[name]
             if not isinstance(v, int) or v < 1:
