@@ -116,7 +116,8 @@ def weights_report(graph: Graph, weights: Mapping, source: str = "<weights>",
                                    {"file": _json(info), "spec": spec, "values_changed": changed})
         elif bad:
             found[name] = Mismatch("non-finite", name, f"weight '{name}' has {bad} NaN or infinite value"
-                                   f"{'s' if bad != 1 else ''} (--allow-nonfinite accepts them; declared at {p.loc})",
+                                   f"{'s' if bad != 1 else ''} (declared at {p.loc}; run, export and weights take them with "
+                                   "--allow-nonfinite)",
                                    {"file": _json(info), "spec": spec, "non_finite": bad})
         else:
             report.matched.append(name)

@@ -7,6 +7,7 @@ cannot make torch allocate more than it holds."""
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,11 @@ def read_torch(path: str | Path) -> WeightFile:
         raise SpecError.at(where, f"reading a PyTorch checkpoint needs PyTorch, which is not installed: "
                            f"{INSTALL} (or save the weights as .safetensors, which needs no torch)") from None
     try:
-        loaded = torch.load(str(path), weights_only=True, map_location="cpu", mmap=True)
+        with warnings.catch_warnings():
+            # torch's notes to its own users (a sparse tensor's invariants scanned) are not graphnet's
+            # output: what the file holds is reported below, located at it
+            warnings.simplefilter("ignore")
+            loaded = torch.load(str(path), weights_only=True, map_location="cpu", mmap=True)
     except pickle.UnpicklingError as e:
         refused = _refusal(e)
         if refused is None:
