@@ -75,7 +75,7 @@ def test_committed_schema_is_current():
 def test_schema_accepts_what_graphnet_accepts_and_points_at_mistakes(tmp_path):
     validator = jsonschema.Draft202012Validator(config_schema())
     validator.check_schema(config_schema())
-    configs = [CONFIG] + [p.read_text() for p in sorted((ROOT / "specs" / "training").glob("*.yaml"))]
+    configs = [CONFIG] + [p.read_text() for p in sorted((ROOT / "configs").glob("*.yaml"))]
     for text in configs:
         assert list(validator.iter_errors(parse_yaml(text, "<t>"))) == []
         load_config(_write(tmp_path, text))

@@ -56,7 +56,7 @@ def _onnx_accuracy(spec, weights, data, tmp_path):
 
 @pytest.mark.parametrize("name, least", [("digits_lenet", 0.97), ("digits_mlp", 0.95)])
 def test_digits_reach_their_accuracy_in_numpy_and_onnxruntime(name, least, digits, tmp_path, capsys):
-    spec, config = SPECS / f"{name}.yaml", SPECS / "training" / f"{name}.yaml"
+    spec, config = SPECS / f"{name}.yaml", SPECS.parent / "configs" / f"{name}.yaml"
     out = tmp_path / f"{name}.safetensors"
     printed = _run(capsys, "train", spec, "--data", digits / "digits_train.npz", "--val", digits / "digits_val.npz",
                    "--config", config, "-o", out)
@@ -171,7 +171,7 @@ def test_a_recurrent_network_trains_the_same_on_both_back_ends(tmp_path):
 
 
 def test_export_train_writes_a_standard_onnx_step(digits, tmp_path, capsys):
-    out = _run(capsys, "export", SPECS / "digits_mlp.yaml", "--train", SPECS / "training" / "digits_mlp.yaml",
+    out = _run(capsys, "export", SPECS / "digits_mlp.yaml", "--train", SPECS.parent / "configs" / "digits_mlp.yaml",
                "-o", tmp_path / "step.onnx")
     assert "one adamw step" in out
     session = ort.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])
