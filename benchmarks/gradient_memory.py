@@ -27,7 +27,6 @@ what is live, the same way for both engines.
 from __future__ import annotations
 
 import argparse
-import gc
 import ctypes
 import json
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 import graphnet as gn  # noqa: F401  (before NumPy: importing graphnet may choose OpenBLAS's kernels)
 import numpy as np
 
-from .memory import _reset_peak, _status_kib
+from .memory import _status_kib, run_from_reset
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
@@ -165,12 +164,7 @@ def measure_here(engine: str, case: str, runs: int = 1) -> dict:
         run, extra = torch_computation(case, "eager" if engine == "torch-eager" else "sdpa")
     out = run()                            # a first run: plans compiled, caches made
     del out
-    gc.collect()
-    exact = _reset_peak()
-    before = _status_kib("VmRSS")
-    for _ in range(runs):
-        out = run()
-        del out
+    exact, before = run_from_reset(run, runs)
     peak = _status_kib("VmHWM")
     if not (exact and peak and before):
         raise SystemExit("the peak RSS mark cannot be reset here (Linux /proc/self/clear_refs)")

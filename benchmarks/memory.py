@@ -122,6 +122,18 @@ def _reset_peak() -> bool:
         return False
 
 
+def run_from_reset(run, runs: int) -> tuple[bool, int | None]:
+    """Run `run` `runs` times from a reset peak mark: whether the mark could be reset (else
+    VmHWM still holds what came before), and the RSS in KiB before the runs."""
+    gc.collect()
+    exact = _reset_peak()
+    before = _status_kib("VmRSS")
+    for _ in range(runs):
+        out = run()
+        del out
+    return exact, before
+
+
 def measure_here(model: str, dims: dict[str, int], engine: str, runs: int) -> dict:
     """Prepare `engine` on the case in this process, run it `runs` times, report peak RSS growth."""
     from .engines import BY_KEY, load_workload
@@ -129,12 +141,7 @@ def measure_here(model: str, dims: dict[str, int], engine: str, runs: int) -> di
     w = load_workload(Case(model, tuple(dims.items())))
     runner = BY_KEY[engine].prepare(w)
     np.ones((64, 64), np.float32) @ np.ones((64, 64), np.float32)   # OpenBLAS's own start-up, not the run's
-    gc.collect()
-    exact = _reset_peak()
-    before = _status_kib("VmRSS")
-    for _ in range(runs):
-        out = runner()
-        del out
+    exact, before = run_from_reset(runner, runs)
     gc.collect()
     after = _status_kib("VmRSS")
     if exact:

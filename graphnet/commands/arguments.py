@@ -29,53 +29,47 @@ def dims(values: list[str]) -> dict[str, int]:
 
 def size(text: str) -> int | None:
     """A memory size: bytes, or with a K, M, G or T suffix (powers of 1024); 'none' for no limit."""
-    text = text.strip()
-    if text.lower() == "none":
-        return None
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = text.rstrip("BbIi").rstrip(), ""
-    if number and number[-1].upper() in units:
-        number, unit = number[:-1], number[-1].upper()
-    try:
-        value = float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size like 8G, 512M or none") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"a memory size must be positive, got '{text}'")
-    return int(value * units[unit])
-
-
-def positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
-    return n
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return _scaled(text, text.strip().rstrip("BbIi").rstrip(), units, "a size like 8G, 512M or none",
+                   "a memory size")
 
 
 def count(text: str) -> int | None:
     """A count of operations: a number, or with a K, M, G, T or P suffix (powers of 1000); 'none' for no limit."""
+    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+    return _scaled(text, text.strip(), units, "a count like 10T, 500G or none", "a compute limit")
+
+
+def _scaled(text: str, number: str, units: dict[str, int], like: str, what: str) -> int | None:
+    """`number` (the text less any unit letters it may end with), times its suffix's unit."""
     text = text.strip()
     if text.lower() == "none":
         return None
-    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
-    number, unit = (text[:-1], units[text[-1].upper()]) if text and text[-1].upper() in units else (text, 1)
+    unit = 1
+    if number and number[-1].upper() in units:
+        number, unit = number[:-1], units[number[-1].upper()]
     try:
         value = float(number)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a count like 10T, 500G or none") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not {like}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"a compute limit must be positive, got '{text}'")
+        raise argparse.ArgumentTypeError(f"{what} must be positive, got '{text}'")
     return int(value * unit)
 
 
+def positive(text: str) -> int:
+    return _whole(text, 1, "must be 1 or more")
+
+
 def seed(text: str) -> int:
+    return _whole(text, 0, "a seed must be 0 or more")
+
+
+def _whole(text: str, least: int, rule: str) -> int:
     try:
-        seed = int(text)
+        n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {seed}")
-    return seed
+    if n < least:
+        raise argparse.ArgumentTypeError(f"{rule}, got {n}")
+    return n
