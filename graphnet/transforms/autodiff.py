@@ -25,6 +25,7 @@ from ..graph import Frame, Graph, Node, node_error
 from ..ops import OPS, ShapeError
 from ..ops.base import NoVjp
 from ..types import FLOAT_DTYPES, TensorType
+from .remat import rematerialized
 
 GRAD = "grad."            # the gradient of tensor t is the output 'grad.<t>'
 COTANGENT = "cotangent."  # the cotangent of output o is the input 'cotangent.<o>'
@@ -83,6 +84,7 @@ def _differentiate(graph: Graph, wrt: list[str], cotangents: dict[str, str],
         locs[name] = graph.output_locs.get(out, Location(graph.source))
     kept = _read_by(backward.nodes, set(outputs.values()))
     made = {t for n in backward.nodes for t in n.outputs} - {t for n in kept for t in n.outputs}
+    kept = rematerialized(graph, nodes, kept, types, lambda m: (backward.name_after(m), _backward_trace(m.trace)))
     return dataclasses.replace(graph, inputs=inputs, outputs=outputs, nodes=nodes + kept,
                                types={k: v for k, v in types.items() if k not in made}, input_locs=locs)
 
@@ -189,14 +191,18 @@ class _Backward:
         made = OPS[op](**attrs)
         out = made.infer(*self._trimmed_types(inputs))
         outs = (out,) if isinstance(out, TensorType) else tuple(out)
-        base = at.name if at is not None else "grad"
-        k = self._count[base] = self._count.get(base, 0) + 1
-        name = f"{base}#grad{k}"
+        name = self.name_after(at)
         names = (name,) if len(outs) == 1 else tuple(f"{name}:{n}" for n in made.output_names())
         self.types.update(zip(names, outs))
         trace = _backward_trace(at.trace) if at is not None else self._graph_trace()
         self.nodes.append(Node(name, made, tuple(inputs), names, trace))
         return names[0] if len(names) == 1 else names
+
+    def name_after(self, at: Node | None) -> str:
+        """A new backward node's name: '<forward node>#grad<k>'."""
+        base = at.name if at is not None else "grad"
+        k = self._count[base] = self._count.get(base, 0) + 1
+        return f"{base}#grad{k}"
 
     def _graph_trace(self) -> tuple[Frame, ...]:
         return (Frame(Location(self.graph.source), "", ""),)
@@ -239,10 +245,9 @@ class _Backward:
         wrt = [n for n, t in graph.inputs.items() if inputs[n] in self.active and t.dtype in FLOAT_DTYPES]
         grad = differentiate(graph, wrt, {o: COTANGENT + o for o in cotangents})
         rename = {**inputs, **{COTANGENT + o: d for o, d in cotangents.items()}}
-        trace, base = _backward_trace(self.at.trace), self.at.name
+        trace = _backward_trace(self.at.trace)
         for node in grad.nodes:
-            k = self._count[base] = self._count.get(base, 0) + 1
-            name = f"{base}#grad{k}"
+            name = self.name_after(self.at)
             outs = (name,) if len(node.outputs) == 1 else tuple(f"{name}:{i}" for i in range(len(node.outputs)))
             for old, new in zip(node.outputs, outs):
                 rename[old] = new
