@@ -210,9 +210,11 @@ Tanh = _unary("tanh", "Tanh", np.tanh, "The hyperbolic tangent.",
 Sigmoid = _unary("sigmoid", "Sigmoid", _sigmoid, "The logistic function 1 / (1 + e^-x).",
                  lambda g, x, y, dy: _times(g, dy, y, g.emit("sub", _c(g, y, 1.0), y)), writes_out=True)
 # the gradient at x = 0 is 0, as PyTorch's and TensorFlow's relu give it: a zero bias on a zero
-# input (a padded row) then trains no weight through it in graphnet either
+# input (a padded row) then trains no weight through it in graphnet either. Read from y (y > 0
+# exactly where x > 0): the backward then keeps the output, which the next layer keeps anyway,
+# and not the input too.
 Relu = _unary("relu", "Relu", _relu, "max(x, 0).",
-              lambda g, x, y, dy: g.emit("where", g.emit("greater", x, _c(g, x, 0.0)), dy, _c(g, dy, 0.0)),
+              lambda g, x, y, dy: g.emit("where", g.emit("greater", y, _c(g, y, 0.0)), dy, _c(g, dy, 0.0)),
               writes_out=True)
 # sign(x) dy, 0 at x = 0 as in PyTorch (an l1 loss whose prediction hits its target exactly)
 Abs = _unary("abs", "Abs", np.abs, "|x|.",
@@ -264,13 +266,14 @@ class Clip(Elementwise):
         return b.node("Clip", [x, lo, hi])
 
     def vjp(self, g, xs, ys, dys):
-        # strictly inside the bounds only, as PyTorch's clamp and ReLU6 give it: 0 at a bound
-        x, dy = xs[0], dys[0]
+        # strictly inside the bounds only, as PyTorch's clamp and ReLU6 give it: 0 at a bound. y is
+        # inside exactly where x is, and read instead of x it is all the backward keeps (as relu's)
+        y, dy = ys[0], dys[0]
         zero = _c(g, dy, 0.0)
         if self.min is not None:
-            dy = g.emit("where", g.emit("greater", x, _c(g, x, self.min)), dy, zero)
+            dy = g.emit("where", g.emit("greater", y, _c(g, y, self.min)), dy, zero)
         if self.max is not None:
-            dy = g.emit("where", g.emit("less", x, _c(g, x, self.max)), dy, zero)
+            dy = g.emit("where", g.emit("less", y, _c(g, y, self.max)), dy, zero)
         return (dy,)
 
     def label(self, node: Drawn) -> str:
