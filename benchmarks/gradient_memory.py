@@ -45,6 +45,7 @@ MIB = 1 << 20
 # gradients (the weights' 418 MiB) are nearly all of the peak; at T=512 the activations kept for
 # the backward pass (attention scores of 12 heads x 512 x 512 per layer) weigh as much again.
 CASES = {
+    "resnet18 224x224 B=16": ("resnet18", {"H": 224, "W": 224, "classes": 1000}, 16, 0, "train"),
     "resnet18 64x64 B=16": ("resnet18", {"H": 64, "W": 64, "classes": 1000}, 16, 0, "train"),
     "bert_base T=64 B=2": ("bert_base", {}, 2, 64, "eval"),
     "bert_base T=512 B=2": ("bert_base", {}, 2, 512, "eval"),

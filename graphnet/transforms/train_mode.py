@@ -6,8 +6,8 @@ The contract, for every caller (Network's `mode=`, the gradient transform's `vjp
 
 - The given graph is never changed; a new one is returned. `mode="eval"` returns the graph as it
   is but for its `metadata` (the inference semantics every op has by default); `mode="train"`:
-- each `batch_norm` becomes primitives computing PyTorch's train-mode forward, (x - mean_B) /
-  sqrt(var_B + eps) * scale + bias, with the biased mean and variance of the batch over every axis
+- each `batch_norm` becomes primitives computing PyTorch's train-mode forward, (x - mean_B) *
+  (scale / sqrt(var_B + eps)) + bias, with the biased mean and variance of the batch over every axis
   but 1. So the gradient transform differentiates through the statistics, as autograd does.
   When its mean and var inputs are params (the running statistics), the graph gains an output
   named after each param holding its updated value, PyTorch's update: new = (1 - momentum) * old
@@ -162,11 +162,14 @@ class _Train:
         batch_var = e("batch_var", "reduce_mean", (squared,), axes=axes, keepdims=True)
         eps = e("epsilon", "constant", (), value=float(node.op.epsilon), dtype=dtype)
         std = e("std", "sqrt", (e("var_eps", "add", (batch_var, eps)),))
-        normalized = e("normalized", "div", (centered, std))
         around = [0] + list(range(2, rank))
         scale_c = e("scale", "unsqueeze", (scale,), axes=around)
         bias_c = e("bias", "unsqueeze", (bias,), axes=around)
-        e("add", "add", (e("scaled", "mul", (normalized, scale_c)), bias_c), out=node.outputs[0])
+        # centered x (scale / std), not (centered / std) x scale: the backward then keeps one tensor
+        # of x's size (centered, for the variance's and this product's vjps) where the other form
+        # kept the normalized one too, as torch keeps only x
+        factor = e("factor", "div", (scale_c, std))
+        e("add", "add", (e("scaled", "mul", (centered, factor)), bias_c), out=node.outputs[0])
         if mean in self.graph.params and var in self.graph.params:
             self._running_stats(node, mean, var, batch_mean, squared, axes, count, channels, dtype)
 
