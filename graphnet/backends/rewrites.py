@@ -82,8 +82,9 @@ def fold_batch_norm(graph: Graph, known: Known, binding: dict[str, int] | None =
     + beta), s = gamma / sqrt(var + eps), the shift as its bias, which the conv adds as it writes its
     output. The scaled weight is a second copy (the caller keeps the originals), so it is made only
     where it is no larger than the conv's output at this binding (a depthwise conv's, a 1x1 conv's
-    over a large image): elsewhere, where twice the weights would cost more memory than the pass
-    saves, the conv keeps w and its output is scaled and shifted in place."""
+    over a large image) and w is known (not an input, as trained weights are): elsewhere, where twice
+    the weights would cost more memory than the pass saves, the conv keeps w and its output is
+    scaled and shifted in place."""
     readers: dict[str, list[Node]] = {}
     for node in graph.nodes:
         for t in node.inputs:
@@ -118,7 +119,7 @@ def fold_batch_norm(graph: Graph, known: Known, binding: dict[str, int] | None =
             new_params[name] = derived_param(bn, name, TensorType(out.dtype, per_channel), allocated=True)
             types[name] = new_params[name].type
         weight = _bound(graph, conv.inputs[1], binding or {})
-        if _no_larger(weight, _bound(graph, conv.outputs[0], binding or {})):
+        if conv.inputs[1] in known and _no_larger(weight, _bound(graph, conv.outputs[0], binding or {})):
             scaled_w, bias = f"{bn.name}#weight", f"{bn.name}#bias"
             w_name, channels = conv.inputs[1], TensorType(out.dtype, per_channel[:1])
             known.derive(scaled_w, lambda w=w_name, s=names[0]:

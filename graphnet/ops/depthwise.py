@@ -56,11 +56,12 @@ def block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize: i
 
 
 def flat_scratch(shape, w_shape, amounts, strides, dilations, out, itemsize: int) -> int:
-    """The entries flat_windows holds beside its output."""
+    """The entries flat_windows holds beside its output, for as many threads as may share its blocks."""
     block = block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize)
     starts = flat_geometry(shape, w_shape, amounts, strides, dilations)[3]
-    return block * _per_channel(shape, w_shape, amounts, strides, dilations, out) + \
+    one = block * _per_channel(shape, w_shape, amounts, strides, dilations, out) + \
         strides[0] * strides[1] * max(start for _, start in starts)
+    return one * min(workers.most(), shape[0] * -(-shape[1] // block))
 
 
 def flat_windows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarray, amounts, strides,

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-_count = 1
+# per context, so that sessions run from several threads at once each keep their own count
+_count: contextvars.ContextVar[int] = contextvars.ContextVar("graphnet_kernel_threads", default=1)
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -30,22 +31,26 @@ def most() -> int:
         return os.cpu_count() or 1
 
 
+def count() -> int:
+    """The threads kernels may spread their blocks over here and now."""
+    return _count.get()
+
+
 @contextmanager
-def using(count: int):
-    """Kernels run in the block may spread their blocks over `count` threads (at most `most()`)."""
-    global _count
-    before, _count = _count, max(1, min(count, most()))
+def using(threads: int):
+    """Kernels run in the block may spread their blocks over `threads` threads (at most `most()`)."""
+    token = _count.set(max(1, min(threads, most())))
     try:
         yield
     finally:
-        _count = before
+        _count.reset(token)
 
 
 def each_block(blocks: int, scratch: Callable[[], object], work: Callable[[int, object], None]) -> None:
     """work(i, s) for every block i < blocks, over the threads `using` allows, s being the
     calling thread's own scratch (scratch() made once per thread)."""
     global _pool
-    threads = min(_count, blocks)
+    threads = min(_count.get(), blocks)
     if threads <= 1:
         held = scratch()
         for i in range(blocks):

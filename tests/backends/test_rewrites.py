@@ -94,6 +94,18 @@ def test_batch_norm_is_folded_into_every_preceding_conv():
     assert folded and kept and folded + kept == 20
 
 
+def test_a_weight_not_known_before_the_run_is_not_scaled():
+    # trained weights come in as inputs of the training graph: a conv's weight the plan does not
+    # know is read as it is, and its output scaled and shifted, however small the weight
+    net = _load("resnet18", small=True)
+    weights = net.init_weights(0)
+    values = Known({k: v for k, v in weights.items() if k != "conv1.weight"})
+    graph = rewrites.optimize(net.graph, {"B": 1}, values)
+    conv, scale, shift = graph.nodes[:3]
+    assert conv.inputs == ("image", "conv1.weight") and [scale.op.name, shift.op.name] == ["mul", "add"]
+    assert rewrites.optimize(net.graph, {"B": 1}, Known(weights)).nodes[0].inputs[1] != "conv1.weight"
+
+
 def test_static_nodes_are_computed_once_at_plan_time():
     net = gn.load(SPECS / "mlp.yaml")
     values = Known(net.init_weights(0))

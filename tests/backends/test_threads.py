@@ -54,12 +54,12 @@ def _run_seeing_threads(monkeypatch, free: float) -> tuple[list[int], list[int]]
     seen = []
 
     def spy(*args, **kwargs):
-        seen.append(_blas_threads() + [workers._count])
+        seen.append(_blas_threads() + [workers.count()])
         return run_plan(*args, **kwargs)
     monkeypatch.setattr(threads.FreeCores, "__call__", lambda self: free)
     monkeypatch.setattr(network, "run_plan", spy)
     session.run(x)
-    return seen[0], _blas_threads() + [workers._count]
+    return seen[0], _blas_threads() + [workers.count()]
 
 
 def test_a_busy_machine_runs_on_one_thread_and_the_callers_count_comes_back(monkeypatch):

@@ -35,9 +35,10 @@ def test_depthwise_matches_onnx_reference(monkeypatch, channels, multiplier, siz
         # the bytes that make `block` channels, so that each image goes in several blocks
         op = Conv(pads=pads, groups=channels, dilations=dilation, strides=stride)
         shape, w_shape = (2, channels) + size, (channels * multiplier, 1, 3, 3)
-        one = depthwise.flat_scratch(shape[:1] + (1,) + size, (multiplier, 1, 3, 3), *_geometry(op, shape, w_shape))
-        monkeypatch.setattr(depthwise, "BLOCK_BYTES", block * one * 4)
-        assert depthwise.block_channels(shape, w_shape, *_geometry(op, shape, w_shape)[:-1], 4) == block
+        amounts, strides, dilations, out, itemsize = _geometry(op, shape, w_shape)
+        per_channel = depthwise._per_channel(shape, w_shape, amounts, strides, dilations, out) * itemsize
+        monkeypatch.setattr(depthwise, "BLOCK_BYTES", block * per_channel)
+        assert depthwise.block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize) == block
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, channels) + size).astype(np.float32)
     w = rng.standard_normal((channels * multiplier, 1, 3, 3)).astype(np.float32)

@@ -34,7 +34,7 @@ def test_every_block_is_done_once_with_a_scratch_per_thread():
 
 
 def test_one_thread_is_the_callers_own_and_the_default():
-    assert workers._count == 1
+    assert workers.count() == 1
     done, scratches = _spread(5, 1)
     assert [i for i, _ in done] == list(range(5)) and {t for _, t in done} == {threading.get_ident()}
     assert len(scratches) == 1
@@ -58,4 +58,4 @@ def test_a_failing_block_raises_in_the_caller():
             raise IndexError("block 7")
     with workers.using(2), pytest.raises(IndexError, match="block 7"):
         workers.each_block(12, lambda: None, work)
-    assert workers._count == 1
+    assert workers.count() == 1
