@@ -29,7 +29,7 @@ from ..ops.scan import Scan
 from ..ops.shape import Split
 from ..transforms.derive import Known, derived_param, rebuilt
 from ..transforms.recurrent import fuse_recurrent_cells
-from ..types import TensorType
+from ..types import ITEMSIZE, TensorType, nbytes
 
 
 def optimize(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
@@ -37,7 +37,7 @@ def optimize(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
     graph = hoist_from_scans(graph)
     graph = fuse_shared_projections(graph)
     graph = fold_static(graph, binding, known)
-    return fold_batch_norm(graph, known)
+    return fold_batch_norm(graph, known, binding)
 
 
 def _bound(graph: Graph, tensor: str, binding: dict[str, int]) -> TensorType:
@@ -77,11 +77,14 @@ def fold_static(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
     return rebuilt(graph, nodes, new_params, types)
 
 
-def fold_batch_norm(graph: Graph, known: Known) -> Graph:
-    """conv then batch_norm with known statistics is the conv without its bias, then one per-channel
-    scale and shift written into the conv's own output: y = conv(x, w) * s + ((b - mean) * s + beta),
-    s = gamma / sqrt(var + eps). Scaling w instead would skip that pass but hold a second copy of
-    every conv weight (the caller keeps the originals): twice the weights in memory."""
+def fold_batch_norm(graph: Graph, known: Known, binding: dict[str, int] | None = None) -> Graph:
+    """conv then batch_norm with known statistics is one conv: y = conv(x, w * s) + ((b - mean) * s
+    + beta), s = gamma / sqrt(var + eps), the shift as its bias, which the conv adds as it writes its
+    output. The scaled weight is a second copy (the caller keeps the originals), so it is made only
+    where it is no larger than the conv's output at this binding (a depthwise conv's, a 1x1 conv's
+    over a large image) and w is known (not an input, as trained weights are): elsewhere, where twice
+    the weights would cost more memory than the pass saves, the conv keeps w and its output is
+    scaled and shifted in place."""
     readers: dict[str, list[Node]] = {}
     for node in graph.nodes:
         for t in node.inputs:
@@ -115,6 +118,19 @@ def fold_batch_norm(graph: Graph, known: Known) -> Graph:
             known.derive(name, lambda scale_shift=scale_shift, k=k: scale_shift()[k])
             new_params[name] = derived_param(bn, name, TensorType(out.dtype, per_channel), allocated=True)
             types[name] = new_params[name].type
+        weight = _bound(graph, conv.inputs[1], binding or {})
+        if conv.inputs[1] in known and _no_larger(weight, _bound(graph, conv.outputs[0], binding or {})):
+            scaled_w, bias = f"{bn.name}#weight", f"{bn.name}#bias"
+            w_name, channels = conv.inputs[1], TensorType(out.dtype, per_channel[:1])
+            known.derive(scaled_w, lambda w=w_name, s=names[0]:
+                         known[w] * known[s].reshape((-1,) + (1,) * (known[w].ndim - 1)))
+            known.derive(bias, lambda s=names[1]: known[s].reshape(-1))
+            for name, t in ((scaled_w, weight), (bias, channels)):
+                new_params[name] = derived_param(bn, name, t, allocated=True)
+                types[name] = t
+            replaced[conv.name] = []
+            replaced[bn.name] = [dataclasses.replace(conv, inputs=(conv.inputs[0], scaled_w, bias), outputs=bn.outputs)]
+            continue
         conv_out, scaled = f"{bn.name}#conv", f"{bn.name}#scaled"
         types[conv_out] = types[scaled] = graph.types[bn.outputs[0]]
         replaced[conv.name] = []
@@ -127,6 +143,13 @@ def fold_batch_norm(graph: Graph, known: Known) -> Graph:
         return graph
     nodes = [m for n in graph.nodes for m in replaced.get(n.name, [n])]
     return rebuilt(graph, nodes, new_params, types)
+
+
+def _no_larger(a: TensorType, b: TensorType) -> bool:
+    """Whether a has no more entries than b, both of known size."""
+    if not all(d.is_const() for d in a.shape + b.shape):
+        return False
+    return nbytes(a) // ITEMSIZE[a.dtype] <= nbytes(b) // ITEMSIZE[b.dtype]
 
 
 def hoist_from_scans(graph: Graph) -> Graph:

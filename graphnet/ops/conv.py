@@ -19,6 +19,7 @@ from ..dims import Dim, dim_max, dim_prod
 from ..types import ITEMSIZE, TensorType, nbytes
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, as_list, const_int, label_ints, label_per_axis,
                    label_window, ports, require_float, same_dtype)
+from .depthwise import flat_scratch, flat_windows, is_depthwise_2d
 
 Pads = int | list[int] | Literal["same", "same_upper", "same_lower", "valid"]
 SAME = ("same", "same_upper", "same_lower")
@@ -161,79 +162,6 @@ def images_per_chunk(batch: int, per_image_bytes: int) -> int:
     return max(1, min(batch, IM2COL_BYTES // max(per_image_bytes, 1)))
 
 
-def flat_window_method(n: int, channels: int, groups: int, positions: int) -> str | None:
-    """How a 2-D conv with one input channel per group (depthwise) runs without strided im2col
-    copies, or None for the general im2col path. Each image is split into its stride phases (one
-    per row and column remainder, one phase at stride 1), each phase padded into rows of its width
-    laid end to end, so that every kernel tap reads one contiguous run of one phase (the outputs'
-    rows at the phase's width, the extra columns dropped at the end). Then 'columns' copies the
-    runs into an im2col matrix, contiguous copies, for one GEMM per channel; 'taps' multiplies and
-    adds each run into the output. Measured on mobilenet_v2's depthwise convs (docs/performance.md):
-    'columns' up to 28x28 outputs, 'taps' above; the strided im2col copy, whose inner loop runs
-    along output rows a few cells long, was slower than both on most shapes."""
-    if n != 2 or channels != groups:
-        return None
-    return "columns" if positions <= FLAT_COLUMNS_POSITIONS else "taps"
-
-
-FLAT_COLUMNS_POSITIONS = 28 * 28
-
-
-def flat_geometry(shape, w_shape, amounts, strides, dilations, out) -> tuple[int, int, int, list[tuple[int, int]]]:
-    """A phase's rows and columns, the spare cells after it, and each tap's (phase, start)."""
-    (top, bottom), (left, right) = amounts
-    sh, sw = strides
-    rows, cols = -(-(shape[2] + top + bottom) // sh), -(-(shape[3] + left + right) // sw)
-    taps = [(i * dilations[0], j * dilations[1]) for i in range(w_shape[2]) for j in range(w_shape[3])]
-    spare = max(c // sw for _, c in taps)
-    return rows, cols, spare, [((r % sh) * sw + c % sw, (r // sh) * cols + c // sw) for r, c in taps]
-
-
-def flat_windows(x: np.ndarray, w: np.ndarray, y: np.ndarray, amounts, strides, dilations, method: str) -> None:
-    """y = the depthwise conv of x (2-D) by flat_window_method's `method`."""
-    batch, channels, height, width = x.shape
-    m = w.shape[0]
-    (top, _), (left, _) = amounts
-    sh, sw = strides
-    out_h, out_w = y.shape[2:]
-    rows, cols, spare, starts = flat_geometry(x.shape, w.shape, amounts, strides, dilations, y.shape[2:])
-    run = out_h * cols
-    phases = np.zeros((sh * sw, batch, channels, rows * cols + spare), x.dtype)
-    for a in range(sh):
-        for b in range(sw):
-            r0, c0 = (a - top) % sh, (b - left) % sw        # the first input row, column in this phase
-            n_r, n_c = len(range(r0, height, sh)), len(range(c0, width, sw))
-            if n_r and n_c:
-                grid = phases[a * sw + b, :, :, :rows * cols].reshape(batch, channels, rows, cols)
-                at_r, at_c = (r0 + top) // sh, (c0 + left) // sw
-                grid[:, :, at_r:at_r + n_r, at_c:at_c + n_c] = x[:, :, r0::sh, c0::sw]
-    per_tap = w.reshape(channels, m // channels, -1)
-    if method == "columns":
-        im2col = np.empty((batch, channels, len(starts), run), x.dtype)
-        for k, (p, start) in enumerate(starts):
-            im2col[:, :, k] = phases[p, :, :, start:start + run]
-        wide = np.matmul(per_tap, im2col)                                 # [N, C, multiplier, run]
-    else:
-        wide = np.empty((batch, channels, m // channels, run), x.dtype)
-        scratch = np.empty_like(wide)
-        for k, (p, start) in enumerate(starts):
-            tap = phases[p, :, :, None, start:start + run]
-            if k == 0:
-                np.multiply(tap, per_tap[:, :, k, None], out=wide)
-            else:
-                np.multiply(tap, per_tap[:, :, k, None], out=scratch)
-                wide += scratch
-    y[...] = wide.reshape(batch, m, out_h, cols)[:, :, :, :out_w]
-
-
-def flat_scratch(shape, w_shape, amounts, strides, dilations, out, method: str) -> int:
-    """The entries flat_windows holds for one image beside its output."""
-    rows, cols, spare, starts = flat_geometry(shape, w_shape, amounts, strides, dilations, out)
-    channels, m, run = shape[1], w_shape[0], out[0] * cols
-    held = strides[0] * strides[1] * channels * (rows * cols + spare)
-    return held + (channels * len(starts) * run + m * run if method == "columns" else 2 * m * run)
-
-
 class Conv(Op):
     """N-d convolution (ONNX Conv): x [N, C, *spatial], w [M, C/groups, *kernel], optional bias [M]."""
 
@@ -302,19 +230,12 @@ class Conv(Op):
         pointwise = taps == 1 and strides == [1] * n and padding is None
         per_image = channels * taps * positions                    # one image's im2col entries
         order = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
-        flat = flat_window_method(n, channels, g, positions)
-        if flat:
-            one_image = (1,) + tuple(x_shape[1:])
-            per_flat = flat_scratch(one_image, w_shape, amounts, strides, dilations, out, flat)
+        flat = is_depthwise_2d(n, channels, g)
 
         def conv(x, w, b=None):
             if flat:
                 y = np.empty(y_shape, x.dtype)
-                step = images_per_chunk(batch, per_flat * x.itemsize)
-                for start in range(0, batch, step):
-                    flat_windows(x[start:start + step], w, y[start:start + step], amounts, strides, dilations, flat)
-                if b is not None:
-                    y += b.reshape(bias_shape)
+                flat_windows(x, w, b, y, amounts, strides, dilations)
                 return y
             wg = w.reshape(g, m // g, -1)
             y = np.empty(y_shape, x.dtype)
@@ -368,12 +289,10 @@ class Conv(Op):
         n, kernel, strides, dilations, pads = self.geometry(x, w)
         shape = tuple(int(d) for d in x.shape)
         out = [int(d) for d in outs[0].shape[2:]]
-        flat = flat_window_method(n, shape[1], self.groups, int(np.prod(out)))
-        if flat:
+        if is_depthwise_2d(n, shape[1], self.groups):
             amounts = pad_amounts(shape, kernel, strides, dilations, pads, out)
-            per_image = flat_scratch((1,) + shape[1:], [int(d) for d in w.shape], amounts, strides, dilations, out,
-                                     flat) * ITEMSIZE[x.dtype]
-            return per_image * images_per_chunk(images, per_image)
+            return flat_scratch(shape, [int(d) for d in w.shape], amounts, strides, dilations, out,
+                                ITEMSIZE[x.dtype]) * ITEMSIZE[x.dtype]
         per_image = int(x.shape[1]) * int(np.prod([int(d) for d in w.shape[2:]])) * \
             int(np.prod([int(d) for d in outs[0].shape[2:]])) * ITEMSIZE[x.dtype]
         step = images_per_chunk(images, per_image)

@@ -1,13 +1,14 @@
-"""Depthwise convolutions on their flat-window paths ('columns' and 'taps', ops/conv.py) against
-onnx.reference's Conv: strides (the phases), channel multipliers, dilation, uneven and 'same'
-padding, a batch."""
+"""Depthwise convolutions on their flat-window path (ops/depthwise.py) against onnx.reference's
+Conv: strides (the phases), channel multipliers, dilation, uneven and 'same' padding, a batch, and
+channel blocks that do not divide the channels."""
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from graphnet.ops.conv import Conv, flat_window_method
+from graphnet.ops import depthwise
+from graphnet.ops.conv import Conv
 
 
 def _reference(x, w, b, **attrs):
@@ -18,30 +19,49 @@ def _reference(x, w, b, **attrs):
     return ReferenceEvaluator(model).run(None, {"x": x, "w": w, "b": b})[0]
 
 
-@pytest.mark.parametrize("channels, multiplier, size, pads, dilation, stride, method", [
-    (8, 1, (7, 8), 1, 1, 1, "columns"),
-    (4, 2, (34, 35), [0, 1, 2, 0], 2, 1, "taps"),
-    (3, 1, (5, 5), 0, 1, 1, "columns"),
-    (6, 1, (29, 29), "same", 1, 1, "taps"),
-    (4, 1, (11, 12), 1, 1, 2, "columns"),
-    (2, 2, (17, 15), [0, 1, 2, 0], 2, 3, "columns"),
-    (3, 1, (61, 62), "same", 1, 2, "taps"),
+@pytest.mark.parametrize("channels, multiplier, size, pads, dilation, stride, block", [
+    (8, 1, (7, 8), 1, 1, 1, None),
+    (4, 2, (34, 35), [0, 1, 2, 0], 2, 1, None),
+    (3, 1, (5, 5), 0, 1, 1, None),
+    (6, 1, (29, 29), "same", 1, 1, None),
+    (4, 1, (11, 12), 1, 1, 2, None),
+    (2, 2, (17, 15), [0, 1, 2, 0], 2, 3, None),
+    (3, 1, (61, 62), "same", 1, 2, None),
+    (7, 1, (9, 10), 1, 1, 1, 3),             # blocks of 3, 3 and 1 channels
+    (5, 2, (13, 12), [1, 0, 0, 1], 1, 2, 2),
 ])
-def test_depthwise_matches_onnx_reference(channels, multiplier, size, pads, dilation, stride, method):
+def test_depthwise_matches_onnx_reference(monkeypatch, channels, multiplier, size, pads, dilation, stride, block):
+    if block:
+        # the bytes that make `block` channels, so that each image goes in several blocks
+        op = Conv(pads=pads, groups=channels, dilations=dilation, strides=stride)
+        shape, w_shape = (2, channels) + size, (channels * multiplier, 1, 3, 3)
+        amounts, strides, dilations, out, itemsize = _geometry(op, shape, w_shape)
+        per_channel = depthwise._per_channel(shape, w_shape, amounts, strides, dilations, out) * itemsize
+        monkeypatch.setattr(depthwise, "BLOCK_BYTES", block * per_channel)
+        assert depthwise.block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize) == block
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, channels) + size).astype(np.float32)
     w = rng.standard_normal((channels * multiplier, 1, 3, 3)).astype(np.float32)
     b = rng.standard_normal(channels * multiplier).astype(np.float32)
     op = Conv(pads=pads, groups=channels, dilations=dilation, strides=stride)
     y = op.compute(x, w, b)
-    out = y.shape[2] * y.shape[3]
-    assert flat_window_method(2, channels, channels, out) == method
     attrs = {"group": channels, "dilations": [dilation] * 2, "kernel_shape": [3, 3], "strides": [stride] * 2}
     if pads == "same":
         attrs["auto_pad"] = "SAME_UPPER"
     else:
         attrs["pads"] = [pads] * 4 if isinstance(pads, int) else pads
     np.testing.assert_allclose(y, _reference(x, w, b, **attrs), rtol=1e-5, atol=1e-5)
+
+
+def _geometry(op, shape, w_shape):
+    """(amounts, strides, dilations, out, itemsize): what depthwise's sizes take, as Conv works them out."""
+    from graphnet.dims import Dim
+    from graphnet.ops.base import as_list
+    from graphnet.ops.conv import pad_amounts, resolve_pads, window_output
+    strides, dilations = as_list(op.strides, 2, "strides"), as_list(op.dilations, 2, "dilations")
+    pads = resolve_pads(op.pads, 2)
+    out = [int(window_output(Dim(shape[2 + i]), 3, strides[i], dilations[i], pads, i, 2)[0]) for i in range(2)]
+    return pad_amounts(shape, [3, 3], strides, dilations, pads, out), strides, dilations, out, 4
 
 
 # -- 'same' pads on free spatial dims in the export -----------------------------------------------
