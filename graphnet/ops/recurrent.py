@@ -85,6 +85,7 @@ class _Recurrent(Op):
             np.multiply(w[d], scale[:, None], out=w_biased[:, :size])
             np.multiply(self.input_bias(wb, rb), scale, out=w_biased[:, size])
             projected = np.matmul(xs, w_biased.T).reshape(steps, batch, gh)
+            del w_biased
             r_t = np.multiply(r[d], scale[:, None]).T               # [H, gates*H]
             first = [s[d] if s is not None else np.zeros((batch, hidden), dtype) for s in states]
             first[1:] = [np.array(s) for s in first[1:]]            # copies: updated in place
@@ -94,7 +95,7 @@ class _Recurrent(Op):
                 last = self.scan(projected, r_t, rb * scale, first, order, y[:, d])
             for out, state in zip(outs, last):
                 out[d] = state
-            del projected, first, last          # before the next direction makes its own
+            del projected, r_t, first, last     # before the next direction makes its own
         if self.layout:
             y = y.transpose(2, 0, 1, 3)
             outs = [o.transpose(1, 0, 2) for o in outs]
@@ -155,14 +156,13 @@ class _Recurrent(Op):
     def scratch_bytes(self, ins, outs) -> int:
         # x with its column of ones, then for one direction at a time: its input projection
         # [T, B, gates*H], the scaled weights and biases, the states, the step's gates; and what
-        # NumPy and Python allocate around the calls (iterators, views, the first call's
-        # caches), tens of KiB at any size
+        # NumPy and Python allocate around the calls (iterators, views), a few KiB at any size
         x = ins[0]
         steps, batch = (int(x.shape[1]), int(x.shape[0])) if self.layout else (int(x.shape[0]), int(x.shape[1]))
         size, hidden, gh = int(x.shape[2]), self.hidden_size, self.gates * self.hidden_size
         states = len(self.outputs) - 1
         direction = gh * (steps * batch + size + hidden + 4 + batch) + (states + 1) * batch * hidden
-        return ITEMSIZE[x.dtype] * (steps * batch * (size + 1) + direction) + 65536
+        return ITEMSIZE[x.dtype] * (steps * batch * (size + 1) + direction) + 16384
 
 
 def _examples(gates: int, states: int) -> tuple[Example, ...]:
