@@ -3,8 +3,13 @@
 Weights are stacked per direction as ONNX lays them out: w [dirs, gates*H, I], r [dirs, gates*H, H],
 b [dirs, 2*gates*H] (input biases, then recurrent biases). Gate order is ONNX's: LSTM i, o, f, c;
 GRU z, r, h. PyTorch orders them i, f, g, o and r, z, n, so its weights need their gate blocks
-reordered (not transposed) to load. The input projection of every step is one matmul, hoisted out of
-the time loop.
+reordered (not transposed) to load.
+
+The kernels are laid out for the time loop, which is serial: every step's input projection, both
+biases included where they only add, is one GEMM before the loop; each step is then one GEMM of the
+state by the recurrent weight into a [B, gates*H] array made once, a few in-place passes over it,
+and the new state written straight into the output sequence. docs/performance.md ("Recurrent
+steps") has the measurements behind each choice.
 
 A cell written from primitives declares the op a scan of it is (`fuses_to:` in its block, see
 CellFusion), and graphnet/transforms/recurrent.py puts the op in the scan's place.
@@ -20,8 +25,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..dims import Dim
 from ..types import FLOAT_DTYPES, ITEMSIZE
 from .base import Drawn, Example, In, Op, ShapeError, TensorType, ports, require_float, same_dtype
-from .elementwise import _sigmoid
-from .linalg import matmul
 
 
 class _Recurrent(Op):
@@ -58,42 +61,61 @@ class _Recurrent(Op):
         return (TensorType(x.dtype, y),) + (TensorType(x.dtype, state),) * (len(self.outputs) - 1)
 
     def compute(self, x, w, r, b=None, *states):
-        time_axis = 1 if self.layout else 0
         if self.layout:
+            x = x.transpose(1, 0, 2)
             states = tuple(s.transpose(1, 0, 2) if s is not None else None for s in states)
-        steps, batch = x.shape[time_axis], x.shape[1 - time_axis]
-        hidden, gh = self.hidden_size, self.gates * self.hidden_size
-        ys, finals = [], []
+        steps, batch, size = x.shape
+        hidden, gh, dtype = self.hidden_size, self.gates * self.hidden_size, x.dtype
+        states = states + (None,) * (len(self.outputs) - 1 - len(states))
+        # x with a column of ones, rows in (time, batch) order: a weight with its bias as one more
+        # column then gives every step's input projection, bias included, from one GEMM, each
+        # step's [B, gates*H] a contiguous block
+        xs = np.empty((steps, batch, size + 1), dtype)
+        xs[..., :size] = x
+        xs[..., size] = 1
+        xs = xs.reshape(steps * batch, size + 1)
+        y = np.empty((steps, self.dirs, batch, hidden), dtype)     # each step writes its h into y
+        outs = [np.empty((self.dirs, batch, hidden), dtype) for _ in range(len(self.outputs) - 1)]
         for d in range(self.dirs):
-            bias = b[d] if b is not None else np.zeros(2 * gh, x.dtype)
-            # every step's input projection at once: one GEMM over all (batch, time) rows
-            projected = matmul(x.reshape(-1, x.shape[2]), w[d].T).reshape(x.shape[:2] + (gh,))
-            projected += bias[:gh]
-            state = [s[d] if s is not None else np.zeros((batch, hidden), x.dtype)
-                     for s in (states + (None,) * (len(self.outputs) - 1 - len(states)))]
+            scale = self.gate_scale(dtype)
+            wb, rb = (b[d, :gh], b[d, gh:]) if b is not None else (np.zeros(gh, dtype),) * 2
+            # [w | bias] and r, scaled, in their own layout: BLAS reads them transposed as fast
+            # as a transposed copy, which would cost a pass (0.6 ms for a [1024, 257] w)
+            w_biased = np.empty((gh, size + 1), dtype)
+            np.multiply(w[d], scale[:, None], out=w_biased[:, :size])
+            np.multiply(self.input_bias(wb, rb), scale, out=w_biased[:, size])
+            projected = np.matmul(xs, w_biased.T).reshape(steps, batch, gh)
+            del w_biased
+            r_t = np.multiply(r[d], scale[:, None]).T               # [H, gates*H]
+            first = [s[d] if s is not None else np.zeros((batch, hidden), dtype) for s in states]
+            first[1:] = [np.array(s) for s in first[1:]]            # copies: updated in place
             backwards = self.direction == "reverse" or d == 1
             order = range(steps - 1, -1, -1) if backwards else range(steps)
-            y, state = self.scan(projected.transpose(1, 0, 2) if self.layout else projected, state, r[d],
-                                 bias[gh:], order)
-            ys.append(y)
-            finals.append(state)
-        y = np.stack(ys, axis=1)                                  # [T, dirs, B, H]
-        outs = [np.stack([f[k] for f in finals]) for k in range(len(self.outputs) - 1)]
+            with np.errstate(over="ignore"):    # e^-z past the float range is inf: its gate is 0, as it should be
+                last = self.scan(projected, r_t, rb * scale, first, order, y[:, d])
+            for out, state in zip(outs, last):
+                out[d] = state
+            del projected, r_t, first, last     # before the next direction makes its own
         if self.layout:
             y = y.transpose(2, 0, 1, 3)
             outs = [o.transpose(1, 0, 2) for o in outs]
         return (y, *outs)
 
-    def scan(self, projected, state, r, rb, order):
-        """The steps of one direction in `order`: projected [T, B, gates*H] is every step's input
-        projection with its input bias; returns y [T, B, H] and the final states."""
-        y = np.empty(projected.shape[:2] + (self.hidden_size,), projected.dtype)
-        for t in order:
-            state = self.step(projected[t], state, r, rb)
-            y[t] = state[0]
-        return y, state
+    def gate_scale(self, dtype) -> np.ndarray:
+        """The factor of each gate's pre-activation that scan's formulas expect, folded into w, r
+        and b (exact: powers of 2): -1 where a sigmoid is 1/(1 + e^-z) from one exp, -2 where a
+        tanh is 2 sigmoid(2z) - 1, 1 where the kernel takes np.tanh."""
+        return np.ones(self.gates * self.hidden_size, dtype)
 
-    def step(self, xw, state, r, rb):
+    def input_bias(self, wb, rb):
+        """The bias added with the input projection: both halves, where the gates only add them."""
+        return wb + rb
+
+    def scan(self, projected, r_t, rb, first, order, y):
+        """The steps of one direction in `order`. projected [T, B, gates*H] is every step's input
+        projection with input_bias, r_t [H, gates*H] the recurrent weight transposed, rb its bias,
+        all scaled by gate_scale; first holds the initial states [B, H]. Step t writes its h into
+        y[t]; returns the final states."""
         raise NotImplementedError
 
     def to_onnx(self, b, x, w, r, bias=None, *states):
@@ -132,14 +154,15 @@ class _Recurrent(Op):
         return text if self.direction == "forward" else f"{text},{self.direction}"
 
     def scratch_bytes(self, ins, outs) -> int:
-        # per direction, the input projection [T, B, gates*H] and the steps' outputs [T, B, H] held
-        # until they are stacked (two projections at once, when the second is made), and zero
-        # initial states; per step, a few [B, gates*H] gate arrays
+        # x with its column of ones, then for one direction at a time: its input projection
+        # [T, B, gates*H], the scaled weights and biases, the states, the step's gates; and what
+        # NumPy and Python allocate around the calls (iterators, views), a few KiB at any size
         x = ins[0]
         steps, batch = (int(x.shape[1]), int(x.shape[0])) if self.layout else (int(x.shape[0]), int(x.shape[1]))
-        gh, hidden, states = self.gates * self.hidden_size, self.hidden_size, len(self.outputs) - 1
-        per_direction = steps * batch * (gh + hidden) + states * batch * hidden
-        return ITEMSIZE[x.dtype] * (self.dirs * per_direction + 8 * batch * gh)
+        size, hidden, gh = int(x.shape[2]), self.hidden_size, self.gates * self.hidden_size
+        states = len(self.outputs) - 1
+        direction = gh * (steps * batch + size + hidden + 4 + batch) + (states + 1) * batch * hidden
+        return ITEMSIZE[x.dtype] * (steps * batch * (size + 1) + direction) + 16384
 
 
 def _examples(gates: int, states: int) -> tuple[Example, ...]:
@@ -170,8 +193,14 @@ class Rnn(_Recurrent):
     gate_names = ("i",)
     examples = _examples(1, 1)
 
-    def step(self, xw, state, r, rb):
-        return [np.tanh(xw + matmul(state[0], r.T) + rb)]
+    def scan(self, projected, r_t, rb, first, order, y):
+        h, z = first[0], np.empty(projected.shape[1:], projected.dtype)
+        for t in order:
+            np.matmul(h, r_t, out=z)
+            z += projected[t]
+            h = y[t]
+            np.tanh(z, out=h)
+        return [h]
 
 
 class Lstm(_Recurrent):
@@ -185,52 +214,33 @@ class Lstm(_Recurrent):
     gate_names = ("i", "o", "f", "c")
     examples = _examples(4, 2)
 
-    def scan(self, projected, state, r, rb, order):
-        # Gates laid out as rows, [gates*H, B], so that each step's product is r @ h^T, the fast
-        # shape for OpenBLAS (few columns; see linalg.matmul), and every gate a contiguous block.
-        # Every gate is a sigmoid of one exp pass: sigmoid(z) = 1/(1 + e^-z) and tanh(z) =
-        # 2 sigmoid(2z) - 1, with the -1 and -2 folded into the rows of r and of the projection
-        # (exact: powers of 2). NumPy's float32 tanh is scalar libm code on CPUs without AVX-512,
-        # 2.5 times its SIMD exp here (docs/performance.md). Every step writes into buffers made
-        # once: no array is allocated inside the loop.
-        hidden, dtype = self.hidden_size, projected.dtype
-        scale = np.full(4 * hidden, -1, dtype)
-        scale[3 * hidden:] = -2
-        projected += rb                                                 # the caller's own array
-        projected *= scale
-        xw = np.ascontiguousarray(projected.transpose(0, 2, 1))        # [T, 4H, B]
-        r_scaled = r * scale[:, None]
-        z = np.empty_like(xw[0])
-        h_all = np.empty((len(xw), hidden, xw.shape[2]), dtype)         # every step's h^T, [T, H, B]
-        h, c = (np.array(s.T, order="C") for s in state)     # copies: c is updated in place
-        with np.errstate(over="ignore"):        # e^-z past float32's range is inf: the gate is 0, as it should be
-            for t in order:
-                np.matmul(r_scaled, h, out=z)
-                z += xw[t]
-                np.exp(z, out=z)
-                z += 1
-                np.reciprocal(z, out=z)
-                i, o, f, g = z[:hidden], z[hidden:2 * hidden], z[2 * hidden:3 * hidden], z[3 * hidden:]
-                g *= 2
-                g -= 1
-                c *= f
-                g *= i
-                c += g
-                h = h_all[t]                    # o * tanh(c), tanh as above
-                np.multiply(c, -2, out=h)
-                np.exp(h, out=h)
-                h += 1
-                np.reciprocal(h, out=h)
-                h *= 2
-                h -= 1
-                h *= o
-        return h_all.transpose(0, 2, 1), [h.T, c.T]
+    def gate_scale(self, dtype) -> np.ndarray:
+        scale = np.full(4 * self.hidden_size, -1, dtype)
+        scale[3 * self.hidden_size:] = -2
+        return scale
 
-    def scratch_bytes(self, ins, outs) -> int:
-        # scan's copy of the projection with its gates as rows, beside the projection itself
-        x = ins[0]
-        steps, batch = (int(x.shape[1]), int(x.shape[0])) if self.layout else (int(x.shape[0]), int(x.shape[1]))
-        return super().scratch_bytes(ins, outs) + ITEMSIZE[x.dtype] * steps * batch * self.gates * self.hidden_size
+    def scan(self, projected, r_t, rb, first, order, y):
+        # The four gates are one exp pass over the step's [B, 4H] array (gate_scale): NumPy's
+        # float32 tanh takes 1.7 times its exp per element here, so the candidate's tanh is
+        # 2 sigmoid(2a) - 1; tanh(c) stays np.tanh, whose exp form is 6 calls for no gain.
+        hidden = self.hidden_size
+        (h, c), z = first, np.empty(projected.shape[1:], projected.dtype)
+        i, o, f, g = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+        for t in order:
+            np.matmul(h, r_t, out=z)
+            z += projected[t]
+            np.exp(z, out=z)
+            z += 1
+            np.divide(1, z, out=z)
+            g *= 2                      # tanh(a) = 2 sigmoid(2a) - 1
+            g -= 1
+            g *= i
+            c *= f
+            c += g
+            h = y[t]
+            np.tanh(c, out=h)
+            h *= o
+        return [h, c]
 
 
 class Gru(_Recurrent):
@@ -247,18 +257,50 @@ class Gru(_Recurrent):
         Example((In((4, 2, 3)), In((1, 12, 3), low=-0.5, high=0.5), In((1, 12, 4), low=-0.5, high=0.5),
                  In((1, 24), low=-0.5, high=0.5)), {"hidden_size": 4, "linear_before_reset": True}),)
 
-    def step(self, xw, state, r, rb):
-        h = state[0]
-        xz, xr, xh = np.split(xw, 3, axis=-1)
-        rz, rr, rh = np.split(r, 3, axis=0)
-        bz, br, bh = np.split(rb, 3)
-        z = _sigmoid(xz + matmul(h, rz.T) + bz)
-        reset = _sigmoid(xr + matmul(h, rr.T) + br)
+    def gate_scale(self, dtype) -> np.ndarray:
+        scale = np.ones(3 * self.hidden_size, dtype)
+        scale[:2 * self.hidden_size] = -1
+        return scale
+
+    def input_bias(self, wb, rb):
+        # linear_before_reset: the candidate's recurrent bias is added before the reset gate
+        # multiplies, so it stays with the step's product
+        bias = wb + rb
         if self.linear_before_reset:
-            candidate = np.tanh(xh + reset * (matmul(h, rh.T) + bh))
-        else:
-            candidate = np.tanh(xh + matmul(reset * h, rh.T) + bh)
-        return [(1 - z) * candidate + z * h]
+            bias[2 * self.hidden_size:] = wb[2 * self.hidden_size:]
+        return bias
+
+    def scan(self, projected, r_t, rb, first, order, y):
+        hidden = self.hidden_size
+        h, z = first[0], np.empty(projected.shape[1:], projected.dtype)
+        gates, candidate = z[:, :2 * hidden], z[:, 2 * hidden:]
+        update, reset = z[:, :hidden], z[:, hidden:2 * hidden]
+        r_gates, r_candidate, rb_candidate = r_t[:, :2 * hidden], r_t[:, 2 * hidden:], rb[2 * hidden:]
+        reset_h = np.empty_like(candidate)
+        for t in order:
+            xw = projected[t]
+            if self.linear_before_reset:
+                np.matmul(h, r_t, out=z)
+                candidate += rb_candidate
+            else:
+                np.matmul(h, r_gates, out=gates)
+            gates += xw[:, :2 * hidden]
+            np.exp(gates, out=gates)
+            gates += 1
+            np.divide(1, gates, out=gates)
+            if self.linear_before_reset:
+                candidate *= reset
+            else:
+                np.multiply(reset, h, out=reset_h)
+                np.matmul(reset_h, r_candidate, out=candidate)
+            candidate += xw[:, 2 * hidden:]
+            np.tanh(candidate, out=candidate)
+            new = y[t]                  # (1 - update) * candidate + update * h
+            np.subtract(h, candidate, out=new)
+            new *= update
+            new += candidate
+            h = new
+        return [h]
 
     def onnx_attrs(self) -> dict:
         return {"linear_before_reset": int(self.linear_before_reset)}
