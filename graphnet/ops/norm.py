@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..types import ITEMSIZE, nbytes
 from .base import Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, axis_index, ports, require_float
 
 
@@ -104,6 +105,10 @@ class LayerNorm(Op):
         if bias is not None:
             y += bias
         return y.astype(x.dtype, copy=False)
+
+    def scratch_bytes(self, ins: list[TensorType], outs: list[TensorType]) -> int:
+        # the centred rows, in the statistics' dtype: a float16 x's are float32, twice its bytes
+        return nbytes(outs[0]) * np.dtype(np.result_type(outs[0].dtype, np.float32)).itemsize // ITEMSIZE[outs[0].dtype]
 
     def to_onnx(self, b, x, scale, bias=None):
         return b.node("LayerNormalization", [x, scale] + ([bias] if bias else []),
