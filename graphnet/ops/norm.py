@@ -86,16 +86,19 @@ class LayerNorm(Op):
         return x
 
     def compute(self, x, scale, bias=None):
-        # The statistics of each row (the normalized axes flattened) are matrix-vector products:
-        # BLAS sums rows several times faster than NumPy's reductions, and the variance's row dot
-        # products need no squared copy of x (transformer_encoder: 1.1 -> 0.75 ms a layer norm).
+        # The statistics of each row (the normalized axes flattened) are einsum's sums: 2-3x faster
+        # than NumPy's reductions along a row, the variance's with no squared copy of x, and on
+        # the calling thread (BLAS's matrix-vector products were as fast on one thread, but woke its
+        # threads for a few microseconds of work: 4 ms a product beside a busy process)
         axis = axis_index(self.axis, x.ndim)
         n = math.prod(x.shape[axis:])
         rows = x.reshape(math.prod(x.shape[:axis]), n)
         dtype = np.result_type(x.dtype, np.float32)       # float16 statistics summed in float32
         inv_n = dtype.type(1 / max(n, 1))
-        y = rows - np.matmul(rows, np.full(n, inv_n, dtype))[:, None]   # the one array as large as x
-        var = np.matmul(y[:, None, :], y[:, :, None])[:, 0]
+        mean = np.einsum("ij->i", rows, dtype=dtype)[:, None]
+        mean *= inv_n
+        y = rows - mean                                    # the one array as large as x
+        var = np.einsum("ij,ij->i", y, y)[:, None]
         var *= inv_n
         var += dtype.type(self.epsilon)
         np.sqrt(var, out=var)
