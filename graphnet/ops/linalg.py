@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dims import Dim, dim_prod
@@ -9,9 +11,17 @@ from .base import Drawn, Example, In, Op, ShapeError, TensorType, broadcast, por
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b. A product of matrices with fewer rows than columns is computed as (b^T a^T)^T, the
-    same sums in another order of the operands: OpenBLAS runs those shapes 1.2 to 3 times faster
-    that way (a recurrent step's [16, 256] @ [256, 1024]: 85 against 31 us; docs/performance.md)."""
+    """a @ b. A stack of matrices times one matrix (a linear layer's [B, T, K] @ [K, N]) is one
+    [B*T, K] @ [K, N] GEMM where the stack's rows lie end to end: NumPy's matmul otherwise calls
+    one GEMM per matrix of the stack, and OpenBLAS ran transformer_encoder's [8, 128, 512] @
+    [512, 2048] 1.2x faster as one product (docs/performance.md). A product of matrices with fewer
+    rows than columns is computed as (b^T a^T)^T, the same sums in another order of the operands:
+    OpenBLAS runs those shapes 1.2 to 3 times faster that way (a recurrent step's [16, 256] @
+    [256, 1024]: 85 against 31 us); the stack's product is left in row order, which the ops after
+    a linear layer (layer norm's rows, the heads' split) read fastest."""
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
+        rows = math.prod(a.shape[:-1])
+        return np.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
     if a.ndim == 2 and b.ndim == 2 and a.shape[0] < b.shape[1]:
         return np.matmul(b.T, a.T).T
     return np.matmul(a, b)
@@ -26,6 +36,7 @@ class Matmul(Op):
     inputs = ports("a", "b")
     examples = (
         Example((In((4, 3)), In((3, 5)))),
+        Example((In((2, 4, 3)), In((3, 5)))),           # a stack by one matrix: one GEMM
         Example((In((2, 1, 4, 3)), In((5, 3, 6)))),
         Example((In((3,)), In((2, 3, 4)))),
         Example((In((2, 4, 3)), In((3,)))),

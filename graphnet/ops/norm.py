@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..types import ITEMSIZE, nbytes
 from .base import Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, axis_index, ports, require_float
 
 
@@ -83,16 +86,32 @@ class LayerNorm(Op):
         return x
 
     def compute(self, x, scale, bias=None):
-        axes = tuple(range(axis_index(self.axis, x.ndim), x.ndim))
-        y = x - x.mean(axis=axes, keepdims=True)         # the one array as large as x; the rest in place
-        inv = np.square(y).mean(axis=axes, keepdims=True)
-        inv += x.dtype.type(self.epsilon)
-        np.sqrt(inv, out=inv)
-        y /= inv
+        # The statistics of each row (the normalized axes flattened) are einsum's sums: 2-3x faster
+        # than NumPy's reductions along a row, the variance's with no squared copy of x, and on
+        # the calling thread (BLAS's matrix-vector products were as fast on one thread, but woke its
+        # threads for a few microseconds of work: 4 ms a product beside a busy process)
+        axis = axis_index(self.axis, x.ndim)
+        n = math.prod(x.shape[axis:])
+        rows = x.reshape(math.prod(x.shape[:axis]), n)
+        dtype = np.result_type(x.dtype, np.float32)       # float16 statistics summed in float32
+        inv_n = dtype.type(1 / max(n, 1))
+        mean = np.einsum("ij->i", rows, dtype=dtype)[:, None]
+        mean *= inv_n
+        y = rows - mean                                    # the one array as large as x
+        var = np.einsum("ij,ij->i", y, y)[:, None]
+        var *= inv_n
+        var += dtype.type(self.epsilon)
+        np.sqrt(var, out=var)
+        y /= var
+        y = y.reshape(x.shape)
         y *= scale
         if bias is not None:
             y += bias
         return y.astype(x.dtype, copy=False)
+
+    def scratch_bytes(self, ins: list[TensorType], outs: list[TensorType]) -> int:
+        # the centred rows, in the statistics' dtype: a float16 x's are float32, twice its bytes
+        return nbytes(outs[0]) * np.dtype(np.result_type(outs[0].dtype, np.float32)).itemsize // ITEMSIZE[outs[0].dtype]
 
     def to_onnx(self, b, x, scale, bias=None):
         return b.node("LayerNormalization", [x, scale] + ([bias] if bias else []),
