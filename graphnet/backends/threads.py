@@ -8,8 +8,7 @@ other processes kept busy since its last count (/proc/stat's busy and stolen tim
 process's own CPU time, over at least WINDOW_S) and runs with the cores left, at least one and at
 most the count BLAS has when the run starts (its default, one per core, or what the caller set with
 OPENBLAS_NUM_THREADS or threadpoolctl). The count is put back after the run, so the caller's own
-NumPy is left as it was. Where /proc/stat cannot be read (not Linux) nothing changes. Kernels that
-spread blocks of NumPy passes over threads (ops/workers.py: the depthwise convs) get the same count.
+NumPy is left as it was. Where /proc/stat cannot be read (not Linux) nothing changes.
 
 threadpoolctl (a dependency) finds the BLAS libraries loaded and sets their thread counts.
 """
@@ -20,8 +19,6 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from ..ops import workers
 
 WINDOW_S = 0.1     # /proc/stat counts in clock ticks (10 ms): a shorter window is mostly rounding
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -125,18 +122,15 @@ def free_core_threads():
         _policy = _Policy()
     libs = _policy.blas
     free = _policy.free()
-    changed, counts = [], []
+    changed = []
     for lib in libs:
         before = lib.num_threads
         wanted = thread_count(free, before)
-        counts.append(wanted)
         if wanted != before:
             lib.set_num_threads(wanted)
             changed.append((lib, before))
     try:
-        # kernels that spread NumPy passes over threads (ops/workers.py) get the count BLAS gets
-        with workers.using(min(counts, default=thread_count(free, usable_cores()))):
-            yield
+        yield
     finally:
         for lib, before in changed:
             lib.set_num_threads(before)

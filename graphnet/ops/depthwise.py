@@ -9,8 +9,9 @@ strided im2col copy's inner loop runs along output rows a few cells long). One s
 channel then weighs its taps; the outputs are computed at the phase's width and the extra columns
 dropped, with the bias added, as they are written out. The work goes a block of channels at a
 time, so that the block's phases, im2col matrix and output stay in cache from the copies to the
-write-out and the scratch is a block's, not an image's; the blocks may be spread over threads
-(ops/workers.py). Multiplying and adding each tap's run into the output instead (two NumPy passes
+write-out and the scratch is a block's, not an image's. The blocks run one after another: spread
+over two threads beside OpenBLAS's two, whose idle threads spin on the cores, mobilenet_v2 took
+twice as long on a quiet machine (docs/performance.md). Multiplying and adding each tap's run into the output instead (two NumPy passes
 per tap: there is no fused multiply-add ufunc) measured no faster on mobilenet_v2's shapes once
 blocked, and up to 1.7x slower at 14x14 and 28x28 (docs/performance.md).
 """
@@ -18,8 +19,6 @@ blocked, and up to 1.7x slower at 14x14 and 28x28 (docs/performance.md).
 from __future__ import annotations
 
 import numpy as np
-
-from . import workers
 
 
 def is_depthwise_2d(n: int, channels: int, groups: int) -> bool:
@@ -56,12 +55,11 @@ def block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize: i
 
 
 def flat_scratch(shape, w_shape, amounts, strides, dilations, out, itemsize: int) -> int:
-    """The entries flat_windows holds beside its output, for as many threads as may share its blocks."""
+    """The entries flat_windows holds beside its output."""
     block = block_channels(shape, w_shape, amounts, strides, dilations, out, itemsize)
     starts = flat_geometry(shape, w_shape, amounts, strides, dilations)[3]
-    one = block * _per_channel(shape, w_shape, amounts, strides, dilations, out) + \
+    return block * _per_channel(shape, w_shape, amounts, strides, dilations, out) + \
         strides[0] * strides[1] * max(start for _, start in starts)
-    return one * min(workers.most(), shape[0] * -(-shape[1] // block))
 
 
 def flat_windows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarray, amounts, strides,
@@ -119,4 +117,6 @@ def flat_windows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarr
         else:
             np.add(result, bias[c0 * mult:(c0 + k) * mult], out=into)
 
-    workers.each_block(batch * per_image, scratch, one_block)
+    held = scratch()
+    for i in range(batch * per_image):
+        one_block(i, held)
