@@ -1,6 +1,13 @@
 """Timing the engines of one case: warm-up runs, then interleaved rounds (each round runs every
 engine once, starting one engine later than the round before, so that a slow stretch of the
-machine is shared out rather than landing on one engine), medians of the timed runs."""
+machine is shared out rather than landing on one engine), medians of the timed runs.
+
+Each timed run starts SETTLE_S after the run before it ended. Thread pools spin for a while after
+their work (onnxruntime's intra-op threads, OpenMP's, OpenBLAS's), and a run started at once shares
+the cores with the last engine's spinning threads: mobilenet_v2 on graphnet took 50-72 ms started
+right after onnxruntime and 27-36 ms started 50 ms later (26-33 ms with no other engine in the
+process); onnxruntime lost as much after graphnet. An engine that runs alone, as a user's does,
+starts on idle cores, and so does each timed run here."""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ import statistics
 import time
 
 from .engines import Runner
+
+SETTLE_S = 0.1      # past the 10-50 ms onnxruntime's threads were seen to spin after a run
 
 
 def time_interleaved(runners: dict[str, Runner], repeats: dict[str, int], warmup: int, budget: float | None = None
@@ -41,6 +50,7 @@ def time_interleaved(runners: dict[str, Runner], repeats: dict[str, int], warmup
         for key in keys[shift:] + keys[:shift]:
             if key in errors or len(times[key]) >= wanted[key]:
                 continue
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             try:
                 active[key]()
