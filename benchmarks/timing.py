@@ -1,13 +1,17 @@
-"""Timing the engines of one case: warm-up runs, then interleaved rounds (each round runs every
-engine once, starting one engine later than the round before, so that a slow stretch of the
-machine is shared out rather than landing on one engine), medians of the timed runs.
+"""Timing the engines of one case: warm-up runs, then rounds in which each engine runs a block of
+BLOCK timed runs in a row (each round starting one engine later than the round before, so that a
+slow stretch of the machine is shared out rather than landing on one engine), medians of the timed
+runs.
 
-Each timed run starts SETTLE_S after the run before it ended. Thread pools spin for a while after
-their work (onnxruntime's intra-op threads, OpenMP's, OpenBLAS's), and a run started at once shares
-the cores with the last engine's spinning threads: mobilenet_v2 on graphnet took 50-72 ms started
-right after onnxruntime and 27-36 ms started 50 ms later (26-33 ms with no other engine in the
-process); onnxruntime lost as much after graphnet. An engine that runs alone, as a user's does,
-starts on idle cores, and so does each timed run here."""
+Each block starts with one untimed run. Thread pools spin for a while after their work
+(onnxruntime's intra-op threads, OpenMP's, OpenBLAS's), and a run started right after another
+engine's shares the cores with that engine's spinning threads: mobilenet_v2 on graphnet took 50-72
+ms started right after onnxruntime against 26-33 ms with no other engine in the process, and
+onnxruntime lost as much after graphnet. Nor does a pause before each run help: after 0.1 s idle
+every engine's next run is slower (threads parked, caches cold; mlp 19 ms against 9.6). Runs back
+to back, as a user's repeated runs are, after one run that absorbs the switch, measure each engine
+as it runs alone.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import time
 
 from .engines import Runner
 
-SETTLE_S = 0.1      # past the 10-50 ms onnxruntime's threads were seen to spin after a run
+BLOCK = 5           # timed runs of one engine in a row
 
 
 def time_interleaved(runners: dict[str, Runner], repeats: dict[str, int], warmup: int, budget: float | None = None
@@ -45,19 +49,21 @@ def time_interleaved(runners: dict[str, Runner], repeats: dict[str, int], warmup
         if budget and last * wanted[key] > budget:
             wanted[key] = min(wanted[key], max(3, int(budget / last)))
     keys = list(active)
-    for r in range(max((wanted[k] for k in keys), default=0)):
+    rounds = max((-(-wanted[k] // BLOCK) for k in keys), default=0)
+    for r in range(rounds):
         shift = r % len(keys)
         for key in keys[shift:] + keys[:shift]:
-            if key in errors or len(times[key]) >= wanted[key]:
+            need = min(BLOCK, wanted[key] - len(times[key]))
+            if key in errors or need <= 0:
                 continue
-            time.sleep(SETTLE_S)
-            start = time.perf_counter()
             try:
-                active[key]()
+                active[key]()            # untimed: the switch from the engine before
+                for _ in range(need):
+                    start = time.perf_counter()
+                    active[key]()
+                    times[key].append(time.perf_counter() - start)
             except Exception as e:
                 errors[key] = f"{type(e).__name__}: {e}"
-                continue
-            times[key].append(time.perf_counter() - start)
     return times, outputs, errors
 
 
