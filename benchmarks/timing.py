@@ -3,14 +3,14 @@ BLOCK timed runs in a row (each round starting one engine later than the round b
 slow stretch of the machine is shared out rather than landing on one engine), medians of the timed
 runs.
 
-Each block starts with one untimed run. Thread pools spin for a while after their work
-(onnxruntime's intra-op threads, OpenMP's, OpenBLAS's), and a run started right after another
-engine's shares the cores with that engine's spinning threads: mobilenet_v2 on graphnet took 50-72
-ms started right after onnxruntime against 26-33 ms with no other engine in the process, and
-onnxruntime lost as much after graphnet. Nor does a pause before each run help: after 0.1 s idle
-every engine's next run is slower (threads parked, caches cold; mlp 19 ms against 9.6). Runs back
-to back, as a user's repeated runs are, after one run that absorbs the switch, measure each engine
-as it runs alone.
+Each block starts with one untimed run, and the timed runs follow it back to back, as a user's
+repeated runs do. A run right after another engine's starts with that engine's data in the caches
+and its threads still on the cores: timed one run per turn, graphnet's mobilenet_v2 read 45 ms in
+a full run where it reads 26-33 ms alone in a process (and with onnxruntime's default spinning,
+which run.py turns off, 50-72 ms right after an onnxruntime run). A pause before each run made
+every engine slower instead (threads parked, caches cold: mlp 19 ms on graphnet against 9.6).
+Blocks do not close the whole gap: the full run with blocks still read 42 ms for that case, and
+29.5-34 ms with graphnet and onnxruntime the only engines in the process.
 """
 
 from __future__ import annotations
