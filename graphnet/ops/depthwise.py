@@ -80,25 +80,24 @@ def flat_windows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarr
     pitch = rows * cols + spare
     tail = max(start for _, start in starts)
 
-    def scratch():
-        # a channel's phases `pitch` apart, and room for the last tap's copy to read past the
-        # last channel (cells no output keeps). The padding cells are zero once and stay so:
-        # every block copies into the same interior
-        phases = np.zeros((sh * sw, block * pitch + tail), x.dtype)
-        copies = []
-        for a in range(sh):
-            for c in range(sw):
-                r0, c0 = (a - top) % sh, (c - left) % sw        # the first input row, column in this phase
-                n_r, n_c = len(range(r0, height, sh)), len(range(c0, width, sw))
-                if n_r and n_c:
-                    grid = phases[a * sw + c, :block * pitch].reshape(block, pitch)[:, :rows * cols]
-                    grid = grid.reshape(block, rows, cols)
-                    at_r, at_c = (r0 + top) // sh, (c0 + left) // sw
-                    copies.append((grid[:, at_r:at_r + n_r, at_c:at_c + n_c], (slice(r0, None, sh), slice(c0, None, sw))))
-        return phases, copies, np.empty((len(starts), block * pitch), x.dtype), np.empty((block, mult, run), x.dtype)
+    # a channel's phases `pitch` apart, and room for the last tap's copy to read past the last
+    # channel (cells no output keeps). The padding cells are zero once and stay so: every block
+    # copies into the same interior
+    phases = np.zeros((sh * sw, block * pitch + tail), x.dtype)
+    copies = []
+    for a in range(sh):
+        for c in range(sw):
+            r0, c0 = (a - top) % sh, (c - left) % sw        # the first input row, column in this phase
+            n_r, n_c = len(range(r0, height, sh)), len(range(c0, width, sw))
+            if n_r and n_c:
+                grid = phases[a * sw + c, :block * pitch].reshape(block, pitch)[:, :rows * cols]
+                grid = grid.reshape(block, rows, cols)
+                at_r, at_c = (r0 + top) // sh, (c0 + left) // sw
+                copies.append((grid[:, at_r:at_r + n_r, at_c:at_c + n_c], (slice(r0, None, sh), slice(c0, None, sw))))
+    im2col = np.empty((len(starts), block * pitch), x.dtype)
+    wide = np.empty((block, mult, run), x.dtype)
 
-    def one_block(i: int, held) -> None:
-        phases, copies, im2col, wide = held
+    for i in range(batch * per_image):
         image, c0 = divmod(i, per_image)
         c0 *= block
         k = min(block, channels - c0)
@@ -116,7 +115,3 @@ def flat_windows(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarr
             into[...] = result
         else:
             np.add(result, bias[c0 * mult:(c0 + k) * mult], out=into)
-
-    held = scratch()
-    for i in range(batch * per_image):
-        one_block(i, held)

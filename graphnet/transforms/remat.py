@@ -49,8 +49,8 @@ def rematerialized(graph: Graph, forward: list[Node], backward: list[Node], type
     out: list[Node] = []
     for node in backward:
         for x in node.inputs:
-            if x is not None and x not in redone and plan.region(x):
-                for m in plan.region(x):
+            if x is not None and x not in redone and (region := plan.region(x)):
+                for m in region:
                     if m.outputs[0] in redone:
                         continue
                     copy, trace = copy_of(m)
