@@ -108,7 +108,12 @@ def _member_problem(archive: zipfile.ZipFile, info: zipfile.ZipInfo, infos: dict
             return f"'{name}' in the archive is a .npy array of a version NumPy does not write ({version})"
         # 3.0 is 2.0 with a UTF-8 header; the headers graphnet can use are ASCII in both
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(member)
+        try:
+            shape, _, dtype = read_header(member)
+        except (ValueError, SyntaxError, TypeError):
+            # NumPy's own message quotes its parser's internals (`<ast.Call object at 0x...>`)
+            return (f"'{name}' in the archive has a header that is not a .npy header (a Python dict literal "
+                    "of 'descr', 'fortran_order' and 'shape')")
         if dtype.hasobject:
             return f"Object arrays cannot be loaded when allow_pickle=False ('{name}' holds one; it was not unpickled)"
         claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize

@@ -193,6 +193,8 @@ def weights() -> dict[str, bytes]:
         "corrupt_crc.npz": crc,                                      # one data byte flipped
         "corrupt_header.npz": npz({**GOOD, "fc.bias": b"\x93NUMPX" + npy(BIAS)[6:]}),   # bad magic
         "lying_shape.npz": npz({**GOOD, "scale": npy(SCALE, shape=(2**40,))}),  # 12 bytes claiming 4 TiB
+        "code_header.npz": npz({**GOOD, "scale": b"\x93NUMPY\x01\x00" + struct.pack("<H", 20)   # a call, not a dict
+                                + b"__import__('os')   \n" + SCALE.tobytes()}),
         "pickled_object.npz": npz({**GOOD, "scale": npy(descr="|O", shape=(1,), payload=EVIL_PICKLE)}),
         "zip_of_text.npz": zip_of({"README.txt": b"weights are coming soon\n"}),  # a zip, no arrays
         "duplicate_member.npz": zip_of([*((f"{k}.npy", v) for k, v in GOOD.items()),   # scale.npy twice
