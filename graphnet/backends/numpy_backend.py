@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -326,6 +327,13 @@ class Engine:
     optimize: bool
 
     def compile(self, graph: Graph, binding: dict[str, int]) -> Plan:
+        # A body param the enclosing plan has no value for (a trained param, which the training
+        # step's graph takes as an input) becomes an input of the body's plan, which the op feeds
+        # on each run: one plan then serves every value the param takes.
+        fed = {name: p.type for name, p in graph.params.items() if name not in self.known}
+        if fed:
+            graph = dataclasses.replace(graph, inputs={**graph.inputs, **fed},
+                                        params={n: p for n, p in graph.params.items() if n not in fed})
         return compile_plan(graph, binding, Known(self.known), self.optimize)
 
     run = staticmethod(run_plan)     # not a bound method: a kernel keeps it, and should not keep `known`

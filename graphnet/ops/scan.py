@@ -77,18 +77,20 @@ class Scan(Op):
         # it is gone with that plan (and its session), and the IR holds nothing of it
         plan, run = engine.compile(self.body, self.binding), engine.run
         nc, ns = len(self.carried), len(self.sequences)
-        names = self.body_inputs()
+        names = self.body_inputs() + list(self.params)
         axis, reverse, stacked, carried = self.axis, self.reverse, self.stacked, self.carried
 
         def scan(*xs):
             state = list(xs[:nc])
-            sequences = xs[nc:nc + ns]       # the params after them are in the body's plan already
+            # the params after them: the body's plan holds those it had values for, and reads the
+            # others (a trained param) from its inputs
+            sequences, params = xs[nc:nc + ns], list(xs[nc + ns:])
             length = sequences[0].shape[axis]
             steps: dict[str, list] = {n: [None] * length for n in stacked}
             leads = [(slice(None),) * (axis % s.ndim) for s in sequences]
             for t in (range(length - 1, -1, -1) if reverse else range(length)):
                 slices = [s[lead + (t,)] for s, lead in zip(sequences, leads)]
-                out = run(plan, dict(zip(names, state + slices)))
+                out = run(plan, dict(zip(names, state + slices + params)))
                 state = [out[n] for n in carried]
                 for n in stacked:
                     steps[n][t] = out[n]

@@ -24,7 +24,6 @@ class Runner:
         self.graph, self.values, self.backend = graph, values, backend
         self.max_memory, self.refuse = max_memory, refuse
         self.plans: dict = {}
-        self.bodies = any(type(node.op).takes_body for node in graph.nodes)
         if backend == "onnxruntime":
             from ..backends.onnx_export import to_onnx
             import onnxruntime as ort
@@ -40,15 +39,6 @@ class Runner:
         if self.backend == "onnxruntime":
             return dict(zip(self.names, self.session.run(None, feed)))
         key = tuple(sorted(binding.items()))
-        if self.bodies:
-            # A scan's body reads its params from the values its plan is compiled with, not from the
-            # enclosing graph's inputs: with the trained params fed as inputs, the plan is compiled
-            # for each step's values (graphs without a body keep one plan per binding).
-            check = None if self.refuse is None else (lambda need: self.refuse(need, binding))
-            plan = compile_plan(self.graph, binding, {**self.values, **feed}, True, check if key not in self.plans else None)
-            self.plans[key] = None
-            with np.errstate(all="ignore"):
-                return run_plan(plan, feed)
         if key not in self.plans:
             check = None if self.refuse is None else (lambda need: self.refuse(need, binding))
             self.plans[key] = compile_plan(self.graph, binding, self.values, True, check)
