@@ -162,7 +162,8 @@ class Dim:
         return self._key
 
     def is_const(self) -> bool:
-        return self._const() is not None
+        terms = self.terms          # inline: shape inference and the summary ask it of every dim
+        return not terms or (len(terms) == 1 and () in terms)
 
     def is_symbol(self) -> bool:
         if len(self.terms) != 1:
@@ -172,9 +173,12 @@ class Dim:
 
     @property
     def value(self) -> int:
-        if not self.is_const():
-            raise ValueError(f"dim {self} is not a constant")
-        return self.terms.get((), 0)
+        terms = self.terms
+        if not terms:
+            return 0
+        if len(terms) == 1 and () in terms:
+            return terms[()]
+        raise ValueError(f"dim {self} is not a constant")
 
     def symbols(self) -> set[str]:
         out: set[str] = set()
@@ -500,9 +504,14 @@ def dim_prod(dims: Iterable[DimLike]) -> Dim:
     # the constant factors multiply as ints; only the symbolic ones need polynomial products
     const, out = 1, None
     for d in dims:
-        k = d if type(d) is int else as_dim(d)._const()
-        if k is not None:
-            const *= k
+        if type(d) is int:
+            const *= d
+            continue
+        terms = (d if isinstance(d, Dim) else as_dim(d)).terms
+        if not terms:
+            const = 0
+        elif len(terms) == 1 and () in terms:
+            const *= terms[()]
         else:
             out = as_dim(d) if out is None else out * d
     return Dim(const) if out is None else out._scaled(const)
