@@ -54,7 +54,10 @@ class _Registry(Mapping):
             return cls
         module = MODULE_OF.get(name)
         if module is not None and self._all is None:
-            module = importlib.import_module(f"{__name__}.{module}").__name__
+            try:
+                module = importlib.import_module(f"{__name__}.{module}").__name__
+            except ModuleNotFoundError:        # a stale index naming a module that is gone
+                return {cls.name: cls for cls in self.every()}[name]
             for cls in _named_subclasses():
                 if cls.__module__ == module:
                     self._found.setdefault(cls.name, cls)

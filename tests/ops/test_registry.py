@@ -69,8 +69,8 @@ def test_a_lookup_imports_only_the_module_the_index_names():
     assert set(registry._found) == {cls.name for cls in REGISTRY if cls.__module__ == "graphnet.ops.softmax"}
 
 
-@pytest.mark.parametrize("module_of", [{}, {"relu": "softmax"}, {"no_such_op": "softmax"}],
-                         ids=["missing", "misplaced", "stale"])
+@pytest.mark.parametrize("module_of", [{}, {"relu": "softmax"}, {"no_such_op": "softmax"}, {"relu": "no_such_module"}],
+                         ids=["missing", "misplaced", "stale", "gone"])
 def test_a_stale_index_still_finds_every_op(monkeypatch, module_of):
     import graphnet.ops as package
     monkeypatch.setattr(package, "MODULE_OF", module_of)
