@@ -11,7 +11,14 @@
 from . import openblas  # noqa: F401  (first: it must run before NumPy loads)
 from .errors import SpecError
 from .network import Network, import_onnx, load
-from .weights import load_weights, save_weights
+
+
+def __getattr__(name: str):
+    # the weights package is imported when first asked for: `graphnet validate` never needs it
+    if name in ("load_weights", "save_weights"):
+        from . import weights
+        return getattr(weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Network", "SpecError", "import_onnx", "load", "load_weights", "save_weights"]
 __version__ = "0.1.0"

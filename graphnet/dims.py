@@ -113,7 +113,9 @@ class Dim:
     __slots__ = ("terms", "_hash", "_key", "_str")
 
     def __init__(self, value: DimLike | str | dict = 0):
-        if isinstance(value, Dim):
+        if type(value) is int:        # the most common by far (not a bool: its type is bool)
+            terms = {(): value} if value else {}
+        elif isinstance(value, Dim):
             terms = value.terms
         elif isinstance(value, bool):
             raise TypeError("a dim cannot be a bool")
@@ -160,7 +162,8 @@ class Dim:
         return self._key
 
     def is_const(self) -> bool:
-        return self._const() is not None
+        terms = self.terms          # inline: shape inference and the summary ask it of every dim
+        return not terms or (len(terms) == 1 and () in terms)
 
     def is_symbol(self) -> bool:
         if len(self.terms) != 1:
@@ -170,9 +173,12 @@ class Dim:
 
     @property
     def value(self) -> int:
-        if not self.is_const():
-            raise ValueError(f"dim {self} is not a constant")
-        return self.terms.get((), 0)
+        terms = self.terms
+        if not terms:
+            return 0
+        if len(terms) == 1 and () in terms:
+            return terms[()]
+        raise ValueError(f"dim {self} is not a constant")
 
     def symbols(self) -> set[str]:
         out: set[str] = set()
@@ -188,6 +194,8 @@ class Dim:
 
     def subs(self, binding: dict) -> "Dim":
         """Replace symbols by dims or ints; opaque atoms re-evaluate and may become exact."""
+        if self._const() is not None:
+            return self               # nothing to replace (most dims are constants)
         terms = []
         for m, c in self.terms.items():
             term = Dim(c)
@@ -323,12 +331,19 @@ class Dim:
 
     # -- comparison -------------------------------------------------------------------------
     def __eq__(self, other) -> bool:
+        # a constant equals only the same constant: compared as ints, without making keys
+        if type(other) is int:
+            const = self._const()
+            return const is not None and const == other
         if isinstance(other, bool):
             return False
         if isinstance(other, int):
             other = Dim(other)
         if not isinstance(other, Dim):
             return NotImplemented
+        a, b = self._const(), other._const()
+        if a is not None or b is not None:
+            return a == b
         return self.key() == other.key()
 
     def __hash__(self):
@@ -477,6 +492,9 @@ def dim_sum(dims: Iterable[DimLike]) -> Dim:
     quadratic in a total of many distinct terms (the MACs of thousands of layers on a free dim)."""
     terms: dict = {}
     for d in dims:
+        if type(d) is int:
+            terms[()] = terms.get((), 0) + d
+            continue
         for m, c in as_dim(d).terms.items():
             terms[m] = terms.get(m, 0) + c
     return Dim(terms)
@@ -486,9 +504,14 @@ def dim_prod(dims: Iterable[DimLike]) -> Dim:
     # the constant factors multiply as ints; only the symbolic ones need polynomial products
     const, out = 1, None
     for d in dims:
-        k = d if type(d) is int else as_dim(d)._const()
-        if k is not None:
-            const *= k
+        if type(d) is int:
+            const *= d
+            continue
+        terms = (d if isinstance(d, Dim) else as_dim(d)).terms
+        if not terms:
+            const = 0
+        elif len(terms) == 1 and () in terms:
+            const *= terms[()]
         else:
             out = as_dim(d) if out is None else out * d
     return Dim(const) if out is None else out._scaled(const)

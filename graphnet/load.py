@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,14 +60,95 @@ _std_cache: dict[tuple, Library] = {}
 
 
 def load_std() -> Library:
-    """The std library: every YAML file in graphnet/std, merged into one namespace. Parsed once
-    per process while the files are unchanged (a load would otherwise spend most of its time here)."""
+    """The std library: every YAML file in graphnet/std, merged into one namespace. Made once per
+    process while the files are unchanged; each file is parsed when one of its blocks is first
+    looked up (a load would otherwise spend most of its time parsing blocks it never uses)."""
     files = sorted(STD_DIR.glob("*.yaml"))
     key = tuple((f.name, st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()])
     if key not in _std_cache:
         _std_cache.clear()
-        _std_cache[key] = _parse_std(files)
+        lib = Library("std", {}, {}, is_std=True)
+        lib.uses = {"std": lib}
+        lib.blocks = _StdBlocks(files)
+        _std_cache[key] = lib
     return _std_cache[key]
+
+
+_BLOCK_NAME = re.compile(r"  ([A-Za-z_][A-Za-z0-9_]*):(?:[ \t].*)?")
+
+
+def std_block_names(text: str) -> list[str] | None:
+    """A std file's block names, read from its lines: the keys indented two spaces under the
+    top-level `blocks:`, how every std file is written (a test checks this reading against the
+    parse); None for a file written otherwise, which is then parsed to find them."""
+    lines = iter(text.splitlines())
+    for line in lines:
+        if line.rstrip() == "blocks:":
+            break
+    else:
+        return None
+    names = []
+    for line in lines:
+        body = line.lstrip(" ")
+        if not body or body.startswith("#") or len(line) - len(body) > 2:
+            continue                          # blank, a comment, or inside a block
+        if len(line) - len(body) == 0:
+            break                             # the next top-level key
+        found = _BLOCK_NAME.fullmatch(line)
+        if found is None:
+            return None
+        names.append(found.group(1))
+    return names
+
+
+class _StdBlocks(Mapping):
+    """The std library's blocks by name, in the order of the files and of the blocks in each, each
+    file parsed at the first lookup of a block in it. Two files naming one block, or a parsed file
+    whose blocks are not the names read from its lines, parse every file at once as before, so an
+    error is the one it always was and the names are the parsed ones."""
+
+    def __init__(self, files: list[Path]):
+        self._files = files
+        self._names = {f: std_block_names(f.read_text(encoding="utf-8")) for f in files}
+        self._file_of: dict[str, Path | None] = {}
+        self._parsed: dict[str, BlockSpec] = {}
+        for file in files:
+            for name in self._names[file] or ():
+                if self._file_of.setdefault(name, file) != file:
+                    self._parse_all()
+                    return
+        if any(names is None for names in self._names.values()):
+            self._parse_all()
+
+    def _parse_all(self) -> None:
+        self._parsed = dict(_parse_std(self._files).blocks)
+        self._file_of = dict.fromkeys(self._parsed)
+
+    def __getitem__(self, name: str) -> BlockSpec:
+        if name not in self._parsed:
+            file = self._file_of.get(name)
+            if file is None:
+                raise KeyError(name)
+            model = validate_model(LibraryFile, load_yaml(file, _std_display(file), trusted=True), _std_display(file))
+            self._parsed.update(model.blocks)
+            for parsed in model.blocks:
+                self._file_of[parsed] = None
+            if list(model.blocks) != self._names[file]:
+                self._parse_all()
+        return self._parsed[name]
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._file_of))
+
+    def __len__(self) -> int:
+        return len(self._file_of)
 
 
 def _parse_std(files: list[Path]) -> Library:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +21,11 @@ from .graph import Graph
 from .load import load_program
 from .ops import ShapeError
 from .init import init_weights
-from .transforms.train_mode import MODES, ModeExtras, apply_mode
 from .types import format_bytes
-from .weights import check_weights
+
+if TYPE_CHECKING:
+    from .transforms.train_mode import ModeExtras
+# train_mode and the weights package are imported where they are used: `graphnet validate` needs neither
 
 
 def _physical_memory() -> int | None:
@@ -111,6 +113,7 @@ def _seed(seed) -> int:
 
 
 def _mode(mode) -> str:
+    from .transforms.train_mode import MODES
     if mode not in MODES:
         raise ValueError(f"mode must be 'eval' (inference: running statistics, no dropout) or 'train' "
                          f"(batch statistics, active dropout), got {mode!r}")
@@ -289,12 +292,14 @@ class Network:
         if weights is None:
             return self.init_weights(0)
         _arrays(weights, "weights")
+        from .weights import check_weights
         return check_weights(self.graph, weights, source or getattr(weights, "source", "<weights>"), allow_nonfinite)
 
     def in_mode(self, mode: str = "eval", seed: int = 0, dropout: bool = True) -> tuple["Network", ModeExtras]:
         """This network as `mode` runs it, a new Network (this one is not changed), and what the
         mode adds: in train mode batch statistics, the running statistics' updates as outputs named
         after their params, and dropout masks as inputs (transforms/train_mode.py)."""
+        from .transforms.train_mode import apply_mode
         graph, extras = apply_mode(self.graph, _mode(mode), _seed(seed), dropout=bool(dropout))
         return Network(graph), extras
 
@@ -470,7 +475,10 @@ class Session:
         self.optimize = optimize
         self.max_memory = max_memory
         self.max_macs = max_macs
-        self.extras = extras or ModeExtras("eval", 0)
+        if extras is None:
+            from .transforms.train_mode import ModeExtras
+            extras = ModeExtras("eval", 0)
+        self.extras = extras
         self.steps = 0                    # runs so far: each train-mode run draws its own dropout masks
         self._plans: dict[tuple, Plan] = {}
 

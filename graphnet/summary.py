@@ -134,7 +134,7 @@ class SizeNames:
         counters: dict[str, int] = {}
         for shape in shapes:
             for d in shape or ():
-                if d in self.names or not any(not isinstance(a, str) for m in d.terms for a, _ in m):
+                if d.is_const() or d in self.names or not any(not isinstance(a, str) for m in d.terms for a, _ in m):
                     continue
                 base = min(d.symbols() or {"d"})
                 while True:

@@ -7,6 +7,7 @@ their own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,12 @@ class TensorType:
 
 def nbytes(t: TensorType) -> int:
     """The bytes of a tensor whose dims are all known."""
-    return int(np.prod([int(d) for d in t.shape], dtype=np.int64).item() if t.shape else 1) * ITEMSIZE[t.dtype]
+    dims = [int(d) for d in t.shape]
+    count = math.prod(dims)
+    if not 0 <= count < 2**63 or min(dims, default=0) < 0:
+        # past int64 NumPy's product wraps around, as it always has here: keep that number
+        count = int(np.prod(dims, dtype=np.int64).item() if dims else 1)
+    return count * ITEMSIZE[t.dtype]
 
 
 def format_bytes(n: int) -> str:

@@ -247,6 +247,22 @@ def test_validate_imports_neither_onnx_nor_onnxruntime():
     assert out.stdout.strip().endswith("[]")
 
 
+
+def test_validate_imports_only_the_op_modules_its_spec_uses():
+    # bert_base has no conv, pool, scan or recurrent op, and validate loads no weights and trains nothing
+    import subprocess
+    import sys
+    code = ("import sys; from graphnet.cli import main; main(['validate', sys.argv[1]]); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('graphnet.'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(SPECS / "bert_base.yaml")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.split("\n")[-2].split())
+    assert {"graphnet.ops.linalg", "graphnet.ops.softmax", "graphnet.ops.norm"} <= loaded
+    unused = {"graphnet.ops.conv", "graphnet.ops.pool", "graphnet.ops.scan", "graphnet.ops.recurrent",
+              "graphnet.ops.resize", "graphnet.weights", "graphnet.transforms.train_mode"}
+    assert loaded & unused == set()
+
 # -- run-time failures, located at the node -------------------------------------------------------
 
 EMBED = """\

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from graphnet.docgen import notes_of, ops_markdown, std_markdown, zoo_markdown
+from graphnet.docgen import notes_of, op_index_source, ops_markdown, std_markdown, zoo_markdown
 from graphnet.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +37,8 @@ def test_every_op_says_what_it_computes():
 def test_std_doc_is_current():
     assert (ROOT / "docs" / "std.md").read_text() == std_markdown(), \
         "regenerate: python -m graphnet.docgen std > docs/std.md"
+
+
+def test_op_index_is_current():
+    assert (ROOT / "graphnet" / "ops" / "index.py").read_text() == op_index_source(), \
+        "regenerate: python -m graphnet.docgen index > graphnet/ops/index.py"

@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..dims import Dim
 from ..graph import Graph, Node, Param, node_error
 from ..ops.base import axis_index, kernel_failure
-from ..ops.conv import Conv
 from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.linalg import Matmul
 from ..ops.norm import BatchNorm
-from ..ops.scan import Scan
 from ..ops.shape import Split
 from ..transforms.derive import Known, derived_param, rebuilt
 from ..transforms.recurrent import fuse_recurrent_cells
 from ..types import ITEMSIZE, TensorType, nbytes
+
+if TYPE_CHECKING:
+    from ..ops.scan import Scan
+
+# Conv and Scan are matched by op name, not class: importing their modules only to compare would
+# cost every cold `graphnet validate` of a network that has neither (op names are unique).
 
 
 def optimize(graph: Graph, binding: dict[str, int], known: Known) -> Graph:
@@ -99,7 +104,7 @@ def fold_batch_norm(graph: Graph, known: Known, binding: dict[str, int] | None =
         if not isinstance(bn.op, BatchNorm) or not all(t in known for t in bn.inputs[1:]):
             continue
         conv = producers.get(bn.inputs[0])
-        if (conv is None or not isinstance(conv.op, Conv) or conv.outputs[0] in outputs
+        if (conv is None or conv.op.name != "conv" or conv.outputs[0] in outputs
                 or len(readers[conv.outputs[0]]) != 1 or any(t not in known for t in conv.inputs[2:] if t)):
             continue
         out = graph.types[bn.outputs[0]]
@@ -157,11 +162,11 @@ def hoist_from_scans(graph: Graph) -> Graph:
     projection x_t W^T + b) is done once over the whole sequence before the loop: one large GEMM
     instead of one small one per step. The hoisted tensors enter the scan as extra sequences. The
     body left behind is rewritten too when the back end compiles its plan."""
-    if not any(isinstance(node.op, Scan) for node in graph.nodes):
+    if not any(node.op.name == "scan" for node in graph.nodes):
         return graph
     nodes, types = [], dict(graph.types)
     for node in graph.nodes:
-        if isinstance(node.op, Scan):
+        if node.op.name == "scan":
             hoisted, node = _hoist(graph, node, types)
             nodes += hoisted
         nodes.append(node)

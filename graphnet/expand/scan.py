@@ -10,8 +10,6 @@ from ..dims import Dim
 from ..errors import did_you_mean
 from ..graph import Graph, Node
 from ..ops import ShapeError, TensorType
-from ..ops.recurrent import CellFusion
-from ..ops.scan import Scan
 from ..spec import BlockSpec, NodeSpec
 from .names import step_name
 from .op_nodes import add_node
@@ -69,6 +67,8 @@ def _made_as(ex: Expansion, block: BlockSpec, params: list[str], key: str, path:
 def scan_node(ex: Expansion, body: Body, node: NodeSpec, path: str, s: Steps, outputs: dict,
               body_nodes: list[Node], body_types: dict[str, TensorType]) -> Result:
     """The scan node over the expanded body: its outputs are the carried states, then the stacked ones."""
+    from ..ops.recurrent import CellFusion      # here: a spec without a scan never imports the module
+    from ..ops.scan import Scan
     if any(isinstance(v, Tensor) and v.type is None for v in outputs.values()):
         raise Failed()   # the body's own errors are recorded
     for name in s.carried:

@@ -6,8 +6,6 @@ An op never imports a back end. One that carries a body graph (scan) is handed w
 back end that runs it, as onnx.reference hands its subgraph ops an evaluator: an `Engine` when the
 NumPy back end plans it (`prepare_in`, `scratch_in`), the builder's `subgraph` when it is lowered."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Callable, ClassVar, Protocol
 
@@ -208,7 +206,7 @@ class Op(BaseModel):
     """Base of every primitive op. Subclasses declare fields (attributes) and the verbs: infer, compute,
     to_onnx, and label for diagrams."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: ClassVar[str]
     onnx: ClassVar[str] = ""                      # the ONNX op it lowers to, for the docs

@@ -12,13 +12,17 @@ or 1 of the sequence, for which the op has no layout) runs as written: the scan 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..graph import Graph, Node, Param
-from ..ops.scan import Scan
 from ..ops.shape import Squeeze, Unsqueeze
 from ..types import TensorType
 from .derive import Known, derived_param, rebuilt
+
+if TYPE_CHECKING:
+    from ..ops.scan import Scan
 
 
 def fuse_recurrent_cells(graph: Graph, known: Known) -> Graph:
@@ -45,7 +49,8 @@ def _fits(graph: Graph, scan: Node, known: Known) -> bool:
 def _fused_cell(graph: Graph, scan: Node, known: Known, new_params: dict[str, Param],
                 types: dict[str, TensorType]) -> list[Node] | None:
     op = scan.op
-    if not isinstance(op, Scan) or op.fuses_to is None or not _fits(graph, scan, known):
+    # by name, not class: see backends/rewrites.py
+    if op.name != "scan" or op.fuses_to is None or not _fits(graph, scan, known):
         return None
     fusion = op.fuses_to
     outer = dict(zip(op.carried + op.sequences, scan.inputs))        # cell input -> outer tensor

@@ -59,3 +59,24 @@ def test_every_op_declares_its_inputs_as_ports():
         assert all(isinstance(p, Port) for p in cls.inputs), cls.name
         kinds = [2 if p.variadic else 1 if p.optional else 0 for p in cls.inputs]
         assert kinds == sorted(kinds) and kinds.count(2) <= 1, cls.name
+
+
+def test_a_lookup_imports_only_the_module_the_index_names():
+    import graphnet.ops as package
+    registry = package._Registry()
+    assert registry["softmax"] is OPS["softmax"]
+    assert registry._all is None       # no walk over every module
+    assert set(registry._found) == {cls.name for cls in REGISTRY if cls.__module__ == "graphnet.ops.softmax"}
+
+
+@pytest.mark.parametrize("module_of", [{}, {"relu": "softmax"}, {"no_such_op": "softmax"}, {"relu": "no_such_module"}],
+                         ids=["missing", "misplaced", "stale", "gone"])
+def test_a_stale_index_still_finds_every_op(monkeypatch, module_of):
+    import graphnet.ops as package
+    monkeypatch.setattr(package, "MODULE_OF", module_of)
+    registry = package._Registry()
+    assert registry["relu"] is OPS["relu"]
+    assert "relu" in registry and "no_such_op" not in registry and None not in registry
+    with pytest.raises(KeyError):
+        registry["no_such_op"]
+    assert list(registry) == [cls.name for cls in REGISTRY]
