@@ -103,6 +103,8 @@ class PointNet(nn.Module):
 
 
 class CausalConv(nn.Conv1d):
+    """Conv1d padded on the left only, so that output t sees inputs up to t."""
+
     def __init__(self, c, out, k, d):
         super().__init__(c, out, k, dilation=d)
         self.left = (k - 1) * d
