@@ -292,3 +292,36 @@ def test_gradients_outside_the_zoo_are_torchs(name, mode):
         got = weight_grads[k] if k in weight_grads else input_grads[k]
         scale = max(float(want.abs().max()), 1e-3)
         np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4 * scale, err_msg=k)
+
+
+# A user's mistakes in these specs: each is one located error at the line that is wrong (a mismatch
+# where the two shapes meet; for a line of a block, with the call as a note), saying what is wrong.
+MISTAKES = [   # spec, text, its replacement, the line the error is at (a part of it), message, notes
+    ("audio_cnn1d", "{name: relu1, op: relu}", "{name: relu1, op: reluu}", "reluu",
+     "unknown op 'reluu'; did you mean 'relu'?", ()),
+    ("unet_small", "inputs: [inc, up2]", "inputs: [inc, up1]", "name: cat2",
+     "node 'cat2' (concat): inputs differ in dim 2", ()),
+    ("diffusion_resblock", "args: {out: C_out, kernel: 1}, inputs: [x]", "args: {out: C, kernel: 1}, inputs: [x]",
+     "name: out,", "node 'out' (add): cannot broadcast [B, 32, H, W] with [B, 64, H, W]", ()),
+    ("moe", "axes: [1]}", "axis: [1]}", "axis: [1]", "unknown attribute 'axis'; did you mean 'axes'?",
+     ("from 'experts.0'",)),
+    ("tcn", "if: C != out}", "if: C != outt}", "outt", "unknown name 'outt'; did you mean 'out'?",
+     ("from 'network.0'",)),
+    ("pointnet", "weight: {shape: [out, C, 1]", "weight: {shape: [out, P, 1]", "[out, P, 1]",
+     "param 'mlp1.conv.weight' has shape [32, N, 1], which depends on the free dim(s) N", ("from 'mlp1'",)),
+]
+
+
+@pytest.mark.parametrize("name, old, new, where, message, notes", MISTAKES, ids=[m[4][:30] for m in MISTAKES])
+def test_a_mistake_in_a_network_outside_the_zoo_is_located(name, old, new, where, message, notes, tmp_path):
+    text = (SPECS / f"{name}.yaml").read_text()
+    assert text.count(old) == 1
+    text = text.replace(old, new)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    with pytest.raises(gn.SpecError) as info:
+        gn.load(path)
+    (d,) = info.value.diagnostics
+    assert message in d.message
+    assert where in text.splitlines()[d.loc.line - 1]
+    assert [n.message for n in d.notes] == list(notes)
