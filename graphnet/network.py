@@ -18,6 +18,7 @@ from .dims import format_shape, humanize
 from .errors import Location, SpecError, did_you_mean
 from .expand import expand
 from .graph import Graph
+from .infer import bound_types
 from .load import load_program
 from .ops import ShapeError
 from .init import init_weights
@@ -245,9 +246,16 @@ class Network:
         return {s: (_dims(dims) or {}).get(s, least(s)) for s in self.graph.free_dims()}
 
     def check_bounds(self, binding: dict[str, int]) -> None:
-        """Refuse, located at the node, what the value bounds prove fails with these dims (a
-        range(T) past a position table): graphnet/bounds.py, before anything runs."""
+        """Refuse, located at the node, what fails with these dims before anything runs: a shape
+        rule the sizes break (a pool's window past what a strided conv left of T), and what the
+        value bounds prove (a range(T) past a position table, graphnet/bounds.py)."""
+        self.check_shapes(binding)
         value_bounds(self.graph, binding)
+
+    def check_shapes(self, binding: dict[str, int]) -> None:
+        """Refuse, located at the node, sizes an op's shape rule cannot take with these dims bound
+        (infer.bound_types): what validate would say with --dim, rather than a kernel's exception."""
+        bound_types(self.graph, _dims(binding, "binding"))
 
     def check_memory(self, binding: dict[str, int], max_memory: int | None = DEFAULT_MAX_MEMORY,
                      optimize: bool = True) -> None:
@@ -255,7 +263,7 @@ class Network:
         bytes (None: no limit). The estimate is that of the plan a session makes for the binding (with
         `optimize`, after its rewrites); it reads only types, so nothing is allocated first."""
         _limit(max_memory, "max_memory", "bytes", "8 << 30")
-        _dims(binding, "binding")
+        self.check_shapes(binding)      # the estimate reads the ops' sizes, which must fit first
         if max_memory is not None:
             self.refuse_over(peak_bytes(self.graph, binding, optimize), binding, max_memory)
 

@@ -314,3 +314,37 @@ def test_dims_defined_by_halving_the_one_before(tmp_path):
         assert gn.load(_spec(tmp_path, "graphnet: 1\nname: t\ndims:\n  D0: ~\n" + lines +
                              "\ninputs:\n  x: [D26]\nnodes:\n  - {name: r, op: relu}\noutputs: {y: r}\n",
                              "again.yaml"), {"D0": d0}).inputs["x"] == (d,)
+
+
+def test_an_error_at_a_line_of_a_users_block_names_the_calls(tmp_path):
+    # The bad value is written at the call (`padding: sme`), the attribute that refuses it in the
+    # block: the error is at the block's line and a note points at each call, innermost first, as
+    # a node's shape error's notes do; each of the two calls is named.
+    with pytest.raises(gn.SpecError) as info:
+        gn.load(_spec(tmp_path, """
+            graphnet: 1
+            name: calls
+            dims: {B: ~, T: ~}
+            inputs: {x: [B, 4, T]}
+            blocks:
+              conv1d:
+                args: {padding: any}
+                inputs: {x: [N, C, L]}
+                params:
+                  w: {shape: [C, C, 3], init: ones}
+                nodes:
+                  - {name: conv, op: conv, inputs: [x, w], attrs: {pads: padding}}
+                outputs: {y: conv}
+              stage:
+                inputs: {x: [N, C, L]}
+                nodes:
+                  - {name: inner, block: conv1d, args: {padding: sme}}
+                outputs: {y: inner}
+            nodes:
+              - {name: a, block: stage}
+              - {name: b, block: conv1d, args: {padding: sme}, inputs: [x]}
+            outputs: {a: a, b: b}
+        """))
+    got = [(d.loc.line, [(n.loc.line, n.message) for n in d.notes]) for d in info.value.diagnostics]
+    assert got == [(13, [(18, "from 'a.inner'"), (21, "from 'a'")]), (13, [(22, "from 'b'")])]
+    assert all("attribute 'pads'" in d.message and "'sme'" in d.message for d in info.value.diagnostics)

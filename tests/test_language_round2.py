@@ -297,7 +297,8 @@ def test_a_spec_dim_inside_a_block_says_to_pass_it(tmp_path):
         """)
     assert errors == ["spec.yaml:12:51: error: argument 'out' of block 'std.linear' must be int, got 'width' "
                       "(unknown name 'width'; 'width' is a dim of the spec, and a block sees only its args, the "
-                      "dims its inputs bind and its own dims: pass it as an arg (args: {width: width}))"]
+                      "dims its inputs bind and its own dims: pass it as an arg (args: {width: width}))",
+                      "spec.yaml:15:5: note: from 'w'"]
 
 
 LINEAR = """\

@@ -116,6 +116,42 @@ def test_conv2d_takes_a_kernel_stride_and_dilation_per_axis_as_torch_does(args, 
     assert bound * 0.8 < np.abs(net.init_weights(seed=1)["m.bias"]).max() <= bound
 
 
+class _CausalConv1d(torch.nn.Conv1d):
+    """A TCN's causal conv: padded on the left only, by (kernel - 1) * dilation."""
+
+    def forward(self, x):
+        return super().forward(torch.nn.functional.pad(x, ((self.kernel_size[0] - 1) * self.dilation[0], 0)))
+
+
+@pytest.mark.parametrize("args,module", [
+    ("{out: 6, kernel: 5, stride: 2, padding: 2, groups: 2}", lambda: torch.nn.Conv1d(8, 6, 5, stride=2, padding=2, groups=2)),
+    ("{out: 8, kernel: 4, dilation: 3, padding: same, groups: 8, bias: false}",
+     lambda: torch.nn.Conv1d(8, 8, 4, dilation=3, padding="same", groups=8, bias=False)),
+    ("{out: 4, kernel: 3, dilation: 2, padding: [4, 0]}", lambda: _CausalConv1d(8, 4, 3, dilation=2)),
+    ("{out: 6, kernel: 4, stride: 2, padding: 1, output_padding: 1, groups: 2}",
+     lambda: torch.nn.ConvTranspose1d(8, 6, 4, stride=2, padding=1, output_padding=1, groups=2)),
+], ids=["conv1d", "depthwise_same", "causal", "conv_transpose1d"])
+def test_conv1d_blocks_are_torchs(args, module, tmp_path):
+    block = "conv_transpose1d" if "output_padding" in args else "conv1d"
+    net = _spec(tmp_path, f"{{name: m, block: std.{block}, args: {args}}}", hw="H")
+    module = module()
+    _same_as(net, module, (2, 8, 13), tmp_path)
+    # PyTorch's init: the fan-in is the weight's axis 1 times the kernel
+    w = module.weight
+    bound = 1 / np.sqrt(w.shape[1] * w.shape[2])
+    assert bound * 0.8 < np.abs(net.init_weights(seed=1)["m.weight"]).max() <= bound
+
+
+def test_conv_transpose2d_takes_each_size_per_axis_as_torch_does(tmp_path):
+    module = torch.nn.ConvTranspose2d(8, 6, (3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0),
+                                      dilation=(1, 2))
+    net = _spec(tmp_path, "{name: m, block: std.conv_transpose2d, args: {out: 6, kernel: [3, 2], stride: [2, 1], "
+                          "padding: [1, 0], output_padding: [1, 0], dilation: [1, 2]}}")
+    _same_as(net, module, (2, 8, 4, 5), tmp_path)
+    bound = 1 / np.sqrt(6 * 3 * 2)
+    assert bound * 0.8 < np.abs(net.init_weights(seed=1)["m.bias"]).max() <= bound
+
+
 # -- GPT-2 (issue 12, point 1): Conv1D layout, tanh GELU, causal self-attention with padding, tying --
 
 GPT2 = """\

@@ -237,12 +237,21 @@ def move_into_call(ex: Expansion, start: int, call_loc: Location, path: str, lab
         return  # a std block calling another; the user's call further out moves them
     new = ex.diags.items[start:]
     inside = [d for d in new if is_std_location(d.loc)]
-    if not inside:
-        return
-    first = inside[0]
-    moved = Diagnostic(call_loc, first.message,
-                       (Note(first.loc, f"in block '{label}' called at '{path}'"),) + first.notes)
-    ex.diags.items[start:] = [moved if d is first else d for d in new if not is_std_location(d.loc) or d is first]
+    if inside:
+        first = inside[0]
+        moved = Diagnostic(call_loc, first.message,
+                           (Note(first.loc, f"in block '{label}' called at '{path}'"),) + first.notes)
+        new = [moved if d is first else d for d in new if not is_std_location(d.loc) or d is first]
+    ex.diags.items[start:] = [_from_call(ex, d, call_loc, path) for d in new]
+
+
+def _from_call(ex: Expansion, d: Diagnostic, call_loc: Location, path: str) -> Diagnostic:
+    """An error at a line of a user's own block (a bad attribute, an unknown name) also names the
+    call it was expanded for, as a node's shape error does: the value at fault is often the call's
+    (`padding: sme` passed on to `pads`), and a block called twice reports it once per call."""
+    if id(d) in ex.stacked or d.loc == call_loc:
+        return d
+    return Diagnostic(d.loc, d.message, d.notes + (Note(call_loc, f"from '{path}'"),))
 
 
 def _pattern_text(pattern: list) -> str:

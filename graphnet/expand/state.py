@@ -77,6 +77,7 @@ class Expansion:
     dim_facts: dict[str, Any] = field(default_factory=dict)   # free dim -> its spec.DimFacts
     block_stack: list[str] = field(default_factory=list)      # the block calls being expanded, outermost first
     made: dict[str, str] = field(default_factory=dict)        # every input, param and node name made, and what it is
+    stacked: set[int] = field(default_factory=set)            # ids of the diagnostics whose notes hold their call stack
     copies_made: int = 0         # every copy of every node expanded so far, in every call
     enclosing_copies: int = 1    # how many times the body being expanded is expanded in all
 
@@ -100,6 +101,7 @@ class Expansion:
                       else (f"from '{f.path}'" if f.path else "here"))
                  for f in frames if f is not primary]
         self.diags.add(primary.loc, f"node '{path}' ({what}): {message}", tuple(notes))
+        self.stacked.add(id(self.diags.items[-1]))
         raise Failed()
 
     def stop(self, body: Body, node: NodeSpec, loc: Location, path: str, message: str) -> None:

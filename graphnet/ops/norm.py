@@ -11,18 +11,24 @@ from .base import Drawn, Example, In, OnnxFloat, Op, ShapeError, TensorType, axi
 
 
 class BatchNorm(Op):
-    """y = (x - mean) / sqrt(var + epsilon) * scale + bias, per channel (axis 1)."""
+    """y = (x - mean) / sqrt(var + epsilon) * scale + bias, per channel (axis 1). `momentum` is
+    ONNX's, the share of the old running statistics kept by a train-mode step (PyTorch's momentum
+    0.1 is 0.9 here); inference does not read it."""
 
     name = "batch_norm"
     fresh = True
     onnx = "BatchNormalization"
     inputs = ports("x", "scale", "bias", "mean", "var")
     epsilon: OnnxFloat = 1e-5
+    momentum: OnnxFloat = 0.9
     examples = (Example((In((2, 3, 4, 5)), In((3,)), In((3,)), In((3,)), In((3,), low=0.1, high=2.0))),
                 Example((In((4, 6)), In((6,)), In((6,)), In((6,)), In((6,), low=0.1, high=2.0)), {"epsilon": 1e-3}))
 
     def infer(self, x: TensorType, *stats: TensorType) -> TensorType:
         require_float(x)
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ShapeError(f"momentum must be from 0 to 1 (the share of the running statistics kept), "
+                             f"got {self.momentum}")
         if x.rank < 2:
             raise ShapeError(f"batch_norm needs [N, C, ...], got {x}")
         channels = x.shape[1]
@@ -41,7 +47,8 @@ class BatchNorm(Op):
         return (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
 
     def to_onnx(self, b, x, scale, bias, mean, var):
-        return b.node("BatchNormalization", [x, scale, bias, mean, var], epsilon=float(self.epsilon))
+        return b.node("BatchNormalization", [x, scale, bias, mean, var], epsilon=float(self.epsilon),
+                      momentum=float(self.momentum))
 
     def vjp(self, g, xs, ys, dys):
         # the inference form, an affine map per channel of its statistics; train mode's batch

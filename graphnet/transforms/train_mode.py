@@ -11,7 +11,8 @@ The contract, for every caller (Network's `mode=`, the gradient transform's `vjp
   but 1. So the gradient transform differentiates through the statistics, as autograd does.
   When its mean and var inputs are params (the running statistics), the graph gains an output
   named after each param holding its updated value, PyTorch's update: new = (1 - momentum) * old
-  + momentum * batch, the variance unbiased (divided by n - 1, n = the values per channel).
+  + momentum * batch, the variance unbiased (divided by n - 1, n = the values per channel), with
+  PyTorch's momentum 1 - the op's `momentum` (ONNX's: the share kept; 0.9 by default).
   `momentum=None` is PyTorch's cumulative average, momentum 1 / num_batches_tracked. Each such
   batch norm also reads a new int64 scalar param `<prefix>.num_batches_tracked` (PyTorch's
   buffer, beside `<prefix>.running_mean`; zeros when not given) and outputs it plus one.
@@ -48,6 +49,7 @@ from ..init import Zeros
 from ..ops import OPS, TensorType
 
 MODES = ("eval", "train")
+PER_OP = "per_op"            # apply_mode's momentum: each batch_norm's own attribute
 BATCH_COUNTER = "num_batches_tracked"
 
 
@@ -89,9 +91,11 @@ class ModeExtras:
         return masks
 
 
-def apply_mode(graph: Graph, mode: str, seed: int = 0, momentum: float | None = 0.1,
+def apply_mode(graph: Graph, mode: str, seed: int = 0, momentum: float | None | str = PER_OP,
                dropout: bool = True) -> tuple[Graph, ModeExtras]:
     """The graph in `mode` ('eval' or 'train') and what the mode adds (see the module docstring).
+    `momentum` is PyTorch's for every batch norm, None its cumulative average; by default each
+    batch norm's own, 1 - its ONNX `momentum` attribute (PyTorch's 0.1 unless the spec says).
     `dropout=False` keeps dropout the identity in train mode, as torch's `module.train()` with every
     Dropout put back in eval does (fine-tuning without dropout; comparing gradients exactly)."""
     if mode not in MODES:
@@ -104,7 +108,7 @@ def apply_mode(graph: Graph, mode: str, seed: int = 0, momentum: float | None = 
 class _Train:
     """One train-mode rewrite: the nodes, types, inputs, params and outputs it builds."""
 
-    def __init__(self, graph: Graph, seed: int, momentum: float | None, dropout: bool = True):
+    def __init__(self, graph: Graph, seed: int, momentum: float | None | str, dropout: bool = True):
         self.graph, self.seed, self.momentum, self.with_dropout = graph, seed, momentum, dropout
         self.nodes: list[Node] = []
         self.types = dict(graph.types)
@@ -194,7 +198,8 @@ class _Train:
             steps = e("steps", "cast", (tracked,), to=dtype)
             momentum = e("momentum", "reciprocal", (steps,))
         else:
-            momentum = e("momentum", "constant", (), value=float(self.momentum), dtype=dtype)
+            share = 1.0 - node.op.momentum if self.momentum == PER_OP else float(self.momentum)
+            momentum = e("momentum", "constant", (), value=share, dtype=dtype)
         one = e("one", "constant", (), value=1.0, dtype=dtype)
         keep = e("keep", "sub", (one, momentum))
         mean_c = e("batch_mean_c", "reshape", (batch_mean,), shape=[channels])

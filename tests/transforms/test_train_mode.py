@@ -190,3 +190,28 @@ def test_a_bad_mode_and_a_batch_of_one_value_are_refused(tmp_path, small):
     with pytest.raises(gn.SpecError, match=r"one.yaml:7:5: error: node 'bn.bn' \(batch_norm\): train mode "
                                            r"needs more than one value per channel"):
         gn.load(path).run({"x": np.zeros((1, 3), np.float32)}, mode="train")
+
+
+def test_each_batch_norm_keeps_its_own_momentum_as_torchs_layers_do(tmp_path):
+    # nn.BatchNorm1d(momentum=0.3) beside one with the default 0.1: std.batch_norm's momentum is
+    # torch's, carried by the op as ONNX's 1 - momentum, and train mode updates each by its own
+    path = tmp_path / "bn2.yaml"
+    path.write_text("graphnet: 1\nname: bn2\nuse: [std]\ndims: {B: ~}\ninputs:\n  x: [B, 3, 5]\nnodes:\n"
+                    "  - {name: a, block: std.batch_norm, args: {momentum: 0.3}}\n"
+                    "  - {name: b, block: std.batch_norm}\noutputs: {y: b}\n")
+    net = gn.load(path)
+    assert [n.op.momentum for n in net.graph.nodes] == pytest.approx([0.7, 0.9])
+    graph, extras = apply_mode(net.graph, "train", seed=0)
+    bns = torch.nn.Sequential(torch.nn.BatchNorm1d(3, momentum=0.3), torch.nn.BatchNorm1d(3)).train()
+    state = extras.complete({f"{'ab'[i]}.{k}": v.detach().numpy().copy()
+                             for i, m in enumerate(bns) for k, v in m.state_dict().items()
+                             if k != "num_batches_tracked"})
+    for step in range(2):
+        x = np.random.default_rng(step).standard_normal((6, 3, 5)).astype(np.float32) * 2 + 1
+        out = gn.Network(graph).run({"x": x}, state)
+        state.update({p: out[o] for p, o in extras.state.items()})
+        with torch.no_grad():
+            _close(out["y"], bns(torch.from_numpy(x)).numpy(), f"step {step}")
+    for i, m in enumerate(bns):
+        for k in ("running_mean", "running_var"):
+            _close(state[f"{'ab'[i]}.{k}"], getattr(m, k).numpy(), f"{'ab'[i]}.{k}")
