@@ -469,7 +469,7 @@ CASES = [
         outputs: {y: c1}
         """, 8, 5, "attribute 'pads': Input should be a valid integer, unable to parse string as an integer; "
                    "or Input should be a valid list; or Input should be 'same', 'same_upper', 'same_lower' or 'valid' "
-                   "(got 'smae')"),
+                   "(got 'smae'); did you mean 'same'?"),
 
     ("block_input_rank", """
         graphnet: 1

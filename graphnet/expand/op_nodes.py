@@ -3,7 +3,7 @@ inputs, its shape rule applied, and the typed node added to the graph."""
 
 from __future__ import annotations
 
-from typing import Literal as TypingLiteral, get_origin
+from typing import Literal as TypingLiteral, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -91,8 +91,11 @@ def make_op(ex: Expansion, node: NodeSpec, cls: type[Op], scope: dict, path: str
                 ex.diags.add(lit.loc, f"node '{path}' ({cls.name}): attribute '{key}': "
                              f"{lit.error.message} in '{lit.text}'{literal_hint(lit, ex)}")
             else:
+                value = attrs.get(key)
+                hint = did_you_mean(value, _words(cls.model_fields[key].annotation)) if isinstance(value, str) \
+                    and key in cls.model_fields else ""
                 ex.diags.add(node.loc_of("attrs", key), f"node '{path}' ({cls.name}): attribute "
-                             f"'{key}': {err['msg']} (got {show(attrs.get(key))})")
+                             f"'{key}': {err['msg']} (got {show(value)}){hint}")
         raise Failed()
 
 
@@ -143,6 +146,14 @@ def _merge_union_errors(errors: list[dict]) -> list[dict]:
         else:
             merged.setdefault(key, err)
     return list(merged.values())
+
+
+def _words(annotation) -> list[str]:
+    """The words an attribute's type allows, in its Literal members however nested (pads: int |
+    list | Literal['same', ...]), for a did-you-mean on a misspelt one ('sme')."""
+    if get_origin(annotation) is TypingLiteral:
+        return [a for a in get_args(annotation) if isinstance(a, str)]
+    return [w for a in get_args(annotation) for w in _words(a)]
 
 
 def _is_text_field(cls: type[Op], key: str) -> bool:
