@@ -224,7 +224,7 @@ def test_mistakes_in_paths_are_located(tmp_path):
         "net.yaml:18:5: error: node 'act' (relu): the name 'act' is already taken by a node made before; "
         "every node and param needs its own path",
         "net.yaml:12:44: error: in name 'w{tag}': {tag} gives the float 0.5; a part of a name must be a "
-        "whole number or a string",
+        "whole number or a string\nnet.yaml:19:5: note: from 'c'",       # the call that passed tag
         "net.yaml:20:5: error: node 'x' (relu): the name 'x' is already taken by an input made before; "
         "every node and param needs its own path",
         "net.yaml:22:5: error: param 'weight': the name 'head.weight' is already taken by a param made "
