@@ -60,3 +60,16 @@ def test_an_op_without_a_vjp_is_a_located_error(tmp_path, capsys):
     assert err.startswith(f"{spec}:6:5: error: node 'pool' (einsum): has no gradient: einsum 'bcii->bci': "
                           "term 'bcii' repeats a letter (a diagonal)")
     assert "Traceback" not in err
+
+
+def test_a_conv_over_free_spatial_dims_says_which_dims_to_give(tmp_path, capsys):
+    spec = tmp_path / "conv.yaml"
+    spec.write_text("graphnet: 1\nname: conv\nuse: [std]\ndims: {B: ~, H: ~, W: ~}\ninputs:\n  x: [B, 3, H, W]\nnodes:\n"
+                    "  - {name: c, block: std.conv2d, args: {out: 4, kernel: 3, padding: 1}}\noutputs: {y: c}\n")
+    assert main(["validate", str(spec), "--grad"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:8:5: error: node 'c.conv' (conv): has no gradient:"), err
+    assert "free spatial dims (H, W)" in err and "--dim H=N --dim W=N" in err, err
+    # what the message says to do is enough: B may stay free
+    assert main(["validate", str(spec), "--grad", "--dim", "H=8", "--dim", "W=6"]) == 0
+    assert "grad.c.weight: float32[4, 3, 3, 3]" in capsys.readouterr().out

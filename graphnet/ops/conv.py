@@ -308,13 +308,22 @@ class Conv(Op):
         return conv_label(self, node)
 
 
+def free_spatial_dims(dims, what: str) -> None:
+    """Refuse a vjp whose window geometry depends on free dims, saying which and how to fix them:
+    the pads and output_padding of the backward depend on each size's value."""
+    free = sorted({s for d in dims for s in d.symbols()})
+    if free:
+        given = " ".join(f"--dim {s}=N" for s in free)
+        raise NoVjp(f"{what} over free spatial dims ({', '.join(free)}) has no vjp: give them sizes "
+                    f"({given} on the command line, or gn.load(spec, {{{', '.join(repr(s) + ': N' for s in free)}}}))")
+
+
 def explicit_geometry(x: TensorType, kernel, strides, dilations, pads, y: TensorType):
     """A window op's pads as explicit begins and ends (with the cells ceil_mode's last windows
     reach past them), and the cells at each end of x that no window reaches (the conv_transpose
     output_padding that gives x's length back)."""
     n = len(kernel)
-    if not all(d.is_const() for d in list(x.shape[2:]) + list(y.shape[2:])):
-        raise NoVjp("a window op over free spatial dims has no vjp")
+    free_spatial_dims(list(x.shape[2:]) + list(y.shape[2:]), "a window op")
     sizes = [d.value for d in x.shape[2:]]
     amounts = pad_amounts((0, 0, *sizes), kernel, strides, dilations, pads, [d.value for d in y.shape[2:]])
     begins, ends = [a for a, _ in amounts], [e for _, e in amounts]
