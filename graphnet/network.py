@@ -128,6 +128,7 @@ def _shape_view(t) -> tuple:
 class Network:
     def __init__(self, graph: Graph):
         self.graph = graph
+        self._sizes_fit: set[tuple] = set()     # bindings check_shapes accepted: a run checks twice
 
     def __repr__(self) -> str:
         def tensors(items) -> str:
@@ -255,7 +256,10 @@ class Network:
     def check_shapes(self, binding: dict[str, int]) -> None:
         """Refuse, located at the node, sizes an op's shape rule cannot take with these dims bound
         (infer.bound_types): what validate would say with --dim, rather than a kernel's exception."""
-        bound_types(self.graph, _dims(binding, "binding"))
+        key = binding_key(_dims(binding, "binding") or {})
+        if key not in self._sizes_fit:
+            bound_types(self.graph, dict(key))
+            self._sizes_fit.add(key)
 
     def check_memory(self, binding: dict[str, int], max_memory: int | None = DEFAULT_MAX_MEMORY,
                      optimize: bool = True) -> None:

@@ -308,7 +308,7 @@ class Conv(Op):
         return conv_label(self, node)
 
 
-def free_spatial_dims(dims, what: str) -> None:
+def refuse_free_spatial_dims(dims, what: str) -> None:
     """Refuse a vjp whose window geometry depends on free dims, saying which and how to fix them:
     the pads and output_padding of the backward depend on each size's value."""
     free = sorted({s for d in dims for s in d.symbols()})
@@ -323,7 +323,7 @@ def explicit_geometry(x: TensorType, kernel, strides, dilations, pads, y: Tensor
     reach past them), and the cells at each end of x that no window reaches (the conv_transpose
     output_padding that gives x's length back)."""
     n = len(kernel)
-    free_spatial_dims(list(x.shape[2:]) + list(y.shape[2:]), "a window op")
+    refuse_free_spatial_dims(list(x.shape[2:]) + list(y.shape[2:]), "a window op")
     sizes = [d.value for d in x.shape[2:]]
     amounts = pad_amounts((0, 0, *sizes), kernel, strides, dilations, pads, [d.value for d in y.shape[2:]])
     begins, ends = [a for a, _ in amounts], [e for _, e in amounts]

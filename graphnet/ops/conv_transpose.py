@@ -8,7 +8,7 @@ import numpy as np
 from ..dims import Dim, dim_prod
 from .base import (Drawn, Example, In, NoVjp, Op, ShapeError, TensorType, as_list, const_int, ports, require_float,
                    same_dtype)
-from .conv import conv_label, free_spatial_dims, resolve_pads, window_products
+from .conv import conv_label, refuse_free_spatial_dims, resolve_pads, window_products
 
 
 class ConvTranspose(Op):
@@ -150,7 +150,7 @@ class ConvTranspose(Op):
         x, w, b = (tuple(xs) + (None,))[:3]
         dy = dys[0]
         n, kernel, strides, dilations, pads, _ = self.geometry(g.type_of(x), g.type_of(w))
-        free_spatial_dims(g.type_of(dy).shape[2:], "conv_transpose")
+        refuse_free_spatial_dims(g.type_of(dy).shape[2:], "conv_transpose")
         dx = g.emit("conv", dy, w, strides=strides, pads=pads, dilations=dilations, groups=self.groups)
         dw = window_products(g, dy, x, kernel, strides, dilations, pads, self.groups)
         db = g.emit("reduce_sum", dy, axes=[0] + list(range(2, 2 + n)), keepdims=False) if b is not None else None
